@@ -1,0 +1,24 @@
+"""Alembic environment: the URL comes from trainserve's settings, not alembic.ini."""
+
+from alembic import context
+from app import models  # noqa: F401  (registers the tables on Base.metadata)
+from app.db import Base, get_engine
+from app.settings import get_settings
+
+config = context.config
+target_metadata = Base.metadata
+database_url = config.attributes.get("database_url") or get_settings().database_url
+
+
+if context.is_offline_mode():
+    context.configure(url=database_url, target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    with get_engine(database_url).connect() as connection:
+        # render_as_batch lets later ALTERs work on SQLite, which cannot alter columns in place.
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()

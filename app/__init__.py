@@ -1,0 +1,1 @@
+"""trainserve: train PyTorch image classifiers over REST and serve them."""

@@ -1,0 +1,47 @@
+"""Annotated dependencies shared by the routes."""
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from sqlalchemy.orm import Session
+
+from app.db import get_session_factory
+from app.errors import NotFound
+from app.model_cache import ModelCache
+from app.models import Job
+from app.settings import Settings, get_settings
+
+
+def _session() -> Iterator[Session]:
+    session = get_session_factory()()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def _job(session: SessionDep, job_id: Annotated[int, Path(ge=1)]) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+JobDep = Annotated[Job, Depends(_job)]
+
+
+def _model_cache(request: Request) -> ModelCache:
+    cache: ModelCache = request.app.state.model_cache
+    return cache
+
+
+ModelCacheDep = Annotated[ModelCache, Depends(_model_cache)]

@@ -1,0 +1,94 @@
+"""The `trainserve` command: run the API, a worker, both, or the migrations."""
+
+import argparse
+import logging
+import subprocess
+import sys
+
+import uvicorn
+
+from app.settings import get_settings
+
+log = logging.getLogger("trainserve")
+
+WORKER_STOP_TIMEOUT_S = 60
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def run_api(host: str, port: int) -> None:
+    """Serve the API under uvicorn (migrations are applied at start)."""
+    uvicorn.run("app.main:app", host=host, port=port, log_level=get_settings().log_level.lower())
+
+
+def run_worker() -> None:
+    """Run the training worker in this process."""
+    # Imported here: the worker package builds on app, never the other way round.
+    from workers.worker import main as worker_main
+
+    worker_main()
+
+
+def run_migrations() -> None:
+    """Upgrade the database schema to the newest migration."""
+    from app.migrations import upgrade_to_head
+
+    upgrade_to_head()
+    log.info("database schema is current")
+
+
+def run_up(host: str, port: int) -> None:
+    """The API and one worker on one machine: the worker is a child process."""
+    run_migrations()
+    worker = subprocess.Popen([sys.executable, "-m", "workers"])
+    log.info("worker started (pid %d)", worker.pid)
+    try:
+        run_api(host, port)
+    finally:
+        if worker.poll() is None:
+            worker.terminate()  # SIGTERM: the worker hands its job back to the queue
+            try:
+                worker.wait(WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trainserve", description="Train image classifiers over REST and serve them."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("api", "serve the HTTP API"),
+        ("up", "serve the HTTP API with one training worker beside it"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--host", default="127.0.0.1", help="address to listen on")
+        sub.add_argument("--port", type=int, default=8000, help="port to listen on")
+    commands.add_parser("worker", help="run a training worker")
+    commands.add_parser("migrate", help="apply database migrations")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `trainserve` console script."""
+    args = build_parser().parse_args(argv)
+    _configure_logging()
+    if args.command == "api":
+        run_api(args.host, args.port)
+    elif args.command == "up":
+        run_up(args.host, args.port)
+    elif args.command == "worker":
+        run_worker()
+    elif args.command == "migrate":
+        run_migrations()
+
+
+if __name__ == "__main__":
+    main()

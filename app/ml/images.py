@@ -1,0 +1,57 @@
+"""Image tensors as training sees them: uint8 in memory, normalised as they are used."""
+
+from dataclasses import dataclass
+
+import torch
+
+# The tutorial's Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)): pixels in [0, 1] map to [-1, 1].
+NORMALIZE_MEAN = (0.5, 0.5, 0.5)
+NORMALIZE_STD = (0.5, 0.5, 0.5)
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Images as uint8 (N, C, H, W) and their integer labels (N,)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @staticmethod
+    def concat(parts: list["ImageSet"]) -> "ImageSet":
+        return ImageSet(
+            images=torch.cat([p.images for p in parts]), labels=torch.cat([p.labels for p in parts])
+        )
+
+    def subset(self, indices: torch.Tensor) -> "ImageSet":
+        return ImageSet(images=self.images[indices], labels=self.labels[indices])
+
+    def to(self, device: torch.device) -> "ImageSet":
+        return ImageSet(images=self.images.to(device), labels=self.labels.to(device))
+
+
+def balanced_indices(labels: torch.Tensor, limit: int | None) -> torch.Tensor:
+    """Indices of the first `limit` examples taken round-robin over classes, in data order.
+
+    Each class gives its first examples in turn, so the subset is class-balanced where the data
+    allows; once a class runs out the others fill the remaining places.
+    """
+    count = int(labels.shape[0])
+    if limit is None or limit >= count:
+        return torch.arange(count)
+    per_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels, sorted=True)]
+    # Rank each example within its class; sorting by (rank, class) interleaves the classes.
+    rank = torch.empty(count, dtype=torch.long)
+    for members in per_class:
+        rank[members] = torch.arange(members.numel())
+    order = torch.argsort(rank * (int(labels.max()) + 1) + labels, stable=True)
+    return torch.sort(order[:limit]).values
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) to float, normalised exactly as in training."""
+    mean = torch.tensor(NORMALIZE_MEAN, device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(NORMALIZE_STD, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - mean) / std

@@ -1,0 +1,37 @@
+"""Model architectures, looked up by the name a job gives."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TutorialCNN(nn.Module):
+    """The CNN of PyTorch's CIFAR-10 tutorial: two 5x5 convolutions and three linear layers."""
+
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, 5)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {"tutorial_cnn": TutorialCNN}
+
+
+def build_model(arch: str, num_classes: int) -> nn.Module:
+    """A freshly initialised model of the named architecture."""
+    try:
+        return ARCHITECTURES[arch](num_classes=num_classes)
+    except KeyError:
+        raise ValueError(f"unknown model {arch!r}; known: {sorted(ARCHITECTURES)}") from None

@@ -1,0 +1,82 @@
+"""Turning uploaded image bytes into class probabilities with a saved model."""
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from app.ml.checkpoints import SavedModel, load_model
+from app.ml.images import normalize
+
+
+class ImageRejected(Exception):
+    """The upload is not an image this model can take; the message says why."""
+
+
+def decode_image(data: bytes, size: tuple[int, int]) -> torch.Tensor:
+    """Bytes of any Pillow-readable image of exactly `size` (height, width) to uint8 (3, H, W)."""
+    if not data:
+        raise ImageRejected("the file is empty")
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageRejected("the file is not an image in a format we can read") from None
+    except Exception as exc:
+        raise ImageRejected(f"the image could not be read: {exc}") from None
+    height, width = size
+    # The size comes from the header, so a wrong-sized image is refused before it is decoded.
+    if image.size != (width, height):
+        raise ImageRejected(
+            f"the image is {image.width}x{image.height} pixels; this model takes {width}x{height}"
+        )
+    try:
+        image.load()
+    except Exception as exc:
+        raise ImageRejected(f"the image is truncated or corrupt: {exc}") from None
+    rgb = image.convert("RGB")  # grayscale, palette, RGBA and CMYK all become RGB
+    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    class_index: int
+    label: str
+    probabilities: dict[str, float]
+
+
+class Predictor:
+    """A loaded model in eval mode that classifies uint8 image tensors."""
+
+    def __init__(self, saved: SavedModel) -> None:
+        self.saved = saved
+
+    @classmethod
+    def from_file(cls, path: Path) -> "Predictor":
+        return cls(load_model(path))
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.saved.image_size
+
+    @property
+    def classes(self) -> list[str]:
+        return self.saved.classes
+
+    def predict(self, images: torch.Tensor) -> list[Prediction]:
+        """Class probabilities for a uint8 batch (N, 3, H, W), preprocessed as in training."""
+        with torch.inference_mode():
+            probabilities = torch.softmax(self.saved.model(normalize(images)), dim=1)
+        results = []
+        for row in probabilities.tolist():
+            best = max(range(len(row)), key=row.__getitem__)
+            results.append(
+                Prediction(
+                    class_index=best,
+                    label=self.classes[best],
+                    probabilities=dict(zip(self.classes, row, strict=True)),
+                )
+            )
+        return results

@@ -1,0 +1,78 @@
+"""ORM tables: a job, its loss points and its per-epoch results."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, UTCDateTime, utcnow
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Job(Base):
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.QUEUED)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    device: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    progress_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    progress_step: Mapped[int] = mapped_column(Integer, default=0)
+    steps_per_epoch: Mapped[int | None] = mapped_column(Integer)
+
+    classes: Mapped[list[str] | None] = mapped_column(JSON)
+    test_accuracy: Mapped[float | None] = mapped_column(Float)
+    per_class_accuracy: Mapped[dict[str, float] | None] = mapped_column(JSON)
+    confusion_matrix: Mapped[list[list[int]] | None] = mapped_column(JSON)
+    model_path: Mapped[str | None] = mapped_column(String(500))
+
+    loss_points: Mapped[list["LossPoint"]] = relationship(
+        order_by=lambda: (LossPoint.epoch, LossPoint.step),
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+    epoch_results: Mapped[list["EpochResult"]] = relationship(
+        order_by="EpochResult.epoch", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class LossPoint(Base):
+    """Mean training loss over one log_every window of mini-batches."""
+
+    __tablename__ = "loss_point"
+    __table_args__ = (UniqueConstraint("job_id", "epoch", "step"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer)
+    loss: Mapped[float] = mapped_column(Float)
+
+
+class EpochResult(Base):
+    """Training loss and test-set results at the end of one epoch."""
+
+    __tablename__ = "epoch_result"
+    __table_args__ = (UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    epoch: Mapped[int] = mapped_column(Integer)
+    train_loss: Mapped[float] = mapped_column(Float)
+    test_loss: Mapped[float] = mapped_column(Float)
+    test_accuracy: Mapped[float] = mapped_column(Float)

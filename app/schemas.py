@@ -1,0 +1,104 @@
+"""Request and response bodies of the HTTP API."""
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models import JobStatus
+
+SEED_MAX = 2**63 - 1
+
+
+class JobCreate(BaseModel):
+    """A training job; every field is optional and the defaults are the CIFAR-10 tutorial."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={
+            "examples": [
+                {},
+                {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
+                {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
+            ]
+        },
+    )
+
+    model: Literal["tutorial_cnn"] = "tutorial_cnn"
+    dataset: Literal["cifar10"] = "cifar10"
+    epochs: int = Field(default=2, ge=1, le=1000)
+    batch_size: int = Field(default=4, ge=1, le=65536)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    learning_rate: float = Field(default=0.001, gt=0, le=10)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX, description="Random when absent.")
+    log_every: int = Field(default=2000, ge=1, description="Mini-batches per loss point.")
+    max_train_samples: int | None = Field(default=None, ge=1)
+    max_test_samples: int | None = Field(default=None, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class Progress(BaseModel):
+    epoch: int = Field(description="The epoch being trained, counted from 1; 0 before start.")
+    epochs: int
+    step: int = Field(description="Mini-batches done in the current epoch.")
+    steps_per_epoch: int | None
+
+
+class JobOut(BaseModel):
+    id: int
+    status: JobStatus
+    config: dict[str, object]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: Progress
+    device: str | None
+    error: str | None
+    test_accuracy: float | None
+
+
+class JobList(BaseModel):
+    items: list[JobOut]
+    total: int
+
+
+class LossPointOut(BaseModel):
+    epoch: int
+    step: int
+    loss: float
+
+
+class EpochOut(BaseModel):
+    epoch: int
+    train_loss: float
+    test_loss: float
+    test_accuracy: float
+
+
+class MetricsOut(BaseModel):
+    job_id: int
+    status: JobStatus
+    classes: list[str] | None
+    loss_history: list[LossPointOut]
+    epochs: list[EpochOut]
+    test_accuracy: float | None
+    per_class_accuracy: dict[str, float] | None
+    confusion_matrix: list[list[int]] | None
+
+
+class PredictionOut(BaseModel):
+    job_id: int
+    label: str
+    class_index: int
+    probabilities: dict[str, float]
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ErrorOut(BaseModel):
+    detail: str

@@ -1,0 +1,52 @@
+"""Request validation errors as one readable message that names each field."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+
+def _field_name(loc: Sequence[Any]) -> str:
+    parts = [str(part) for part in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = _field_name(error.get("loc", ()))
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return f"{field}: unknown field"
+    if kind == "json_invalid":
+        reason = (error.get("ctx") or {}).get("error", "malformed")
+        return f"body: invalid JSON ({reason})"
+    if kind == "missing":
+        return f"{field}: field required"
+    return f"{field}: {error.get('msg', 'invalid value')}"
+
+
+async def _render_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    return JSONResponse(
+        status_code=422,
+        content={
+            "detail": "; ".join(_describe(error) for error in errors),
+            "errors": [
+                {
+                    "field": _field_name(e.get("loc", ())),
+                    "message": e.get("msg"),
+                    "type": e.get("type"),
+                }
+                for e in errors
+            ],
+        },
+    )
+
+
+def install_validation_handler(app: FastAPI) -> None:
+    """Answer 422 with {"detail": "field: problem; ...", "errors": [...]}."""
+    app.add_exception_handler(RequestValidationError, _render_validation_error)

@@ -1,0 +1,1 @@
+"""The training process: claims queued jobs and trains them."""

@@ -1,0 +1,70 @@
+"""Datasets as a job names them, decoded once and kept while their files are unchanged."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.ml.cifar10 import ALL_FILES, ensure_cifar10, load_cifar10
+from app.ml.images import ImageSet, balanced_indices
+from app.settings import OFFICIAL_CIFAR10_URL, Settings
+
+IMAGE_SIZE = (32, 32)
+
+
+@dataclass(frozen=True)
+class LoadedDataset:
+    train: ImageSet
+    test: ImageSet
+    classes: list[str]
+    image_size: tuple[int, int]
+
+
+FileIdentity = tuple[tuple[str, int, int], ...]
+
+
+def _identity(folder: Path) -> FileIdentity:
+    stats = [(name, (folder / name).stat()) for name in ALL_FILES]
+    return tuple((name, st.st_size, st.st_mtime_ns) for name, st in stats)
+
+
+class DatasetCache:
+    """Keeps the last decoded dataset, so back-to-back jobs skip decoding."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._key: tuple[Path, FileIdentity] | None = None
+        self._value: LoadedDataset | None = None
+
+    def load(self, name: str) -> LoadedDataset:
+        """The full dataset called `name`; only "cifar10" exists so far."""
+        if name != "cifar10":
+            raise ValueError(f"unknown dataset {name!r}")
+        folder = ensure_cifar10(
+            self.settings.data_dir,
+            download=self.settings.download,
+            url=self.settings.cifar10_url,
+            official_url=OFFICIAL_CIFAR10_URL,
+        )
+        key = (folder.resolve(), _identity(folder))
+        if key != self._key or self._value is None:
+            self._value = None  # frees the old copy before the new one is decoded
+            train, test, classes = load_cifar10(folder)
+            self._key, self._value = key, LoadedDataset(train, test, classes, IMAGE_SIZE)
+        return self._value
+
+
+def limit_samples(
+    dataset: LoadedDataset, max_train: int | None, max_test: int | None
+) -> LoadedDataset:
+    """A class-balanced prefix of each split, when the job asks for fewer samples."""
+
+    def limited(data: ImageSet, limit: int | None) -> ImageSet:
+        if limit is None or limit >= len(data):
+            return data
+        return data.subset(balanced_indices(data.labels, limit))
+
+    return LoadedDataset(
+        train=limited(dataset.train, max_train),
+        test=limited(dataset.test, max_test),
+        classes=dataset.classes,
+        image_size=dataset.image_size,
+    )

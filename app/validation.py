@@ -15,14 +15,21 @@ def _field_name(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _field(error: dict[str, Any]) -> str:
+    # A JSON syntax error's location is a character offset, not a field.
+    return "body" if error.get("type") == "json_invalid" else _field_name(error.get("loc", ()))
+
+
 def _describe(error: dict[str, Any]) -> str:
-    field = _field_name(error.get("loc", ()))
+    field = _field(error)
     kind = error.get("type", "")
     if kind == "extra_forbidden":
         return f"{field}: unknown field"
     if kind == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "malformed")
         return f"body: invalid JSON ({reason})"
+    if field == "body" and kind in ("model_attributes_type", "dict_type"):
+        return "body: must be a JSON object (with Content-Type: application/json)"
     if kind == "missing":
         return f"{field}: field required"
     return f"{field}: {error.get('msg', 'invalid value')}"
@@ -37,7 +44,7 @@ async def _render_validation_error(_request: Request, exc: Exception) -> JSONRes
             "detail": "; ".join(_describe(error) for error in errors),
             "errors": [
                 {
-                    "field": _field_name(e.get("loc", ())),
+                    "field": _field(e),
                     "message": e.get("msg"),
                     "type": e.get("type"),
                 }

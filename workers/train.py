@@ -17,6 +17,19 @@ class TrainingInterrupted(Exception):
     """Training stopped early because the worker was asked to stop."""
 
 
+class TrainingDiverged(Exception):
+    """The loss stopped being a finite number; the message says when."""
+
+
+def _finite(value: float, what: str, epoch: int, step: int) -> float:
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"training diverged: the {what} became {value} in epoch {epoch} by step {step}; "
+            "try a lower learning_rate"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "tutorial_cnn"
@@ -159,7 +172,8 @@ def train(
             window_loss += loss.detach()
             epoch_loss += loss.detach()
             if step % config.log_every == 0:
-                hooks.loss_point(epoch, step, window_loss.item() / config.log_every)
+                mean_loss = _finite(window_loss.item() / config.log_every, "loss", epoch, step)
+                hooks.loss_point(epoch, step, mean_loss)
                 window_loss.zero_()
             else:
                 hooks.progress(epoch, step)

@@ -29,7 +29,13 @@ from app.queue import (
 )
 from app.settings import Settings, get_settings
 from workers.datasets import DatasetCache, limit_samples
-from workers.train import EpochMetrics, TrainConfig, TrainingInterrupted, train
+from workers.train import (
+    EpochMetrics,
+    TrainConfig,
+    TrainingDiverged,
+    TrainingInterrupted,
+    train,
+)
 
 log = logging.getLogger("trainserve.worker")
 
@@ -163,7 +169,7 @@ class Worker:
                 requeue_job(session, job_id, self.worker_id)
         except LostJob:
             raise
-        except DatasetError as exc:
+        except (DatasetError, TrainingDiverged) as exc:
             self._fail(job_id, str(exc))
         except Exception as exc:
             log.exception("job %s failed", job_id)

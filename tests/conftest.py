@@ -19,7 +19,16 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 CIFAR_JPEG_ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.gz"
 REBUILD_TOOL = REPO_ROOT.parent / "shared" / "tools" / "jpeg_to_cifar_batches.py"
 CIFAR_CLASSES = [
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
 ]
 
 
@@ -76,7 +85,9 @@ def migrated_env(env: Env) -> Env:
 
 
 def write_cifar_layout(
-    root: Path, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray],
+    root: Path,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
     classes: list[str] = CIFAR_CLASSES,
 ) -> Path:
     """Write images (N, 3, 32, 32) uint8 and labels in the official cifar-10-batches-py format."""
@@ -86,9 +97,14 @@ def write_cifar_layout(
     def dump(name: str, images: np.ndarray, labels: np.ndarray) -> None:
         with (folder / name).open("wb") as f:
             pickle.dump(
-                {"batch_label": name, "labels": [int(x) for x in labels],
-                 "data": images.reshape(len(images), -1), "filenames": []},
-                f, protocol=4,
+                {
+                    "batch_label": name,
+                    "labels": [int(x) for x in labels],
+                    "data": images.reshape(len(images), -1),
+                    "filenames": [],
+                },
+                f,
+                protocol=4,
             )
 
     train_images, train_labels = train
@@ -127,7 +143,8 @@ def _require_shared_data() -> None:
 def _rebuild(out_root: Path, *limits: str) -> Path:
     subprocess.run(
         [sys.executable, str(REBUILD_TOOL), str(CIFAR_JPEG_ARCHIVE), str(out_root), *limits],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return out_root
 
@@ -144,4 +161,3 @@ def real_cifar_full(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DATA_DIR holding all of the real CIFAR-10 (50,000 train / 10,000 test)."""
     _require_shared_data()
     return _rebuild(tmp_path_factory.mktemp("cifar-full"))
-

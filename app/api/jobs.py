@@ -23,7 +23,9 @@ from app.schemas import (
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorOut, "description": "No job with this id."}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No job with this id."}
+}
 
 
 def job_out(job: Job) -> JobOut:

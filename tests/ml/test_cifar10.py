@@ -1,5 +1,4 @@
 import http.server
-
 import os
 import pickle
 import tarfile
@@ -65,14 +64,22 @@ class _Evil:
         (pickle.dumps(_Evil()), "refusing to load posix.system"),
         (pickle.dumps([1, 2, 3]), "it holds a list"),
         (pickle.dumps({"labels": [0]}), "no 'data' and 'labels'"),
-        (pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}),
-         "must be uint8 rows of 3072 pixels"),
-        (pickle.dumps({"data": np.zeros((2, 3072), np.float32), "labels": [0, 1]}),
-         "must be uint8 rows of 3072 pixels"),
-        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}),
-         "2 images but 1 labels"),
-        (pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}),
-         "labels must lie in 0..9"),
+        (
+            pickle.dumps({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}),
+            "must be uint8 rows of 3072 pixels",
+        ),
+        (
+            pickle.dumps({"data": np.zeros((2, 3072), np.float32), "labels": [0, 1]}),
+            "must be uint8 rows of 3072 pixels",
+        ),
+        (
+            pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}),
+            "2 images but 1 labels",
+        ),
+        (
+            pickle.dumps({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 10]}),
+            "labels must lie in 0..9",
+        ),
     ],
 )
 def test_malformed_batches_fail_with_a_clear_message(
@@ -159,5 +166,3 @@ def test_download_of_a_non_archive_is_a_dataset_error(
     with pytest.raises(DatasetError, match="archive .* is unreadable"):
         ensure_cifar10(data_dir, download=True, url=bogus_url, official_url=OFFICIAL)
     assert list(data_dir.iterdir()) == []
-
-

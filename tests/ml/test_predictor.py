@@ -51,7 +51,10 @@ def test_cmyk_jpeg_is_accepted() -> None:
     [
         (b"", "the file is empty"),
         (b"hello, this is text", "not an image in a format we can read"),
-        (encode(pattern(size=(33, 32)), "PNG"), "the image is 33x32 pixels; this model takes 32x32"),
+        (
+            encode(pattern(size=(33, 32)), "PNG"),
+            "the image is 33x32 pixels; this model takes 32x32",
+        ),
         (encode(pattern(size=(64, 48)), "JPEG"), "the image is 64x48 pixels"),
         (encode(pattern(), "PNG")[:200], "truncated or corrupt"),
     ],

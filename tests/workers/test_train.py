@@ -84,7 +84,12 @@ def test_a_fixed_seed_reproduces_the_run_exactly() -> None:
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_training_learns_an_easy_task(optimizer: str) -> None:
     config = TrainConfig(
-        epochs=8, batch_size=16, optimizer=optimizer, learning_rate=0.01, log_every=25, seed=5,
+        epochs=8,
+        batch_size=16,
+        optimizer=optimizer,
+        learning_rate=0.01,
+        log_every=25,
+        seed=5,
         device="cpu",
     )
     hooks, accuracy = run(config)

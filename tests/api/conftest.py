@@ -1,0 +1,36 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.conftest import Env
+from workers.worker import Worker
+
+
+@pytest.fixture
+def client(env: Env) -> Iterator[TestClient]:
+    """The app in-process, its lifespan (and so the migrations) run on a fresh SQLite file."""
+    with TestClient(create_app()) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def train_job(client: TestClient, env: Env, synthetic_cifar: Path) -> "TrainJob":
+    return TrainJob(client, env)
+
+
+class TrainJob:
+    """Submits a job over HTTP and runs it with a real worker in this process."""
+
+    def __init__(self, client: TestClient, env: Env) -> None:
+        self.client, self.env = client, env
+
+    def __call__(self, **config: object) -> int:
+        body = {"epochs": 1, "batch_size": 16, "learning_rate": 0.01, "log_every": 5, "seed": 3}
+        response = self.client.post("/jobs", json={**body, **config})
+        assert response.status_code == 202, response.text
+        Worker(self.env.settings()).run_once()
+        job_id: int = response.json()["id"]
+        return job_id

@@ -1,0 +1,148 @@
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.ml.checkpoints import load_model
+from app.ml.images import normalize
+from tests.api.conftest import TrainJob
+from tests.conftest import Env
+from workers.worker import Worker
+
+
+def png(size: tuple[int, int] = (32, 32), mode: str = "RGB", seed: int = 0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).convert(mode).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def upload(client: TestClient, data: bytes, name: str = "x.png", **params: object):  # type: ignore[no-untyped-def]
+    return client.post("/predict", files={"file": (name, data, "image/png")}, params=params)
+
+
+def test_no_model_yet_is_503(client: TestClient) -> None:
+    response = upload(client, png())
+    assert response.status_code == 503
+    assert response.json()["detail"].startswith("no trained model yet")
+
+
+def test_prediction_matches_the_model_applied_as_in_training(
+    client: TestClient, train_job: TrainJob, env: Env
+) -> None:
+    job_id = train_job(max_train_samples=100, max_test_samples=20)
+    response = upload(client, png(seed=4))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["job_id"] == job_id
+
+    saved = load_model(env.artifacts_dir / f"jobs/{job_id}/model.pt")
+    pixels = torch.from_numpy(np.array(Image.open(io.BytesIO(png(seed=4))))).permute(2, 0, 1)
+    with torch.no_grad():
+        expected = torch.softmax(saved.model(normalize(pixels.unsqueeze(0))), dim=1)[0]
+    assert body["class_index"] == int(expected.argmax())
+    assert body["label"] == saved.classes[body["class_index"]]
+    assert list(body["probabilities"]) == saved.classes
+    assert list(body["probabilities"].values()) == pytest.approx(expected.tolist(), abs=1e-6)
+    assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_default_is_the_latest_succeeded_job_and_job_id_selects(
+    client: TestClient, train_job: TrainJob
+) -> None:
+    first = train_job(max_train_samples=50, max_test_samples=10, seed=1)
+    second = train_job(max_train_samples=50, max_test_samples=10, seed=2)
+    assert upload(client, png()).json()["job_id"] == second
+    assert upload(client, png(), job_id=first).json()["job_id"] == first
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA"])
+def test_other_colour_modes_are_converted(
+    client: TestClient, train_job: TrainJob, mode: str
+) -> None:
+    train_job(max_train_samples=50, max_test_samples=10)
+    response = upload(client, png(mode=mode))
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("data", "detail"),
+    [
+        (b"", "x.png: the file is empty"),
+        (
+            b"GIF89a this is not really a gif",
+            "x.png: the file is not an image in a format we can read",
+        ),
+        (b"just some words", "x.png: the file is not an image in a format we can read"),
+        (png((33, 32)), "x.png: the image is 33x32 pixels; this model takes 32x32"),
+        (png((1, 1)), "x.png: the image is 1x1 pixels; this model takes 32x32"),
+    ],
+)
+def test_bad_images_get_422(
+    client: TestClient, train_job: TrainJob, data: bytes, detail: str
+) -> None:
+    train_job(max_train_samples=50, max_test_samples=10)
+    response = upload(client, data)
+    assert response.status_code == 422
+    assert response.json() == {"detail": detail}
+
+
+def test_truncated_image_gets_422(client: TestClient, train_job: TrainJob) -> None:
+    train_job(max_train_samples=50, max_test_samples=10)
+    response = upload(client, png()[:300])
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("x.png: the image is truncated or corrupt")
+
+
+def test_missing_file_field_gets_422(client: TestClient) -> None:
+    response = client.post("/predict", files={"image": ("x.png", png(), "image/png")})
+    assert response.status_code == 422
+    assert response.json()["detail"] == "file: field required"
+
+
+def test_unknown_job_is_404(client: TestClient) -> None:
+    response = upload(client, png(), job_id=77)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "job 77 not found"}
+
+
+def test_job_without_a_model_is_409(client: TestClient) -> None:
+    job_id = client.post("/jobs").json()["id"]
+    response = upload(client, png(), job_id=job_id)
+    assert response.status_code == 409
+    assert response.json() == {
+        "detail": f"job {job_id} has no trained model (its status is queued)"
+    }
+
+
+def test_failed_job_is_409(client: TestClient, env: Env, synthetic_cifar: Path) -> None:
+    (synthetic_cifar / "batches.meta").unlink()
+    job_id = client.post("/jobs", json={"epochs": 1}).json()["id"]
+    Worker(env.settings()).run_once()
+    response = upload(client, png(), job_id=job_id)
+    assert response.status_code == 409
+    assert "its status is failed" in response.json()["detail"]
+
+
+def test_deleted_model_file_is_409_not_500(
+    client: TestClient, train_job: TrainJob, env: Env
+) -> None:
+    job_id = train_job(max_train_samples=50, max_test_samples=10)
+    (env.artifacts_dir / f"jobs/{job_id}/model.pt").unlink()
+    response = upload(client, png(), job_id=job_id)
+    assert response.status_code == 409
+    assert response.json()["detail"].startswith(f"job {job_id}'s model file is missing")
+
+
+def test_the_model_is_loaded_once(client: TestClient, train_job: TrainJob, env: Env) -> None:
+    job_id = train_job(max_train_samples=50, max_test_samples=10)
+    assert upload(client, png()).status_code == 200
+    # With the model cached, the file is no longer needed.
+    (env.artifacts_dir / f"jobs/{job_id}/model.pt").rename(env.root / "elsewhere.pt")
+    (env.artifacts_dir / f"jobs/{job_id}/model.pt").write_bytes(b"")  # would fail to load
+    assert upload(client, png()).status_code == 200
+    assert len(client.app.state.model_cache) == 1  # type: ignore[attr-defined]

@@ -1,0 +1,192 @@
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.db import session_scope
+from app.migrations import upgrade_to_head
+from app.ml.checkpoints import load_model
+from app.models import Job, JobStatus, LossPoint
+from app.queue import claim_next_job, create_job
+from tests.conftest import Env, synthetic_split, write_cifar_layout
+from workers.worker import Worker
+
+QUICK = {
+    "model": "tutorial_cnn",
+    "dataset": "cifar10",
+    "epochs": 2,
+    "batch_size": 4,
+    "optimizer": "sgd",
+    "learning_rate": 0.001,
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "seed": 1,
+    "log_every": 25,
+    "max_train_samples": None,
+    "max_test_samples": None,
+    "device": "cpu",
+}
+
+
+def queue(**overrides: object) -> int:
+    with session_scope() as session:
+        return create_job(session, {**QUICK, **overrides}).id
+
+
+def load(job_id: int) -> Job:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        _ = job.loss_points, job.epoch_results  # loaded before the session closes
+        return job
+
+
+def test_runs_a_job_and_records_everything(migrated_env: Env, synthetic_cifar: Path) -> None:
+    job_id = queue(max_train_samples=200, max_test_samples=50)
+    worker = Worker(migrated_env.settings(), worker_id="w1")
+
+    assert worker.run_once() is True
+
+    job = load(job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.device == "cpu" and job.worker_id == "w1"
+    assert job.started_at is not None and job.finished_at is not None
+    assert job.steps_per_epoch == 50
+    assert (job.progress_epoch, job.progress_step) == (2, 50)
+    assert [(p.epoch, p.step) for p in job.loss_points] == [(1, 25), (1, 50), (2, 25), (2, 50)]
+    assert [e.epoch for e in job.epoch_results] == [1, 2]
+    assert job.test_accuracy == job.epoch_results[-1].test_accuracy
+    assert job.classes is not None and len(job.classes) == 10
+    assert job.confusion_matrix is not None
+    assert sum(map(sum, job.confusion_matrix)) == 50
+    assert [sum(row) for row in job.confusion_matrix] == [5] * 10  # balanced subset
+    assert job.per_class_accuracy is not None
+    assert list(job.per_class_accuracy) == job.classes
+    assert job.model_path == f"jobs/{job_id}/model.pt"
+    saved = load_model(migrated_env.artifacts_dir / job.model_path)
+    assert saved.classes == job.classes and saved.image_size == (32, 32)
+    assert worker.run_once() is False  # queue empty
+
+
+def test_a_failing_job_does_not_stop_the_worker(migrated_env: Env, synthetic_cifar: Path) -> None:
+    (synthetic_cifar / "test_batch").write_bytes(b"not a pickle")
+    broken = queue(epochs=1)
+    worker = Worker(migrated_env.settings(), worker_id="w1")
+    assert worker.run_once() is True
+    job = load(broken)
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None
+    assert f"{synthetic_cifar / 'test_batch'} is not a readable CIFAR-10 batch file" in job.error
+    assert job.finished_at is not None
+
+    # Mend the data: the same worker goes on to the next job.
+    write_cifar_layout(migrated_env.data_dir, synthetic_split(400, 1), synthetic_split(100, 2))
+    good = queue(epochs=1, max_train_samples=40)
+    assert worker.run_once() is True
+    assert load(good).status == JobStatus.SUCCEEDED
+
+
+def test_missing_dataset_fails_naming_the_folder(migrated_env: Env) -> None:
+    job_id = queue()
+    Worker(migrated_env.settings()).run_once()
+    job = load(job_id)
+    assert job.status == JobStatus.FAILED
+    expected = migrated_env.data_dir.resolve() / "cifar-10-batches-py"
+    assert job.error is not None and f"in {expected}" in job.error
+
+
+def test_divergence_fails_the_job_with_its_reason(migrated_env: Env, synthetic_cifar: Path) -> None:
+    job_id = queue(learning_rate=5.0, log_every=10, seed=0, epochs=1)
+    Worker(migrated_env.settings()).run_once()
+    job = load(job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.error is not None and job.error.startswith("training diverged: the loss became nan")
+
+
+def test_stop_hands_the_job_back_to_the_queue(migrated_env: Env, synthetic_cifar: Path) -> None:
+    job_id = queue(epochs=50, log_every=5)
+    worker = Worker(migrated_env.settings(), worker_id="w1")
+
+    def stop_once_training_started() -> None:
+        while True:
+            with session_scope() as session:
+                points = session.scalars(select(LossPoint).where(LossPoint.job_id == job_id)).all()
+            if points:
+                worker.request_stop()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=stop_once_training_started)
+    watcher.start()
+    worker.run_once()
+    watcher.join()
+
+    job = load(job_id)
+    assert job.status == JobStatus.QUEUED
+    assert job.worker_id is None and job.started_at is None
+    assert job.loss_points == [] and job.epoch_results == []
+    # Another worker picks it up and finishes it from the start.
+    with session_scope() as session:
+        session.get(Job, job_id).config = {**QUICK, "epochs": 1}  # type: ignore[union-attr]
+    assert Worker(migrated_env.settings(), worker_id="w2").run_once() is True
+    job = load(job_id)
+    assert job.status == JobStatus.SUCCEEDED and job.worker_id == "w2"
+    assert [p.epoch for p in job.loss_points] == [1, 1, 1, 1]
+
+
+def test_each_job_is_claimed_by_exactly_one_of_many_workers(migrated_env: Env) -> None:
+    job_ids = {queue() for _ in range(20)}
+    claims: dict[str, list[int]] = {f"w{i}": [] for i in range(4)}
+    barrier = threading.Barrier(len(claims))
+
+    def claim_all(worker_id: str) -> None:
+        barrier.wait()
+        while True:
+            with session_scope() as session:
+                claimed = claim_next_job(session, worker_id)
+            if claimed is None:
+                return
+            claims[worker_id].append(claimed)
+
+    threads = [threading.Thread(target=claim_all, args=(w,)) for w in claims]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    everything = [job_id for ids in claims.values() for job_id in ids]
+    assert sorted(everything) == sorted(job_ids)  # all claimed, none twice
+    for worker_id, ids in claims.items():
+        for job_id in ids:
+            assert load(job_id).worker_id == worker_id
+
+
+def test_a_worker_waits_for_the_schema(env: Env) -> None:
+    worker = Worker(env.settings())
+    done: list[bool] = []
+    waiting = threading.Thread(target=lambda: done.append(worker.wait_for_schema()))
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive()  # no schema yet: it waits rather than creating one
+
+    upgrade_to_head()
+    waiting.join(10)
+    assert done == [True]
+
+
+def test_a_stopped_worker_gives_up_waiting(env: Env) -> None:
+    worker = Worker(env.settings())
+    worker.request_stop()
+    assert worker.wait_for_schema() is False
+
+
+@pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED])
+def test_finished_jobs_are_never_claimed(migrated_env: Env, status: JobStatus) -> None:
+    job_id = queue()
+    with session_scope() as session:
+        session.get(Job, job_id).status = status  # type: ignore[union-attr]
+    with session_scope() as session:
+        assert claim_next_job(session, "w1") is None
+    assert load(job_id).status == status

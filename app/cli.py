@@ -2,8 +2,10 @@
 
 import argparse
 import logging
+import signal
 import subprocess
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -42,11 +44,19 @@ def run_migrations() -> None:
     log.info("database schema is current")
 
 
+def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
 def run_up(host: str, port: int) -> None:
     """The API and one worker on one machine: the worker is a child process."""
     run_migrations()
     worker = subprocess.Popen([sys.executable, "-m", "workers"])
     log.info("worker started (pid %d)", worker.pid)
+    # uvicorn shuts down on SIGTERM/SIGINT and then re-raises the signal to these handlers,
+    # which unwind through the finally below so that the worker is stopped too.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    signal.signal(signal.SIGINT, _exit_cleanly)
     try:
         run_api(host, port)
     finally:

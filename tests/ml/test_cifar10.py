@@ -1,6 +1,7 @@
 import http.server
 import os
 import pickle
+import re
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -151,7 +152,9 @@ def test_download_fetches_only_missing_files(
 
 
 def test_download_failure_is_a_dataset_error(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="could not download CIFAR-10 from http://127.0.0.1:9/"):
+    with pytest.raises(
+        DatasetError, match=re.escape("could not download CIFAR-10 from http://127.0.0.1:9/")
+    ):
         ensure_cifar10(
             tmp_path, download=True, url="http://127.0.0.1:9/cifar.tar.gz", official_url=OFFICIAL
         )
@@ -163,6 +166,6 @@ def test_download_of_a_non_archive_is_a_dataset_error(
     url, _ = archive_server
     bogus_url = url.replace("cifar-10-python.tar.gz", "")  # the directory listing, HTML
     data_dir = tmp_path / "data"
-    with pytest.raises(DatasetError, match="archive .* is unreadable"):
+    with pytest.raises(DatasetError, match=r"archive .* is unreadable"):
         ensure_cifar10(data_dir, download=True, url=bogus_url, official_url=OFFICIAL)
     assert list(data_dir.iterdir()) == []

@@ -110,7 +110,7 @@ def test_stop_request_interrupts_training() -> None:
 
 
 def test_divergence_fails_with_advice() -> None:
-    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 1 by step .*lower"):
+    with pytest.raises(TrainingDiverged, match=r"loss became nan in epoch 1 by step .*lower"):
         run(TrainConfig(epochs=1, learning_rate=5.0, log_every=10, device="cpu", seed=0))
 
 

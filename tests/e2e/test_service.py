@@ -1,4 +1,4 @@
-"""The service as a user meets it: real uvicorn, real worker processes, real CIFAR-10, real uploads."""
+"""The service as a user meets it: real uvicorn and worker processes, real data and uploads."""
 
 import io
 import signal
@@ -48,7 +48,7 @@ def as_png(jpeg: bytes, size: tuple[int, int] | None = None) -> bytes:
     return out.getvalue()
 
 
-def predict(client: httpx.Client, data: bytes, name: str, **params: object) -> httpx.Response:
+def predict(client: httpx.Client, data: bytes, name: str, **params: int) -> httpx.Response:
     return client.post("/predict", files={"file": (name, data)}, params=params)
 
 

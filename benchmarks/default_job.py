@@ -39,7 +39,9 @@ def rebuild_layout(out_root: Path) -> Path:
 def run_tutorial(script: Path, data_root: Path) -> tuple[float, float]:
     started = time.perf_counter()
     output = subprocess.run(
-        [sys.executable, str(script), str(data_root), "2"], check=True, capture_output=True,
+        [sys.executable, str(script), str(data_root), "2"],
+        check=True,
+        capture_output=True,
         text=True,
     ).stdout
     wall = time.perf_counter() - started
@@ -106,7 +108,8 @@ def main() -> None:
         wall, run_s, accuracy, device = run_service_job(data_root, args.seed)
     print(f"cores: {os.cpu_count()}, default job: 2 epochs, batch 4, SGD 0.001/0.9, full data")
     print(f"{'run':<34}{'wall s':>9}{'accuracy':>10}")
-    print(f"{'tutorial loop (seed_tutorial.py)':<34}{tutorial_wall:>9.1f}{tutorial_accuracy:>10.4f}")
+    tutorial = "tutorial loop (seed_tutorial.py)"
+    print(f"{tutorial:<34}{tutorial_wall:>9.1f}{tutorial_accuracy:>10.4f}")
     print(f"{'trainserve job, POST to done':<34}{wall:>9.1f}{accuracy:>10.4f}")
     print(f"{'  of which training (' + device + ')':<34}{run_s:>9.1f}")
 

@@ -4,5 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 .venv/bin/ruff check .
-.venv/bin/mypy app workers tests
+.venv/bin/mypy app workers tests benchmarks
 exec .venv/bin/python -m pytest "$@"

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from sqlalchemy.orm import Session
 
-from app.db import get_session_factory
+from app.db import session_scope
 from app.errors import NotFound
 from app.model_cache import ModelCache
 from app.models import Job
@@ -14,15 +14,8 @@ from app.settings import Settings, get_settings
 
 
 def _session() -> Iterator[Session]:
-    session = get_session_factory()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(_session)]

@@ -2,6 +2,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import TrainJob
+from tests.conftest import CIFAR_CLASSES
 
 TUTORIAL_DEFAULTS = {
     "model": "tutorial_cnn",
@@ -167,18 +168,7 @@ def test_metrics_of_a_finished_job(client: TestClient, train_job: TrainJob) -> N
     assert job["status"] == "succeeded"
     assert job["progress"] == {"epoch": 2, "epochs": 2, "step": 13, "steps_per_epoch": 13}
     metrics = client.get(f"/jobs/{job_id}/metrics").json()
-    assert metrics["classes"] == [
-        "airplane",
-        "automobile",
-        "bird",
-        "cat",
-        "deer",
-        "dog",
-        "frog",
-        "horse",
-        "ship",
-        "truck",
-    ]
+    assert metrics["classes"] == CIFAR_CLASSES
     assert [(p["epoch"], p["step"]) for p in metrics["loss_history"]] == [
         (1, 5),
         (1, 10),

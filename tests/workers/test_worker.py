@@ -10,24 +10,12 @@ from app.migrations import upgrade_to_head
 from app.ml.checkpoints import load_model
 from app.models import Job, JobStatus, LossPoint
 from app.queue import claim_next_job, create_job
+from app.schemas import JobCreate
 from tests.conftest import Env, synthetic_split, write_cifar_layout
 from workers.worker import Worker
 
-QUICK = {
-    "model": "tutorial_cnn",
-    "dataset": "cifar10",
-    "epochs": 2,
-    "batch_size": 4,
-    "optimizer": "sgd",
-    "learning_rate": 0.001,
-    "momentum": 0.9,
-    "weight_decay": 0.0,
-    "seed": 1,
-    "log_every": 25,
-    "max_train_samples": None,
-    "max_test_samples": None,
-    "device": "cpu",
-}
+# The tutorial recipe, fixed seed, on the CPU, with a loss point every 25 mini-batches.
+QUICK = {**JobCreate().model_dump(), "seed": 1, "log_every": 25, "device": "cpu"}
 
 
 def queue(**overrides: object) -> int:

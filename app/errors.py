@@ -1,7 +1,11 @@
 """Expected failures, each with its HTTP status, rendered as {"detail": message}."""
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+
+log = logging.getLogger("trainserve.api")
 
 
 class AppError(Exception):
@@ -37,6 +41,13 @@ async def _render_app_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
 
+async def _render_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The traceback goes to the log, never to the client.
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse({"detail": "internal error"}, status_code=500)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Render every AppError as JSON with its own status."""
+    """Render every AppError as JSON with its own status, anything else as a bare JSON 500."""
     app.add_exception_handler(AppError, _render_app_error)
+    app.add_exception_handler(Exception, _render_unexpected)

@@ -7,6 +7,7 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.main import create_app
 from app.ml.checkpoints import load_model
 from app.ml.images import normalize
 from tests.api.conftest import TrainJob
@@ -146,3 +147,12 @@ def test_the_model_is_loaded_once(client: TestClient, train_job: TrainJob, env: 
     (env.artifacts_dir / f"jobs/{job_id}/model.pt").write_bytes(b"")  # would fail to load
     assert upload(client, png()).status_code == 200
     assert len(client.app.state.model_cache) == 1  # type: ignore[attr-defined]
+
+
+def test_a_corrupt_model_file_is_a_json_500_without_details(env: Env, train_job: TrainJob) -> None:
+    job_id = train_job(max_train_samples=50, max_test_samples=10)
+    (env.artifacts_dir / f"jobs/{job_id}/model.pt").write_bytes(b"garbage")
+    with TestClient(create_app(), raise_server_exceptions=False) as fresh:
+        response = upload(fresh, png())
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error"}

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -51,8 +51,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SQLITE_IMMEDIATE = "trainserve_sqlite_immediate"
+
+
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # We emit BEGIN ourselves (see _sqlite_begin), so the driver must not.
+        dbapi_connection.isolation_level = None
         # WAL lets the API read while the worker writes; the busy timeout makes
         # writers wait for each other instead of failing with "database is locked".
         cursor = dbapi_connection.cursor()
@@ -63,6 +68,14 @@ def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
         cursor.close()
 
     return on_connect
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A write transaction that starts as a read can fail at once with "database is locked"
+    # when another writer commits first (the busy timeout does not apply then). BEGIN
+    # IMMEDIATE takes the write lock up front and so waits its turn instead.
+    immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 @lru_cache
@@ -83,19 +96,22 @@ def get_engine(url: str | None = None) -> Engine:
         },
     )
     event.listen(engine, "connect", _sqlite_pragmas(settings.sqlite_busy_timeout_ms))
+    event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 
 @lru_cache
-def get_session_factory(url: str | None = None) -> sessionmaker[Session]:
-    """A session factory bound to the engine for url (default: the configured database)."""
-    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+def get_session_factory(url: str | None = None, write: bool = False) -> sessionmaker[Session]:
+    """Sessions on the engine for url; `write` ones take SQLite's write lock when they begin."""
+    engine = get_engine(url)
+    bind = engine.execution_options(**{SQLITE_IMMEDIATE: True}) if write else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 @contextmanager
-def session_scope(url: str | None = None) -> Iterator[Session]:
+def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Session]:
     """A session that commits on success and rolls back on error."""
-    session = get_session_factory(url)()
+    session = get_session_factory(url, write)()
     try:
         yield session
         session.commit()

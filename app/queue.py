@@ -1,9 +1,16 @@
-"""The only code that changes a job's status; every change is a guarded UPDATE."""
+"""The only code that changes a job's status; every change is a guarded UPDATE.
+
+A running job carries a lease: the worker that claimed it (`worker_id`), the attempt number it
+claimed (`attempts`) and an expiry that the worker's heartbeat keeps pushing forward. Every write a
+worker makes is guarded by all three, so a worker that has lost its lease writes nothing more.
+Callers pass sessions opened with `session_scope(write=True)`.
+"""
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -11,7 +18,14 @@ from app.models import EpochResult, Job, JobStatus, LossPoint
 
 
 class LostJob(Exception):
-    """The job is no longer running under this worker; nothing more may be written for it."""
+    """The job is no longer running under this lease; nothing more may be written for it."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    job_id: int
+    owner: str
+    attempt: int
 
 
 @dataclass(frozen=True)
@@ -20,141 +34,271 @@ class FinalResults:
     per_class_accuracy: dict[str, float]
     confusion_matrix: list[list[int]]
     model_path: str
+    model_sha256: str
 
 
-def create_job(session: Session, config: dict[str, Any]) -> Job:
+@dataclass(frozen=True)
+class LossRecord:
+    epoch: int
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    test_loss: float
+    test_accuracy: float
+
+
+def create_job(
+    session: Session,
+    config: dict[str, Any],
+    *,
+    max_attempts: int = 3,
+    idempotency_key: str | None = None,
+    request_fingerprint: str | None = None,
+    retry_of: int | None = None,
+) -> Job:
     """Queue a job with a fully resolved config."""
-    job = Job(status=JobStatus.QUEUED, config=config, progress_epoch=0, progress_step=0)
+    job = Job(
+        status=JobStatus.QUEUED,
+        config=config,
+        progress_epoch=0,
+        progress_step=0,
+        attempts=0,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+        retry_of=retry_of,
+    )
     session.add(job)
     session.flush()
     return job
 
 
-def claim_next_job(session: Session, worker_id: str) -> int | None:
-    """Atomically move the oldest queued job to running under worker_id; its id, or None."""
+def claim_next_job(session: Session, owner: str, lease_seconds: float) -> Lease | None:
+    """Atomically move the oldest queued job to running under a new lease; None if none."""
+    now = utcnow()
     oldest_queued = (
-        select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.id).limit(1)
+        select(Job.id)
+        .where(Job.status == JobStatus.QUEUED)
+        .order_by(Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's write lock does this
     ).scalar_subquery()
-    claimed = session.execute(
+    row = session.execute(
         update(Job)
         .where(Job.id == oldest_queued, Job.status == JobStatus.QUEUED)
         .values(
             status=JobStatus.RUNNING,
-            worker_id=worker_id,
-            started_at=utcnow(),
-            progress_epoch=0,
-            progress_step=0,
+            worker_id=owner,
+            attempts=Job.attempts + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            heartbeat_at=now,
+            started_at=func.coalesce(Job.started_at, now),
             error=None,
         )
-        .returning(Job.id)
-    ).scalar_one_or_none()
-    return claimed
+        .returning(Job.id, Job.attempts)
+    ).one_or_none()
+    return None if row is None else Lease(job_id=row[0], owner=owner, attempt=row[1])
 
 
-def _update_owned(session: Session, job_id: int, owner: str, **values: Any) -> None:
+def recover_expired_leases(session: Session, now: datetime | None = None) -> tuple[int, int]:
+    """Requeue running jobs whose lease expired, failing those out of attempts.
+
+    Returns how many were requeued and how many failed.
+    """
+    now = now or utcnow()
+    expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+    failed = session.execute(
+        update(Job)
+        .where(expired, Job.attempts >= Job.max_attempts)
+        .values(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            lease_expires_at=None,
+            error=(
+                "the job's worker was lost (its lease expired without a heartbeat) "
+                "on every one of its attempts; giving up"
+            ),
+        )
+    ).rowcount  # type: ignore[attr-defined]
+    requeued = session.execute(
+        update(Job)
+        .where(expired, Job.attempts < Job.max_attempts)
+        .values(status=JobStatus.QUEUED, worker_id=None, lease_expires_at=None)
+    ).rowcount  # type: ignore[attr-defined]
+    return requeued, failed
+
+
+def _update_leased(session: Session, lease: Lease, **values: Any) -> None:
     result = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.worker_id == owner)
+        .where(
+            Job.id == lease.job_id,
+            Job.status == JobStatus.RUNNING,
+            Job.worker_id == lease.owner,
+            Job.attempts == lease.attempt,
+        )
         .values(**values)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise LostJob(f"job {job_id} is no longer running under {owner}")
+        raise LostJob(f"job {lease.job_id} is no longer leased to {lease.owner}")
+
+
+def heartbeat(session: Session, lease: Lease, lease_seconds: float, epoch: int, step: int) -> bool:
+    """Renew the lease and store progress; True when a cancel has been requested."""
+    now = utcnow()
+    _update_leased(
+        session,
+        lease,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+        heartbeat_at=now,
+        progress_epoch=epoch,
+        progress_step=step,
+    )
+    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == lease.job_id)))
 
 
 def record_start(
-    session: Session,
-    job_id: int,
-    worker_id: str,
-    *,
-    device: str,
-    classes: list[str],
-    steps_per_epoch: int,
+    session: Session, lease: Lease, *, device: str, classes: list[str], steps_per_epoch: int
 ) -> None:
     """Store where the job runs and what its dataset looks like."""
-    _update_owned(
+    _update_leased(
         session,
-        job_id,
-        worker_id,
+        lease,
         device=device,
         classes=classes,
         steps_per_epoch=steps_per_epoch,
-        progress_epoch=1,
-        progress_step=0,
     )
 
 
-def record_progress(session: Session, job_id: int, worker_id: str, epoch: int, step: int) -> None:
-    """Store how far training has come."""
-    _update_owned(session, job_id, worker_id, progress_epoch=epoch, progress_step=step)
-
-
-def record_loss_point(
-    session: Session, job_id: int, worker_id: str, epoch: int, step: int, loss: float
-) -> None:
-    """Append one loss point (and the progress it marks)."""
-    _update_owned(session, job_id, worker_id, progress_epoch=epoch, progress_step=step)
-    session.execute(insert(LossPoint).values(job_id=job_id, epoch=epoch, step=step, loss=loss))
-
-
-def record_epoch(
+def restore_history(
     session: Session,
-    job_id: int,
-    worker_id: str,
+    lease: Lease,
     *,
     epoch: int,
-    steps: int,
-    train_loss: float,
-    test_loss: float,
-    test_accuracy: float,
+    step: int,
+    loss_points: list[LossRecord],
+    epochs: list[EpochRecord],
 ) -> None:
-    """Append the results of a finished epoch."""
-    _update_owned(session, job_id, worker_id, progress_epoch=epoch, progress_step=steps)
+    """Make the stored history exactly what a checkpoint holds (empty when starting over)."""
+    _update_leased(session, lease, progress_epoch=epoch, progress_step=step)
+    session.execute(delete(LossPoint).where(LossPoint.job_id == lease.job_id))
+    session.execute(delete(EpochResult).where(EpochResult.job_id == lease.job_id))
+    if loss_points:
+        session.execute(
+            insert(LossPoint),
+            [
+                {"job_id": lease.job_id, "epoch": p.epoch, "step": p.step, "loss": p.loss}
+                for p in loss_points
+            ],
+        )
+    if epochs:
+        session.execute(
+            insert(EpochResult),
+            [
+                {
+                    "job_id": lease.job_id,
+                    "epoch": e.epoch,
+                    "train_loss": e.train_loss,
+                    "test_loss": e.test_loss,
+                    "test_accuracy": e.test_accuracy,
+                }
+                for e in epochs
+            ],
+        )
+
+
+def record_loss_point(session: Session, lease: Lease, point: LossRecord) -> None:
+    """Append one loss point (and the progress it marks)."""
+    _update_leased(session, lease, progress_epoch=point.epoch, progress_step=point.step)
     session.execute(
-        insert(EpochResult).values(
-            job_id=job_id,
-            epoch=epoch,
-            train_loss=train_loss,
-            test_loss=test_loss,
-            test_accuracy=test_accuracy,
+        insert(LossPoint).values(
+            job_id=lease.job_id, epoch=point.epoch, step=point.step, loss=point.loss
         )
     )
 
 
-def finish_job(session: Session, job_id: int, worker_id: str, results: FinalResults) -> None:
+def record_epoch(session: Session, lease: Lease, result: EpochRecord, steps: int) -> None:
+    """Append the results of a finished epoch."""
+    _update_leased(session, lease, progress_epoch=result.epoch, progress_step=steps)
+    session.execute(
+        insert(EpochResult).values(
+            job_id=lease.job_id,
+            epoch=result.epoch,
+            train_loss=result.train_loss,
+            test_loss=result.test_loss,
+            test_accuracy=result.test_accuracy,
+        )
+    )
+
+
+def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
     """Mark the job succeeded with its final results."""
-    _update_owned(
+    _update_leased(
         session,
-        job_id,
-        worker_id,
+        lease,
         status=JobStatus.SUCCEEDED,
         finished_at=utcnow(),
+        lease_expires_at=None,
         test_accuracy=results.test_accuracy,
         per_class_accuracy=results.per_class_accuracy,
         confusion_matrix=results.confusion_matrix,
         model_path=results.model_path,
+        model_sha256=results.model_sha256,
     )
 
 
-def fail_job(session: Session, job_id: int, worker_id: str, message: str) -> None:
+def fail_job(session: Session, lease: Lease, message: str) -> None:
     """Mark the job failed with a message for the user."""
-    _update_owned(
-        session, job_id, worker_id, status=JobStatus.FAILED, finished_at=utcnow(), error=message
+    _update_leased(
+        session,
+        lease,
+        status=JobStatus.FAILED,
+        finished_at=utcnow(),
+        lease_expires_at=None,
+        error=message,
     )
 
 
-def requeue_job(session: Session, job_id: int, worker_id: str) -> None:
-    """Hand an interrupted job back to the queue; it will start over."""
-    _update_owned(
+def cancel_running_job(session: Session, lease: Lease) -> None:
+    """End a running job whose cancel was requested."""
+    _update_leased(
+        session, lease, status=JobStatus.CANCELLED, finished_at=utcnow(), lease_expires_at=None
+    )
+
+
+def release_job(session: Session, lease: Lease) -> None:
+    """Hand a job back to the queue without counting the attempt (graceful worker stop)."""
+    _update_leased(
         session,
-        job_id,
-        worker_id,
+        lease,
         status=JobStatus.QUEUED,
         worker_id=None,
-        started_at=None,
-        device=None,
-        progress_epoch=0,
-        progress_step=0,
+        lease_expires_at=None,
+        attempts=Job.attempts - 1,
     )
-    # The job restarts from scratch, so its partial history would otherwise repeat.
-    session.execute(delete(LossPoint).where(LossPoint.job_id == job_id))
-    session.execute(delete(EpochResult).where(EpochResult.job_id == job_id))
+
+
+def request_cancel(session: Session, job_id: int) -> str | None:
+    """Cancel a queued job now or ask its worker to stop a running one.
+
+    Returns the job's status afterwards ("cancelled" or "running"), or None when the job has
+    already finished.
+    """
+    cancelled = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
+        .values(status=JobStatus.CANCELLED, finished_at=utcnow())
+    ).rowcount  # type: ignore[attr-defined]
+    if cancelled:
+        return JobStatus.CANCELLED
+    flagged = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .values(cancel_requested=True)
+    ).rowcount  # type: ignore[attr-defined]
+    return JobStatus.RUNNING if flagged else None

@@ -58,6 +58,13 @@ class JobOut(BaseModel):
     device: str | None
     error: str | None
     test_accuracy: float | None
+    attempts: int = Field(
+        description="Times a worker has claimed the job (a graceful stop does not count)."
+    )
+    max_attempts: int = Field(description="Lost workers after which the job fails.")
+    heartbeat_at: datetime | None = Field(description="The running job's last heartbeat.")
+    cancel_requested: bool
+    retry_of: int | None = Field(description="The job this one retries.")
 
 
 class JobList(BaseModel):

@@ -3,7 +3,7 @@
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 OFFICIAL_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -32,6 +32,29 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often an idle worker looks for a queued job."
     )
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a running job's lease lasts without a heartbeat before the job "
+        "goes back to the queue.",
+    )
+    heartbeat_seconds: float = Field(
+        default=5.0, gt=0, description="How often a worker renews the lease of its job."
+    )
+    max_attempts: int = Field(
+        default=3, ge=1, description="Lease expiries after which a job fails (per job)."
+    )
+    checkpoint_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest time between checkpoints inside an epoch (one is also written at "
+        "the end of every epoch).",
+    )
+    failpoint_checkpoint_pause_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection for tests: pause this long inside every checkpoint write.",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long SQLite waits for a lock before failing."
     )
@@ -42,6 +65,15 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(
         default=4, ge=1, description="Trained models kept in memory by the API."
     )
+
+    @model_validator(mode="after")
+    def _heartbeat_within_lease(self) -> "Settings":
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"TRAINSERVE_HEARTBEAT_SECONDS ({self.heartbeat_seconds}) must be shorter than "
+                f"TRAINSERVE_LEASE_SECONDS ({self.lease_seconds})"
+            )
+        return self
 
 
 @lru_cache

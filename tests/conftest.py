@@ -54,6 +54,8 @@ class Env:
             "TRAINSERVE_ARTIFACTS_DIR": str(self.artifacts_dir),
             "TRAINSERVE_DOWNLOAD": "0",
             "TRAINSERVE_WORKER_POLL_SECONDS": "0.2",
+            "TRAINSERVE_HEARTBEAT_SECONDS": "0.5",
+            "TRAINSERVE_LEASE_SECONDS": "5",
         }
 
     def settings(self) -> Settings:

@@ -1,7 +1,9 @@
 """The worker process: claim a queued job, train it, record the results, repeat."""
 
+import errno
 import logging
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -17,89 +19,23 @@ from app.ml.cifar10 import DatasetError
 from app.models import Job
 from app.queue import (
     FinalResults,
+    Lease,
     LostJob,
+    cancel_running_job,
     claim_next_job,
     fail_job,
     finish_job,
-    record_epoch,
-    record_loss_point,
-    record_progress,
-    record_start,
-    requeue_job,
+    recover_expired_leases,
+    release_job,
 )
 from app.settings import Settings, get_settings
 from workers.datasets import DatasetCache, limit_samples
-from workers.train import (
-    EpochMetrics,
-    TrainConfig,
-    TrainingDiverged,
-    TrainingInterrupted,
-    train,
-)
+from workers.job_run import JobRun, checkpoint_folder
+from workers.train import StopReason, TrainConfig, TrainingDiverged, TrainingInterrupted, train
 
 log = logging.getLogger("trainserve.worker")
 
-PROGRESS_WRITE_INTERVAL_S = 1.0
 SCHEMA_WAIT_LOG_INTERVAL_S = 10.0
-
-
-class JobRecorder:
-    """Training hooks that store progress, loss points and epoch results for one job."""
-
-    def __init__(
-        self, job_id: int, worker_id: str, classes: list[str], stop: threading.Event
-    ) -> None:
-        self.job_id, self.worker_id, self.classes, self.stop = job_id, worker_id, classes, stop
-        self._last_progress_write = 0.0
-
-    def started(self, device: str, steps_per_epoch: int) -> None:
-        log.info("job %s: training on %s, %d steps per epoch", self.job_id, device, steps_per_epoch)
-        with session_scope() as session:
-            record_start(
-                session,
-                self.job_id,
-                self.worker_id,
-                device=device,
-                classes=self.classes,
-                steps_per_epoch=steps_per_epoch,
-            )
-
-    def progress(self, epoch: int, step: int) -> None:
-        now = time.monotonic()
-        if now - self._last_progress_write < PROGRESS_WRITE_INTERVAL_S:
-            return
-        self._last_progress_write = now
-        with session_scope() as session:
-            record_progress(session, self.job_id, self.worker_id, epoch, step)
-
-    def loss_point(self, epoch: int, step: int, loss: float) -> None:
-        log.info("job %s: [%d, %5d] loss: %.3f", self.job_id, epoch, step, loss)
-        with session_scope() as session:
-            record_loss_point(session, self.job_id, self.worker_id, epoch, step, loss)
-
-    def epoch_done(self, metrics: EpochMetrics) -> None:
-        log.info(
-            "job %s: epoch %d train loss %.3f, test loss %.3f, test accuracy %.2f%%",
-            self.job_id,
-            metrics.epoch,
-            metrics.train_loss,
-            metrics.evaluation.loss,
-            100 * metrics.evaluation.accuracy,
-        )
-        with session_scope() as session:
-            record_epoch(
-                session,
-                self.job_id,
-                self.worker_id,
-                epoch=metrics.epoch,
-                steps=metrics.steps,
-                train_loss=metrics.train_loss,
-                test_loss=metrics.evaluation.loss,
-                test_accuracy=metrics.evaluation.accuracy,
-            )
-
-    def should_stop(self) -> bool:
-        return self.stop.is_set()
 
 
 class Worker:
@@ -149,76 +85,109 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and run one queued job; False when the queue was empty."""
-        with session_scope() as session:
-            job_id = claim_next_job(session, self.worker_id)
-        if job_id is None:
+        with session_scope(write=True) as session:
+            requeued, failed = recover_expired_leases(session)
+        if requeued or failed:
+            log.warning("expired leases: %d job(s) requeued, %d failed", requeued, failed)
+        with session_scope(write=True) as session:
+            lease = claim_next_job(session, self.worker_id, self.settings.lease_seconds)
+        if lease is None:
             return False
-        log.info("worker %s claimed job %s", self.worker_id, job_id)
+        log.info(
+            "worker %s claimed job %s (attempt %d)", self.worker_id, lease.job_id, lease.attempt
+        )
         try:
-            self._run_job(job_id)
+            self._run_job(lease)
         except LostJob as exc:
-            log.warning("%s; dropping it", exc)
+            log.warning("%s; leaving it to its new owner", exc)
         return True
 
-    def _run_job(self, job_id: int) -> None:
+    def _run_job(self, lease: Lease) -> None:
         try:
-            self._train_and_save(job_id)
+            self._train_and_save(lease)
         except TrainingInterrupted as exc:
-            log.info("job %s: %s; back to the queue", job_id, exc)
-            with session_scope() as session:
-                requeue_job(session, job_id, self.worker_id)
+            self._interrupted(lease, exc)
         except LostJob:
             raise
         except (DatasetError, TrainingDiverged) as exc:
-            self._fail(job_id, str(exc))
+            self._fail(lease, str(exc))
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                log.exception("job %s failed", lease.job_id)
+                self._fail(lease, f"{type(exc).__name__}: {exc}")
+            else:
+                self._fail(
+                    lease,
+                    f"the disk is full: could not write {exc.filename or 'a file'} "
+                    f"under {self.settings.artifacts_dir} ({exc.strerror})",
+                )
         except Exception as exc:
-            log.exception("job %s failed", job_id)
-            self._fail(job_id, f"{type(exc).__name__}: {exc}")
+            log.exception("job %s failed", lease.job_id)
+            self._fail(lease, f"{type(exc).__name__}: {exc}")
 
-    def _fail(self, job_id: int, message: str) -> None:
-        log.error("job %s failed: %s", job_id, message)
-        with session_scope() as session:
-            fail_job(session, job_id, self.worker_id, message)
+    def _interrupted(self, lease: Lease, exc: TrainingInterrupted) -> None:
+        log.info("job %s: %s", lease.job_id, exc)
+        if exc.reason is StopReason.LOST:
+            return
+        with session_scope(write=True) as session:
+            if exc.reason is StopReason.CANCEL:
+                cancel_running_job(session, lease)
+            else:
+                release_job(session, lease)
+        if exc.reason is StopReason.CANCEL:
+            shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
 
-    def _train_and_save(self, job_id: int) -> None:
+    def _fail(self, lease: Lease, message: str) -> None:
+        log.error("job %s failed: %s", lease.job_id, message)
+        with session_scope(write=True) as session:
+            fail_job(session, lease, message)
+
+    def _train_and_save(self, lease: Lease) -> None:
         with session_scope() as session:
-            job = session.get(Job, job_id)
+            job = session.get(Job, lease.job_id)
             assert job is not None
             config = dict(job.config)
-        dataset = limit_samples(
-            self.datasets.load(config["dataset"]),
-            config.get("max_train_samples"),
-            config.get("max_test_samples"),
-        )
-        recorder = JobRecorder(job_id, self.worker_id, dataset.classes, self.stop)
-        result = train(
-            TrainConfig.from_job_config(config),
-            dataset.train,
-            dataset.test,
-            dataset.classes,
-            recorder,
-        )
-        relative_path = Path("jobs") / str(job_id) / "model.pt"
-        save_model(
-            self.settings.artifacts_dir / relative_path,
-            result.model,
-            arch=config["model"],
-            classes=dataset.classes,
-            image_size=dataset.image_size,
-        )
-        with session_scope() as session:
-            finish_job(
-                session,
-                job_id,
-                self.worker_id,
-                FinalResults(
-                    test_accuracy=result.final.accuracy,
-                    per_class_accuracy=result.final.per_class_accuracy,
-                    confusion_matrix=result.final.confusion_matrix,
-                    model_path=relative_path.as_posix(),
-                ),
+        with JobRun(lease, self.settings, self.stop) as run:
+            dataset = limit_samples(
+                self.datasets.load(config["dataset"]),
+                config.get("max_train_samples"),
+                config.get("max_test_samples"),
             )
-        log.info("job %s succeeded: test accuracy %.2f%%", job_id, 100 * result.final.accuracy)
+            resume = run.load_checkpoint()
+            result = train(
+                TrainConfig.from_job_config(config),
+                dataset.train,
+                dataset.test,
+                dataset.classes,
+                run,
+                resume=resume,
+            )
+            if run.lost.is_set():
+                raise LostJob(f"job {lease.job_id} lost its lease while finishing")
+            relative_path = Path("jobs") / str(lease.job_id) / "model.pt"
+            sha256 = save_model(
+                self.settings.artifacts_dir / relative_path,
+                result.model,
+                arch=config["model"],
+                classes=dataset.classes,
+                image_size=dataset.image_size,
+            )
+            with session_scope(write=True) as session:
+                finish_job(
+                    session,
+                    lease,
+                    FinalResults(
+                        test_accuracy=result.final.accuracy,
+                        per_class_accuracy=result.final.per_class_accuracy,
+                        confusion_matrix=result.final.confusion_matrix,
+                        model_path=relative_path.as_posix(),
+                        model_sha256=sha256,
+                    ),
+                )
+        shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
+        log.info(
+            "job %s succeeded: test accuracy %.2f%%", lease.job_id, 100 * result.final.accuracy
+        )
 
 
 def configure_logging(level: str) -> None:

@@ -18,18 +18,36 @@ def _session() -> Iterator[Session]:
         yield session
 
 
+def _write_session() -> Iterator[Session]:
+    with session_scope(write=True) as session:
+        yield session
+
+
 SessionDep = Annotated[Session, Depends(_session)]
+WriteSessionDep = Annotated[Session, Depends(_write_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def _job(session: SessionDep, job_id: Annotated[int, Path(ge=1)]) -> Job:
+JobIdPath = Annotated[int, Path(ge=1)]
+
+
+def _find_job(session: Session, job_id: int) -> Job:
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"job {job_id} not found")
     return job
 
 
+def _job(session: SessionDep, job_id: JobIdPath) -> Job:
+    return _find_job(session, job_id)
+
+
+def _write_job(session: WriteSessionDep, job_id: JobIdPath) -> Job:
+    return _find_job(session, job_id)
+
+
 JobDep = Annotated[Job, Depends(_job)]
+WriteJobDep = Annotated[Job, Depends(_write_job)]
 
 
 def _model_cache(request: Request) -> ModelCache:

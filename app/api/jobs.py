@@ -1,14 +1,19 @@
 """Training jobs: submit, list, inspect, and read their metrics."""
 
+import hashlib
+import json
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from app.api.deps import JobDep, SessionDep
+from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
+from app.errors import Conflict, NotFound
 from app.models import Job, JobStatus
-from app.queue import create_job
+from app.queue import create_job, request_cancel
 from app.schemas import (
     SEED_MAX,
     EpochOut,
@@ -22,6 +27,18 @@ from app.schemas import (
 )
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+SUBMIT_EXAMPLES: dict[str, Any] = {
+    "tutorial": {"summary": "The CIFAR-10 tutorial (all defaults)", "value": {}},
+    "quick": {
+        "summary": "A quick run on a subset",
+        "value": {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
+    },
+    "adam": {
+        "summary": "Adam with larger batches",
+        "value": {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
+    },
+}
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No job with this id."}
@@ -46,6 +63,11 @@ def job_out(job: Job) -> JobOut:
         device=job.device,
         error=job.error,
         test_accuracy=job.test_accuracy,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        heartbeat_at=job.heartbeat_at,
+        cancel_requested=job.cancel_requested,
+        retry_of=job.retry_of,
     )
 
 
@@ -54,46 +76,55 @@ def job_out(job: Job) -> JobOut:
     status_code=202,
     response_model=JobOut,
     responses={
-        422: {"model": ErrorOut, "description": "A field is unknown, mistyped or out of range."}
+        200: {"model": JobOut, "description": "Idempotent replay: the job made for this key."},
+        409: {"model": ErrorOut, "description": "The Idempotency-Key was used with another body."},
+        422: {"model": ErrorOut, "description": "A field is unknown, mistyped or out of range."},
     },
     summary="Submit a training job",
 )
 def submit_job(
-    session: SessionDep,
+    session: WriteSessionDep,
+    settings: SettingsDep,
     response: Response,
-    spec: Annotated[
-        JobCreate | None,
-        Body(
-            openapi_examples={
-                "tutorial": {"summary": "The CIFAR-10 tutorial (all defaults)", "value": {}},
-                "quick": {
-                    "summary": "A quick run on a subset",
-                    "value": {
-                        "epochs": 1,
-                        "max_train_samples": 5000,
-                        "max_test_samples": 1000,
-                        "seed": 7,
-                    },
-                },
-                "adam": {
-                    "summary": "Adam with larger batches",
-                    "value": {
-                        "optimizer": "adam",
-                        "learning_rate": 0.001,
-                        "batch_size": 64,
-                        "epochs": 5,
-                    },
-                },
-            }
+    spec: Annotated[JobCreate | None, Body(openapi_examples=SUBMIT_EXAMPLES)] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            description="Send the same key again to get the same job back instead of a new one.",
         ),
     ] = None,
 ) -> JobOut:
     """Queue a job; every field is optional and the defaults reproduce the tutorial."""
-    config = (spec or JobCreate()).model_dump()
+    spec = spec or JobCreate()
+    fingerprint = request_fingerprint(spec) if idempotency_key else None
+    if idempotency_key:
+        existing = find_idempotent(session, idempotency_key, fingerprint)
+        if existing is not None:
+            response.status_code = 200
+            return job_out(existing)
+    config = spec.model_dump()
     if config["seed"] is None:
         config["seed"] = secrets.randbelow(SEED_MAX + 1)
-    job = create_job(session, config)
-    session.commit()
+    try:
+        job = create_job(
+            session,
+            config,
+            max_attempts=settings.max_attempts,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+        )
+        session.commit()
+    except IntegrityError:
+        # Another request with the same key won the race; answer with its job.
+        session.rollback()
+        assert idempotency_key is not None
+        existing = find_idempotent(session, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        response.status_code = 200
+        return job_out(existing)
     response.headers["Location"] = f"/jobs/{job.id}"
     return job_out(job)
 
@@ -146,3 +177,70 @@ def get_metrics(job: JobDep) -> MetricsOut:
         per_class_accuracy=job.per_class_accuracy,
         confusion_matrix=job.confusion_matrix,
     )
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    responses={
+        202: {"model": JobOut, "description": "Running: its worker stops it within seconds."},
+        409: {"model": ErrorOut, "description": "The job has already finished."},
+        **NOT_FOUND,
+    },
+    summary="Cancel a job",
+)
+def cancel_job(session: WriteSessionDep, job_id: JobIdPath, response: Response) -> JobOut:
+    """A queued job is cancelled at once (200); a running one is stopped by its worker (202)."""
+    outcome = request_cancel(session, job_id)
+    session.commit()
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    session.refresh(job)
+    if outcome is None:
+        raise Conflict(f"job {job_id} has already finished (its status is {job.status})")
+    if outcome == JobStatus.RUNNING:
+        response.status_code = 202
+    return job_out(job)
+
+
+@router.post(
+    "/{job_id}/retry",
+    status_code=202,
+    response_model=JobOut,
+    responses={
+        409: {"model": ErrorOut, "description": "Only failed or cancelled jobs are retried."},
+        **NOT_FOUND,
+    },
+    summary="Retry a failed or cancelled job",
+)
+def retry_job(
+    session: WriteSessionDep, settings: SettingsDep, job: WriteJobDep, response: Response
+) -> JobOut:
+    """Queue a new job with the same config; its `retry_of` names this one."""
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(
+            f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried"
+        )
+    retry = create_job(
+        session, dict(job.config), max_attempts=settings.max_attempts, retry_of=job.id
+    )
+    session.commit()
+    response.headers["Location"] = f"/jobs/{retry.id}"
+    return job_out(retry)
+
+
+def request_fingerprint(spec: JobCreate) -> str:
+    """A digest of the fields the client sent, to recognise a repeated submission."""
+    canonical = json.dumps(spec.model_dump(exclude_unset=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_idempotent(session: Session, key: str, fingerprint: str | None) -> Job | None:
+    """The job made earlier with this Idempotency-Key; 409 if its body differed."""
+    job = session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+    if job is not None and job.request_fingerprint != fingerprint:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used for job {job.id} with a different body"
+        )
+    return job

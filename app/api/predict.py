@@ -41,7 +41,11 @@ def _serving_job(session: SessionDep, job_id: int | None) -> Job:
         404: {"model": ErrorOut, "description": "The job named does not exist."},
         409: {"model": ErrorOut, "description": "The job named has no trained model."},
         422: {"model": ErrorOut, "description": "Not an image, empty, truncated or wrong size."},
-        503: {"model": ErrorOut, "description": "No job has finished training yet."},
+        503: {
+            "model": ErrorOut,
+            "description": "No job has finished training yet, or the job's model file is "
+            "missing or fails its checksum.",
+        },
     },
 )
 def predict(
@@ -56,10 +60,7 @@ def predict(
     """The most likely class and every class's probability for one image."""
     job = _serving_job(session, job_id)
     assert job.model_path is not None
-    model_file = settings.artifacts_dir / job.model_path
-    if not model_file.is_file():
-        raise Conflict(f"job {job.id}'s model file is missing from {settings.artifacts_dir}")
-    predictor = models.get(job.id, model_file)
+    predictor = models.get(job.id, settings.artifacts_dir / job.model_path, job.model_sha256)
     try:
         image = decode_image(file.file.read(), predictor.image_size)
     except ImageRejected as exc:

@@ -1,7 +1,12 @@
-"""Trained models on disk: a plain dict of tensors and names, written atomically."""
+"""Models and training checkpoints on disk: plain dicts of tensors and names, written atomically."""
 
+import hashlib
+import io
+import logging
 import os
+import re
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +17,10 @@ from torch import nn
 from app.ml.images import NORMALIZE_MEAN, NORMALIZE_STD
 from app.ml.nets import build_model
 
+log = logging.getLogger(__name__)
+
 FORMAT_VERSION = 1
+TEMP_SUFFIX = ".tmp"
 
 
 @dataclass(frozen=True)
@@ -23,32 +31,59 @@ class SavedModel:
     image_size: tuple[int, int]
 
 
-def atomic_torch_save(payload: dict[str, Any], path: Path) -> None:
-    """Write payload to path so that a reader sees the old file or the whole new one."""
+def _fsync_dir(folder: Path) -> None:
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def atomic_torch_save(payload: dict[str, Any], path: Path, *, pause_s: float = 0.0) -> str:
+    """Write payload so that readers see the old file or the whole new one; its sha256.
+
+    The bytes go to a temporary file beside `path`, are fsynced, then renamed into place. On any
+    failure (a full disk, say) the temporary file is removed and `path` is left as it was.
+    `pause_s` holds the write open half-way, for fault-injection tests.
+    """
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
+            half = len(data) // 2
+            f.write(data[:half])
+            if pause_s:
+                f.flush()
+                time.sleep(pause_s)
+            f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # makes the rename itself durable
-    finally:
-        os.close(dir_fd)
+    _fsync_dir(path.parent)  # makes the rename itself durable
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def save_model(
     path: Path, model: nn.Module, *, arch: str, classes: list[str], image_size: tuple[int, int]
-) -> None:
-    """Save the trained weights with what is needed to serve them."""
+) -> str:
+    """Save the trained weights with what is needed to serve them; the file's sha256."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic_torch_save(
+    return atomic_torch_save(
         {
             "format_version": FORMAT_VERSION,
             "arch": arch,
@@ -73,3 +108,46 @@ def load_model(path: Path, device: torch.device | str = "cpu") -> SavedModel:
     return SavedModel(
         model=model, arch=payload["arch"], classes=classes, image_size=(height, width)
     )
+
+
+_CHECKPOINT_NAME = re.compile(r"^epoch(\d{4})-step(\d{8})\.pt$")
+
+
+class CheckpointStore:
+    """A job's training checkpoints: the newest two are kept, named by position."""
+
+    KEEP = 2
+
+    def __init__(self, folder: Path, *, pause_s: float = 0.0) -> None:
+        self.folder = folder
+        self.pause_s = pause_s
+
+    def _checkpoints(self) -> list[Path]:
+        """Checkpoint files, newest position first."""
+        if not self.folder.is_dir():
+            return []
+        found = [p for p in self.folder.iterdir() if _CHECKPOINT_NAME.match(p.name)]
+        return sorted(found, key=lambda p: p.name, reverse=True)
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete half-written files left by a worker that died while writing."""
+        if self.folder.is_dir():
+            for leftover in self.folder.glob(f".*{TEMP_SUFFIX}"):
+                leftover.unlink(missing_ok=True)
+
+    def save(self, state: dict[str, Any], epoch: int, step: int) -> Path:
+        """Write a checkpoint for position (epoch, step) and prune all but the newest two."""
+        path = self.folder / f"epoch{epoch:04d}-step{step:08d}.pt"
+        atomic_torch_save(state, path, pause_s=self.pause_s)
+        for old in self._checkpoints()[self.KEEP :]:
+            old.unlink(missing_ok=True)
+        return path
+
+    def load_latest(self) -> tuple[dict[str, Any], Path] | None:
+        """The newest checkpoint that loads (onto the CPU), else older ones; None if none does."""
+        for path in self._checkpoints():
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True), path
+            except Exception as exc:
+                log.warning("checkpoint %s does not load (%s); trying the one before", path, exc)
+        return None

@@ -196,6 +196,8 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/jobs",
         "/jobs/{job_id}",
         "/jobs/{job_id}/metrics",
+        "/jobs/{job_id}/cancel",
+        "/jobs/{job_id}/retry",
         "/predict",
         "/healthz",
         "/readyz",

@@ -1,4 +1,5 @@
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -7,9 +8,10 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.main import create_app
-from app.ml.checkpoints import load_model
+from app.db import session_scope
+from app.ml.checkpoints import file_sha256, load_model
 from app.ml.images import normalize
+from app.models import Job
 from tests.api.conftest import TrainJob
 from tests.conftest import Env
 from workers.worker import Worker
@@ -129,13 +131,13 @@ def test_failed_job_is_409(client: TestClient, env: Env, synthetic_cifar: Path) 
     assert "its status is failed" in response.json()["detail"]
 
 
-def test_deleted_model_file_is_409_not_500(
+def test_deleted_model_file_is_503_naming_the_job(
     client: TestClient, train_job: TrainJob, env: Env
 ) -> None:
     job_id = train_job(max_train_samples=50, max_test_samples=10)
     (env.artifacts_dir / f"jobs/{job_id}/model.pt").unlink()
     response = upload(client, png(), job_id=job_id)
-    assert response.status_code == 409
+    assert response.status_code == 503
     assert response.json()["detail"].startswith(f"job {job_id}'s model file is missing")
 
 
@@ -149,10 +151,49 @@ def test_the_model_is_loaded_once(client: TestClient, train_job: TrainJob, env: 
     assert len(client.app.state.model_cache) == 1  # type: ignore[attr-defined]
 
 
-def test_a_corrupt_model_file_is_a_json_500_without_details(env: Env, train_job: TrainJob) -> None:
+@pytest.mark.parametrize("damage", ["truncate", "alter", "garbage"])
+def test_a_damaged_model_file_is_503_and_the_rest_keeps_working(
+    client: TestClient, train_job: TrainJob, env: Env, damage: str
+) -> None:
+    good = train_job(max_train_samples=50, max_test_samples=10, seed=1)
+    bad = train_job(max_train_samples=50, max_test_samples=10, seed=2)
+    path = env.artifacts_dir / f"jobs/{bad}/model.pt"
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "alter":
+        path.write_bytes(data[:-100] + bytes(b ^ 1 for b in data[-100:]))
+    else:
+        path.write_bytes(b"garbage")
+
+    response = upload(client, png())  # the newest job is the damaged one
+    assert response.status_code == 503
+    assert response.json() == {
+        "detail": f"job {bad}'s model file is damaged: its sha256 does not match the one "
+        "recorded when it was written"
+    }
+    assert upload(client, png(), job_id=good).status_code == 200
+    assert client.get(f"/jobs/{bad}").status_code == 200
+
+
+class _RunsCode:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"touch {MARKER}",))
+
+
+MARKER = "/tmp/trainserve-model-ran-code"
+
+
+def test_a_model_file_that_would_run_code_is_never_executed(
+    client: TestClient, train_job: TrainJob, env: Env
+) -> None:
     job_id = train_job(max_train_samples=50, max_test_samples=10)
-    (env.artifacts_dir / f"jobs/{job_id}/model.pt").write_bytes(b"garbage")
-    with TestClient(create_app(), raise_server_exceptions=False) as fresh:
-        response = upload(fresh, png())
-    assert response.status_code == 500
-    assert response.json() == {"detail": "internal error"}
+    path = env.artifacts_dir / f"jobs/{job_id}/model.pt"
+    torch.save({"arch": "tutorial_cnn", "classes": _RunsCode()}, path)
+    # Even with its checksum recorded as if the worker had written it, it is not unpickled.
+    with session_scope(write=True) as session:
+        session.get(Job, job_id).model_sha256 = file_sha256(path)  # type: ignore[union-attr]
+    response = upload(client, png(), job_id=job_id)
+    assert response.status_code == 503
+    assert response.json() == {"detail": f"job {job_id}'s model file cannot be loaded"}
+    assert not Path(MARKER).exists()

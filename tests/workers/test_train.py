@@ -1,5 +1,7 @@
+import io
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ from app.ml.images import ImageSet
 from tests.conftest import synthetic_split
 from workers.train import (
     EpochMetrics,
+    StopReason,
     TrainConfig,
     TrainingDiverged,
     TrainingInterrupted,
@@ -27,14 +30,19 @@ def image_set(count: int, seed: int) -> ImageSet:
 
 @dataclass
 class Collector:
+    """Hooks that keep everything in memory; stops (as a shutdown) once stop_at is reached."""
+
     stop_at: tuple[int, int] | None = None
+    stop_as: StopReason = StopReason.SHUTDOWN
+    checkpoint_every: int | None = None
     device: str = ""
     steps_per_epoch: int = 0
     losses: list[tuple[int, int, float]] = field(default_factory=list)
     epochs: list[EpochMetrics] = field(default_factory=list)
     last_progress: tuple[int, int] = (0, 0)
+    checkpoints: list[tuple[int, int, dict[str, Any]]] = field(default_factory=list)
 
-    def started(self, device: str, steps_per_epoch: int) -> None:
+    def started(self, device: str, classes: list[str], steps_per_epoch: int) -> None:
         self.device, self.steps_per_epoch = device, steps_per_epoch
 
     def progress(self, epoch: int, step: int) -> None:
@@ -47,8 +55,21 @@ class Collector:
     def epoch_done(self, metrics: EpochMetrics) -> None:
         self.epochs.append(metrics)
 
-    def should_stop(self) -> bool:
-        return self.stop_at is not None and self.last_progress >= self.stop_at
+    def stop_reason(self) -> StopReason | None:
+        if self.stop_at is not None and self.last_progress >= self.stop_at:
+            return self.stop_as
+        return None
+
+    def checkpoint_due(self) -> bool:
+        every = self.checkpoint_every
+        return every is not None and self.last_progress[1] % every == 0
+
+    def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
+        # Through bytes, as on disk, so that nothing is shared with the running loop.
+        buffer = io.BytesIO()
+        torch.save(snapshot, buffer)
+        buffer.seek(0)
+        self.checkpoints.append((epoch, step, torch.load(buffer, weights_only=True)))
 
 
 def run(config: TrainConfig, hooks: Collector | None = None) -> tuple[Collector, float]:
@@ -102,11 +123,65 @@ def test_a_partial_last_batch_counts_as_a_step() -> None:
     assert hooks.steps_per_epoch == math.ceil(400 / 64) == 7
 
 
-def test_stop_request_interrupts_training() -> None:
+def test_shutdown_checkpoints_and_interrupts() -> None:
     hooks = Collector(stop_at=(1, 30))
-    with pytest.raises(TrainingInterrupted, match="stopped in epoch 1 at step 30"):
+    with pytest.raises(TrainingInterrupted, match=r"stopped \(shutdown\) in epoch 1 at step 30"):
         run(TrainConfig(epochs=2, batch_size=4, log_every=10, device="cpu"), hooks)
     assert hooks.epochs == []
+    assert [(e, s) for e, s, _ in hooks.checkpoints] == [(1, 30)]
+
+
+@pytest.mark.parametrize("reason", [StopReason.CANCEL, StopReason.LOST])
+def test_cancel_and_lost_lease_stop_without_a_checkpoint(reason: StopReason) -> None:
+    hooks = Collector(stop_at=(1, 12), stop_as=reason)
+    with pytest.raises(TrainingInterrupted) as caught:
+        run(TrainConfig(epochs=2, batch_size=4, log_every=10, device="cpu"), hooks)
+    assert caught.value.reason is reason
+    assert hooks.checkpoints == []
+
+
+def test_a_checkpoint_is_written_at_the_end_of_every_epoch() -> None:
+    hooks, _ = run(TrainConfig(epochs=3, batch_size=8, log_every=10, device="cpu"))
+    assert [(e, s) for e, s, _ in hooks.checkpoints] == [(1, 50), (2, 50), (3, 50)]
+    last = hooks.checkpoints[-1][2]
+    assert [e["epoch"] for e in last["epochs"]] == [1, 2, 3]
+    assert len(last["loss_history"]) == 15
+
+
+@pytest.mark.parametrize("stop_at", [(1, 7), (1, 20), (1, 50), (2, 1), (2, 33)])
+def test_resuming_a_checkpoint_reproduces_the_straight_run_exactly(
+    stop_at: tuple[int, int],
+) -> None:
+    config = TrainConfig(epochs=3, batch_size=8, log_every=5, device="cpu", seed=21)
+    straight, straight_accuracy = run(config)
+
+    interrupted = Collector(stop_at=stop_at)
+    with pytest.raises(TrainingInterrupted):
+        run(config, interrupted)
+    epoch, step, snapshot = interrupted.checkpoints[-1]
+    assert (epoch, step) == stop_at
+
+    torch.manual_seed(999)  # whatever the process did meanwhile must not matter
+    resumed = Collector()
+    result = train(config, image_set(400, 1), image_set(100, 2), CLASSES, resumed, snapshot)
+
+    combined = [p for p in interrupted.losses if p[:2] <= stop_at] + resumed.losses
+    assert [p[:2] for p in combined] == [p[:2] for p in straight.losses]  # no gaps, no repeats
+    assert [p[2] for p in combined] == pytest.approx([p[2] for p in straight.losses], abs=1e-6)
+    assert result.final.accuracy == straight_accuracy
+    assert snapshot["loss_history"] == [
+        {"epoch": e, "step": s, "loss": loss} for e, s, loss in interrupted.losses
+    ]
+
+
+def test_resuming_after_the_last_epoch_only_evaluates() -> None:
+    config = TrainConfig(epochs=1, batch_size=8, log_every=5, device="cpu", seed=2)
+    first, accuracy = run(config)
+    _, _, snapshot = first.checkpoints[-1]
+    again = Collector()
+    result = train(config, image_set(400, 1), image_set(100, 2), CLASSES, again, snapshot)
+    assert again.losses == [] and again.epochs == []
+    assert result.final.accuracy == accuracy
 
 
 def test_divergence_fails_with_advice() -> None:

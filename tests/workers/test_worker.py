@@ -1,5 +1,6 @@
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -93,35 +94,58 @@ def test_divergence_fails_the_job_with_its_reason(migrated_env: Env, synthetic_c
     assert job.error is not None and job.error.startswith("training diverged: the loss became nan")
 
 
-def test_stop_hands_the_job_back_to_the_queue(migrated_env: Env, synthetic_cifar: Path) -> None:
-    job_id = queue(epochs=50, log_every=5)
-    worker = Worker(migrated_env.settings(), worker_id="w1")
+def stop_when(worker: Worker, condition: Callable[[], bool]) -> threading.Thread:
+    """A thread that asks the worker to stop (as SIGTERM does) once condition holds."""
 
-    def stop_once_training_started() -> None:
-        while True:
-            with session_scope() as session:
-                points = session.scalars(select(LossPoint).where(LossPoint.job_id == job_id)).all()
-            if points:
-                worker.request_stop()
-                return
+    def watch() -> None:
+        while not condition():
             time.sleep(0.01)
+        worker.request_stop()
 
-    watcher = threading.Thread(target=stop_once_training_started)
+    watcher = threading.Thread(target=watch)
     watcher.start()
-    worker.run_once()
+    return watcher
+
+
+def loss_point_count(job_id: int) -> int:
+    with session_scope() as session:
+        return len(session.scalars(select(LossPoint).where(LossPoint.job_id == job_id)).all())
+
+
+def test_stop_checkpoints_and_the_next_worker_resumes_exactly(
+    migrated_env: Env, synthetic_cifar: Path
+) -> None:
+    settings = migrated_env.settings()
+    straight = queue(epochs=3, log_every=5, seed=4)
+    assert Worker(settings).run_once()
+    reference = load(straight)
+
+    job_id = queue(epochs=3, log_every=5, seed=4)
+    first = Worker(settings, worker_id="w1")
+    watcher = stop_when(first, lambda: loss_point_count(job_id) >= 3)
+    first.run_once()
     watcher.join()
 
     job = load(job_id)
-    assert job.status == JobStatus.QUEUED
-    assert job.worker_id is None and job.started_at is None
-    assert job.loss_points == [] and job.epoch_results == []
-    # Another worker picks it up and finishes it from the start.
-    with session_scope() as session:
-        session.get(Job, job_id).config = {**QUICK, "epochs": 1}  # type: ignore[union-attr]
-    assert Worker(migrated_env.settings(), worker_id="w2").run_once() is True
+    assert job.status == JobStatus.QUEUED and job.worker_id is None
+    assert job.attempts == 0  # a graceful stop does not count as an attempt
+    assert len(job.loss_points) >= 3
+    checkpoints = list((migrated_env.artifacts_dir / f"jobs/{job_id}/checkpoints").iterdir())
+    assert len(checkpoints) == 1
+
+    assert Worker(settings, worker_id="w2").run_once()
     job = load(job_id)
-    assert job.status == JobStatus.SUCCEEDED and job.worker_id == "w2"
-    assert [p.epoch for p in job.loss_points] == [1, 1, 1, 1]
+    assert job.status == JobStatus.SUCCEEDED and job.worker_id == "w2" and job.attempts == 1
+    assert [(p.epoch, p.step) for p in job.loss_points] == [
+        (p.epoch, p.step) for p in reference.loss_points
+    ]
+    assert [p.loss for p in job.loss_points] == pytest.approx(
+        [p.loss for p in reference.loss_points], abs=1e-6
+    )
+    assert job.test_accuracy == reference.test_accuracy
+    assert job.confusion_matrix == reference.confusion_matrix
+    # Checkpoints are removed once the model is saved.
+    assert not (migrated_env.artifacts_dir / f"jobs/{job_id}/checkpoints").exists()
 
 
 def test_each_job_is_claimed_by_exactly_one_of_many_workers(migrated_env: Env) -> None:
@@ -133,10 +157,10 @@ def test_each_job_is_claimed_by_exactly_one_of_many_workers(migrated_env: Env) -
         barrier.wait()
         while True:
             with session_scope() as session:
-                claimed = claim_next_job(session, worker_id)
+                claimed = claim_next_job(session, worker_id, 30)
             if claimed is None:
                 return
-            claims[worker_id].append(claimed)
+            claims[worker_id].append(claimed.job_id)
 
     threads = [threading.Thread(target=claim_all, args=(w,)) for w in claims]
     for thread in threads:
@@ -176,5 +200,5 @@ def test_finished_jobs_are_never_claimed(migrated_env: Env, status: JobStatus) -
     with session_scope() as session:
         session.get(Job, job_id).status = status  # type: ignore[union-attr]
     with session_scope() as session:
-        assert claim_next_job(session, "w1") is None
+        assert claim_next_job(session, "w1", 30) is None
     assert load(job_id).status == status

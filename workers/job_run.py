@@ -1,0 +1,177 @@
+"""One claimed job as the worker runs it: its lease heartbeat, its records and its checkpoints."""
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from app.db import session_scope
+from app.ml.checkpoints import CheckpointStore
+from app.queue import (
+    EpochRecord,
+    Lease,
+    LossRecord,
+    LostJob,
+    heartbeat,
+    record_epoch,
+    record_loss_point,
+    record_start,
+    restore_history,
+)
+from app.settings import Settings
+from workers.train import EpochMetrics, StopReason
+
+log = logging.getLogger("trainserve.worker")
+
+
+def checkpoint_folder(artifacts_dir: Path, job_id: int) -> Path:
+    """Where a job's training checkpoints are kept."""
+    return artifacts_dir / "jobs" / str(job_id) / "checkpoints"
+
+
+class JobRun:
+    """Training hooks for one leased job, with a heartbeat thread that keeps the lease alive.
+
+    The heartbeat renews the lease, stores the latest progress and notices a cancel request; when
+    the lease is lost it says so, and training stops without writing anything more.
+    """
+
+    def __init__(self, lease: Lease, settings: Settings, shutdown: threading.Event) -> None:
+        self.lease, self.settings, self.shutdown = lease, settings, shutdown
+        self.checkpoints = CheckpointStore(
+            checkpoint_folder(settings.artifacts_dir, lease.job_id),
+            pause_s=settings.failpoint_checkpoint_pause_seconds,
+        )
+        self.cancelled = threading.Event()
+        self.lost = threading.Event()
+        self._finished = threading.Event()
+        self._position = (0, 0)
+        self._last_checkpoint = time.monotonic()
+        self._heartbeat = threading.Thread(
+            target=self._beat, name=f"heartbeat-job-{lease.job_id}", daemon=True
+        )
+
+    # -- lease -------------------------------------------------------------------------------
+
+    def __enter__(self) -> "JobRun":
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._finished.set()
+        self._heartbeat.join()
+
+    def _beat(self) -> None:
+        while not self._finished.wait(self.settings.heartbeat_seconds):
+            epoch, step = self._position
+            try:
+                with session_scope(write=True) as session:
+                    cancel = heartbeat(
+                        session, self.lease, self.settings.lease_seconds, epoch, step
+                    )
+            except LostJob:
+                log.warning(
+                    "job %s: lease lost; stopping without further writes", self.lease.job_id
+                )
+                self.lost.set()
+                return
+            except Exception:
+                # The database may come back before the lease runs out; if not, the
+                # next guarded write finds the lease gone.
+                log.exception("job %s: heartbeat failed", self.lease.job_id)
+                continue
+            if cancel and not self.cancelled.is_set():
+                log.info("job %s: cancel requested", self.lease.job_id)
+                self.cancelled.set()
+
+    # -- resume ------------------------------------------------------------------------------
+
+    def load_checkpoint(self) -> dict[str, Any] | None:
+        """The newest usable checkpoint, with the stored history made to match it."""
+        self.checkpoints.remove_stale_temporaries()
+        loaded = self.checkpoints.load_latest()
+        snapshot, epoch, step = (
+            (None, 0, 0) if loaded is None else (loaded[0], loaded[0]["epoch"], loaded[0]["step"])
+        )
+        with session_scope(write=True) as session:
+            restore_history(
+                session,
+                self.lease,
+                epoch=epoch,
+                step=step,
+                loss_points=[LossRecord(**p) for p in (snapshot or {}).get("loss_history", [])],
+                epochs=[EpochRecord(**e) for e in (snapshot or {}).get("epochs", [])],
+            )
+        if loaded is not None:
+            log.info(
+                "job %s: resuming from checkpoint %s (epoch %d, step %d), attempt %d",
+                self.lease.job_id,
+                loaded[1].name,
+                epoch,
+                step,
+                self.lease.attempt,
+            )
+        self._position = (epoch, step)
+        return snapshot
+
+    # -- training hooks ----------------------------------------------------------------------
+
+    def started(self, device: str, classes: list[str], steps_per_epoch: int) -> None:
+        log.info(
+            "job %s: training on %s, %d steps per epoch", self.lease.job_id, device, steps_per_epoch
+        )
+        with session_scope(write=True) as session:
+            record_start(
+                session,
+                self.lease,
+                device=device,
+                classes=classes,
+                steps_per_epoch=steps_per_epoch,
+            )
+
+    def progress(self, epoch: int, step: int) -> None:
+        self._position = (epoch, step)  # the heartbeat stores it
+
+    def loss_point(self, epoch: int, step: int, loss: float) -> None:
+        self._position = (epoch, step)
+        log.info("job %s: [%d, %5d] loss: %.3f", self.lease.job_id, epoch, step, loss)
+        with session_scope(write=True) as session:
+            record_loss_point(session, self.lease, LossRecord(epoch, step, loss))
+
+    def epoch_done(self, metrics: EpochMetrics) -> None:
+        log.info(
+            "job %s: epoch %d train loss %.3f, test loss %.3f, test accuracy %.2f%%",
+            self.lease.job_id,
+            metrics.epoch,
+            metrics.train_loss,
+            metrics.evaluation.loss,
+            100 * metrics.evaluation.accuracy,
+        )
+        with session_scope(write=True) as session:
+            record = EpochRecord(
+                epoch=metrics.epoch,
+                train_loss=metrics.train_loss,
+                test_loss=metrics.evaluation.loss,
+                test_accuracy=metrics.evaluation.accuracy,
+            )
+            record_epoch(session, self.lease, record, metrics.steps)
+
+    def stop_reason(self) -> StopReason | None:
+        if self.lost.is_set():
+            return StopReason.LOST
+        if self.cancelled.is_set():
+            return StopReason.CANCEL
+        if self.shutdown.is_set():
+            return StopReason.SHUTDOWN
+        return None
+
+    def checkpoint_due(self) -> bool:
+        return time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_seconds
+
+    def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
+        if self.lost.is_set():
+            return  # another worker may own the job now; its files are not ours to touch
+        path = self.checkpoints.save(snapshot, epoch, step)
+        self._last_checkpoint = time.monotonic()
+        log.info("job %s: checkpoint %s written", self.lease.job_id, path.name)

@@ -43,6 +43,11 @@ class Process:
             assert time.monotonic() < deadline, f"{text!r} never logged:\n{self.log()}"
             time.sleep(0.1)
 
+    def kill(self) -> None:
+        """SIGKILL: no chance to checkpoint or clean up, as when a machine dies."""
+        self.popen.kill()
+        self.popen.wait()
+
     def stop(self, timeout_s: float = 30) -> int:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
@@ -63,9 +68,10 @@ class Service:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: list[Process] = []
+        self.overrides: dict[str, str] = {}
 
     def environment(self) -> dict[str, str]:
-        return {**os.environ, **self.env.variables(), "PYTHONUNBUFFERED": "1"}
+        return {**os.environ, **self.env.variables(), "PYTHONUNBUFFERED": "1", **self.overrides}
 
     def start(self, name: str, *args: str) -> Process:
         process = Process(list(args), self.environment(), self.env.root / f"{name}.log")

@@ -1,0 +1,136 @@
+"""Chaos: workers killed with SIGKILL at random moments, some in the middle of a checkpoint write.
+
+Every job must still succeed, resumed from the last checkpoint that was complete when its worker
+died, and end exactly as a run that was never interrupted.
+"""
+
+import random
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Env
+from tests.e2e.conftest import Process, Service, wait_for
+
+pytestmark = pytest.mark.e2e
+
+KILLS = 12
+KILLS_DURING_CHECKPOINT_WRITE = 4
+MAX_TRIALS = 20
+CONFIG = {"epochs": 3, "batch_size": 4, "log_every": 10, "seed": 7, "device": "cpu"}
+CHECKPOINT_NAME = re.compile(r"^epoch\d{4}-step\d{8}\.pt$")
+
+
+def checkpoint_dir(env: Env, job_id: int) -> Path:
+    return env.artifacts_dir / "jobs" / str(job_id) / "checkpoints"
+
+
+def complete_checkpoints(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if CHECKPOINT_NAME.match(p.name))
+
+
+def temporaries(folder: Path) -> list[Path]:
+    return list(folder.glob(".*.tmp")) if folder.is_dir() else []
+
+
+def run_to_end(client: httpx.Client, job_id: int) -> dict[str, object]:
+    job = wait_for(
+        lambda: (
+            (j := client.get(f"/jobs/{job_id}").json())["status"]
+            in ("succeeded", "failed", "cancelled")
+            and j
+        ),
+        120,
+        f"job {job_id} never finished",
+    )
+    assert isinstance(job, dict)
+    return job
+
+
+def kill_during_checkpoint_write(worker: Process, folder: Path) -> bool:
+    """SIGKILL the worker while a checkpoint's temporary file is open; True if caught so."""
+    deadline = time.monotonic() + 30
+    while not temporaries(folder):
+        if worker.popen.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    worker.kill()
+    return bool(temporaries(folder))  # still there: the write never finished
+
+
+def test_sigkill_at_random_moments_loses_nothing(
+    env: Env, service: Service, synthetic_cifar: Path
+) -> None:
+    service.overrides = {
+        "TRAINSERVE_LEASE_SECONDS": "1.5",
+        "TRAINSERVE_HEARTBEAT_SECONDS": "0.2",
+        "TRAINSERVE_MAX_ATTEMPTS": "100",
+        "TRAINSERVE_CHECKPOINT_SECONDS": "0.25",
+        # Holds every checkpoint write open for 0.3 s, so that kills can land inside one.
+        "TRAINSERVE_FAILPOINT_CHECKPOINT_PAUSE_SECONDS": "0.3",
+    }
+    service.start_api()
+    client = service.client()
+    chance = random.Random(20261122)
+
+    reference_worker = service.start_worker("reference")
+    reference_id = client.post("/jobs", json=CONFIG).json()["id"]
+    reference = run_to_end(client, reference_id)
+    assert reference["status"] == "succeeded"
+    reference_metrics = client.get(f"/jobs/{reference_id}/metrics").json()
+    reference_worker.stop()
+
+    kills = mid_write_kills = resumes = trials = 0
+    while kills < KILLS:
+        trials += 1
+        assert trials <= MAX_TRIALS, f"only {kills} kills landed in {MAX_TRIALS} trials"
+        job_id = client.post("/jobs", json=CONFIG).json()["id"]
+        folder = checkpoint_dir(env, job_id)
+        victim = service.start_worker(f"victim{trials}")
+        victim.wait_for_log(f"job {job_id}: training on")
+        if mid_write_kills < KILLS_DURING_CHECKPOINT_WRITE:
+            caught = kill_during_checkpoint_write(victim, folder)
+            mid_write_kills += caught
+        else:
+            time.sleep(chance.uniform(0.2, 2.0))
+            victim.kill()
+        if client.get(f"/jobs/{job_id}").json()["status"] != "running":
+            continue  # it finished before the kill landed; not a kill
+        kills += 1
+        last_complete = complete_checkpoints(folder)
+
+        successor = service.start_worker(f"successor{trials}")
+        job = run_to_end(client, job_id)
+        successor.stop()
+
+        assert job["status"] == "succeeded", successor.log()
+        assert job["attempts"] == 2
+        resumed = re.search(rf"job {job_id}: resuming from checkpoint (\S+) ", successor.log())
+        if last_complete:
+            assert resumed is not None and resumed.group(1) == last_complete[-1]
+            resumes += 1
+        else:
+            assert resumed is None  # killed before its first checkpoint: started over
+        metrics = client.get(f"/jobs/{job_id}/metrics").json()
+        assert [(p["epoch"], p["step"]) for p in metrics["loss_history"]] == [
+            (p["epoch"], p["step"]) for p in reference_metrics["loss_history"]
+        ]
+        assert [p["loss"] for p in metrics["loss_history"]] == pytest.approx(
+            [p["loss"] for p in reference_metrics["loss_history"]], abs=1e-6
+        )
+        assert metrics["test_accuracy"] == reference_metrics["test_accuracy"]
+        assert metrics["confusion_matrix"] == reference_metrics["confusion_matrix"]
+        assert not folder.exists()  # checkpoints (and stale temporaries) cleared on success
+
+    jobs = client.get("/jobs", params={"limit": 1000}).json()["items"]
+    assert [j for j in jobs if j["status"] != "succeeded"] == []  # none lost, none left running
+    assert mid_write_kills == KILLS_DURING_CHECKPOINT_WRITE
+    print(
+        f"\nchaos: {trials} trials, {kills} kills ({mid_write_kills} during a checkpoint write), "
+        f"{resumes} resumed from a checkpoint, {kills - resumes} restarted before any, 0 lost"
+    )

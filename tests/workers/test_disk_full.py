@@ -1,0 +1,56 @@
+"""A worker writing to a real, full filesystem: a small tmpfs mounted as ARTIFACTS_DIR."""
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.db import session_scope
+from app.ml.checkpoints import CheckpointStore
+from app.models import Job, JobStatus
+from app.queue import create_job
+from app.schemas import JobCreate
+from tests.conftest import Env
+from workers.worker import Worker
+
+# One checkpoint of the tutorial CNN (weights and SGD momentum) is about 500 KB, so the first
+# fits and the second does not.
+TMPFS_SIZE = "700k"
+
+
+@pytest.fixture
+def small_artifacts_disk(migrated_env: Env) -> Iterator[Path]:
+    mount_point = migrated_env.artifacts_dir
+    mount_point.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_a_full_disk_fails_the_job_and_keeps_the_last_checkpoint(
+    migrated_env: Env, synthetic_cifar: Path, small_artifacts_disk: Path
+) -> None:
+    config = {**JobCreate().model_dump(), "epochs": 3, "seed": 1, "log_every": 50, "device": "cpu"}
+    with session_scope(write=True) as session:
+        job_id = create_job(session, config).id
+
+    assert Worker(migrated_env.settings()).run_once()
+
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        assert job.status == JobStatus.FAILED
+        assert job.error is not None and job.error.startswith("the disk is full")
+        assert "No space left on device" in job.error
+        assert [e.epoch for e in job.epoch_results] == [1, 2]
+    folder = small_artifacts_disk / "jobs" / str(job_id) / "checkpoints"
+    assert [p.name for p in folder.iterdir()] == ["epoch0001-step00000100.pt"]  # no temporaries
+    loaded = CheckpointStore(folder).load_latest()
+    assert loaded is not None and loaded[0]["epoch"] == 1

@@ -169,9 +169,18 @@ class JobRun:
     def checkpoint_due(self) -> bool:
         return time.monotonic() - self._last_checkpoint >= self.settings.checkpoint_seconds
 
+    def confirm_lease(self) -> None:
+        """Renew the lease now, raising LostJob if it is gone: files are written only after this."""
+        try:
+            with session_scope(write=True) as session:
+                heartbeat(session, self.lease, self.settings.lease_seconds, *self._position)
+        except LostJob:
+            self.lost.set()
+            raise
+
     def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
-        if self.lost.is_set():
-            return  # another worker may own the job now; its files are not ours to touch
+        # Another worker may own the job by now; its checkpoints are not ours to touch.
+        self.confirm_lease()
         path = self.checkpoints.save(snapshot, epoch, step)
         self._last_checkpoint = time.monotonic()
         log.info("job %s: checkpoint %s written", self.lease.job_id, path.name)

@@ -162,9 +162,10 @@ class Worker:
                 run,
                 resume=resume,
             )
-            if run.lost.is_set():
-                raise LostJob(f"job {lease.job_id} lost its lease while finishing")
-            relative_path = Path("jobs") / str(lease.job_id) / "model.pt"
+            run.confirm_lease()
+            # Named by attempt, so that a worker that lost its lease a moment ago cannot
+            # overwrite the file its successor records.
+            relative_path = Path("jobs") / str(lease.job_id) / f"model-attempt{lease.attempt}.pt"
             sha256 = save_model(
                 self.settings.artifacts_dir / relative_path,
                 result.model,

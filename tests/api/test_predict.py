@@ -43,7 +43,7 @@ def test_prediction_matches_the_model_applied_as_in_training(
     body = response.json()
     assert body["job_id"] == job_id
 
-    saved = load_model(env.artifacts_dir / f"jobs/{job_id}/model.pt")
+    saved = load_model(env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt")
     pixels = torch.from_numpy(np.array(Image.open(io.BytesIO(png(seed=4))))).permute(2, 0, 1)
     with torch.no_grad():
         expected = torch.softmax(saved.model(normalize(pixels.unsqueeze(0))), dim=1)[0]
@@ -135,7 +135,7 @@ def test_deleted_model_file_is_503_naming_the_job(
     client: TestClient, train_job: TrainJob, env: Env
 ) -> None:
     job_id = train_job(max_train_samples=50, max_test_samples=10)
-    (env.artifacts_dir / f"jobs/{job_id}/model.pt").unlink()
+    (env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt").unlink()
     response = upload(client, png(), job_id=job_id)
     assert response.status_code == 503
     assert response.json()["detail"].startswith(f"job {job_id}'s model file is missing")
@@ -145,8 +145,8 @@ def test_the_model_is_loaded_once(client: TestClient, train_job: TrainJob, env: 
     job_id = train_job(max_train_samples=50, max_test_samples=10)
     assert upload(client, png()).status_code == 200
     # With the model cached, the file is no longer needed.
-    (env.artifacts_dir / f"jobs/{job_id}/model.pt").rename(env.root / "elsewhere.pt")
-    (env.artifacts_dir / f"jobs/{job_id}/model.pt").write_bytes(b"")  # would fail to load
+    (env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt").rename(env.root / "elsewhere.pt")
+    (env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt").write_bytes(b"")  # would fail to load
     assert upload(client, png()).status_code == 200
     assert len(client.app.state.model_cache) == 1  # type: ignore[attr-defined]
 
@@ -157,7 +157,7 @@ def test_a_damaged_model_file_is_503_and_the_rest_keeps_working(
 ) -> None:
     good = train_job(max_train_samples=50, max_test_samples=10, seed=1)
     bad = train_job(max_train_samples=50, max_test_samples=10, seed=2)
-    path = env.artifacts_dir / f"jobs/{bad}/model.pt"
+    path = env.artifacts_dir / f"jobs/{bad}/model-attempt1.pt"
     data = path.read_bytes()
     if damage == "truncate":
         path.write_bytes(data[: len(data) // 2])
@@ -188,7 +188,7 @@ def test_a_model_file_that_would_run_code_is_never_executed(
     client: TestClient, train_job: TrainJob, env: Env
 ) -> None:
     job_id = train_job(max_train_samples=50, max_test_samples=10)
-    path = env.artifacts_dir / f"jobs/{job_id}/model.pt"
+    path = env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt"
     torch.save({"arch": "tutorial_cnn", "classes": _RunsCode()}, path)
     # Even with its checksum recorded as if the worker had written it, it is not unpickled.
     with session_scope(write=True) as session:

@@ -84,13 +84,14 @@ def test_a_poison_job_fails_after_exactly_max_attempts(
     poison = client.post("/jobs", json={"epochs": 1000, "log_every": 10}).json()["id"]
 
     # Its worker dies every time it runs it (SIGKILL: no checkpoint, no goodbye).
+    def running_attempt() -> int:
+        job = client.get(f"/jobs/{poison}").json()
+        return int(job["attempts"]) if job["status"] == "running" else 0
+
     for attempt in (1, 2, 3):
         worker = service.start_worker(f"worker{attempt}")
         wait_for(
-            lambda a=attempt: (
-                (job := client.get(f"/jobs/{poison}").json())["status"] == "running"
-                and job["attempts"] == a
-            ),
+            lambda expected=attempt: running_attempt() == expected,  # type: ignore[misc]
             60,
             f"attempt {attempt} never started",
         )

@@ -53,7 +53,7 @@ def test_runs_a_job_and_records_everything(migrated_env: Env, synthetic_cifar: P
     assert [sum(row) for row in job.confusion_matrix] == [5] * 10  # balanced subset
     assert job.per_class_accuracy is not None
     assert list(job.per_class_accuracy) == job.classes
-    assert job.model_path == f"jobs/{job_id}/model.pt"
+    assert job.model_path == f"jobs/{job_id}/model-attempt1.pt"
     saved = load_model(migrated_env.artifacts_dir / job.model_path)
     assert saved.classes == job.classes and saved.image_size == (32, 32)
     assert worker.run_once() is False  # queue empty

@@ -5,9 +5,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import health, jobs, predict
 from app.errors import install_error_handlers
+from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
 from app.model_cache import ModelCache
 from app.settings import get_settings
@@ -39,6 +41,18 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     install_error_handlers(app)
     install_validation_handler(app)
+    settings = get_settings()
+    # Added innermost first: requests pass CORS, then the request id, keys, body limits.
+    app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(ApiKeys, settings=settings)
+    app.add_middleware(RequestId)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+        )
     return app
 
 

@@ -2,9 +2,10 @@
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OFFICIAL_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
@@ -61,10 +62,40 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(
         default=True, description="Apply database migrations when the API starts."
     )
+    max_predict_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Largest /predict request body, in bytes."
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="API key for everything (Authorization: Bearer <key>)."
+    )
+    predict_key: SecretStr | None = Field(
+        default=None, description="API key for prediction and reading only."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (comma-separated); none: "
+        "CORS off.",
+    )
     log_level: str = Field(default="INFO", description="Log level of the API and the worker.")
     model_cache_size: int = Field(
         default=4, ge=1, description="Trained models kept in memory by the API."
     )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("admin_key", "predict_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.admin_key is not None or self.predict_key is not None
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> "Settings":

@@ -1,8 +1,9 @@
 """Classifying an uploaded image with a trained model."""
 
+from pathlib import PurePosixPath
 from typing import Annotated
 
-from fastapi import APIRouter, File, Query, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from sqlalchemy import select
 
 from app.api.deps import ModelCacheDep, SessionDep, SettingsDep
@@ -12,6 +13,26 @@ from app.models import Job, JobStatus
 from app.schemas import ErrorOut, PredictionOut
 
 router = APIRouter(tags=["predict"])
+
+
+MAX_NAME_CHARS = 100
+
+
+def display_name(filename: str | None) -> str:
+    """The upload's base name, for messages only: it is never used as a path."""
+    name = PurePosixPath((filename or "").replace("\\", "/")).name
+    printable = "".join(c for c in name if c.isprintable())[:MAX_NAME_CHARS]
+    return printable or "file"
+
+
+async def one_file_upload(request: Request) -> None:
+    """Refuse a form that carries the `file` field more than once, or as text."""
+    form = await request.form()
+    values = form.getlist("file")
+    if len(values) > 1:
+        raise InvalidInput(f"file: send exactly one file in the field 'file' (got {len(values)})")
+    if values and isinstance(values[0], str):
+        raise InvalidInput("file: expected a file upload, got a text field")
 
 
 def _serving_job(session: SessionDep, job_id: int | None) -> Job:
@@ -35,6 +56,7 @@ def _serving_job(session: SessionDep, job_id: int | None) -> Job:
 
 @router.post(
     "/predict",
+    dependencies=[Depends(one_file_upload)],
     response_model=PredictionOut,
     summary="Classify one image",
     responses={
@@ -64,7 +86,7 @@ def predict(
     try:
         image = decode_image(file.file.read(), predictor.image_size)
     except ImageRejected as exc:
-        raise InvalidInput(f"{file.filename or 'file'}: {exc}") from None
+        raise InvalidInput(f"{display_name(file.filename)}: {exc}") from None
     prediction = predictor.predict(image.unsqueeze(0))[0]
     return PredictionOut(
         job_id=job.id,

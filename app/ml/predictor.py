@@ -11,21 +11,32 @@ from PIL import Image, UnidentifiedImageError
 from app.ml.checkpoints import SavedModel, load_model
 from app.ml.images import normalize
 
+# Only these decoders are ever run on uploads; Pillow's others (PSD, EPS, ICO, ...) are not.
+ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+
 
 class ImageRejected(Exception):
     """The upload is not an image this model can take; the message says why."""
 
 
 def decode_image(data: bytes, size: tuple[int, int]) -> torch.Tensor:
-    """Bytes of any Pillow-readable image of exactly `size` (height, width) to uint8 (3, H, W)."""
+    """Bytes of an accepted image of exactly `size` (height, width) to uint8 (3, H, W).
+
+    The pixel size is read from the header and checked before anything is decoded; Pillow's own
+    decompression-bomb limit stays on. Animated images give their first frame.
+    """
     if not data:
         raise ImageRejected("the file is empty")
     try:
-        image = Image.open(io.BytesIO(data))
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
     except UnidentifiedImageError:
-        raise ImageRejected("the file is not an image in a format we can read") from None
+        raise ImageRejected(
+            f"the file is not an image in a format we read ({', '.join(ACCEPTED_FORMATS)})"
+        ) from None
+    except Image.DecompressionBombError as exc:
+        raise ImageRejected(f"the image is far too large to decode ({exc})") from None
     except Exception as exc:
-        raise ImageRejected(f"the image could not be read: {exc}") from None
+        raise ImageRejected(f"the image header could not be read: {exc}") from None
     height, width = size
     # The size comes from the header, so a wrong-sized image is refused before it is decoded.
     if image.size != (width, height):

@@ -78,9 +78,12 @@ def test_other_colour_modes_are_converted(
         (b"", "x.png: the file is empty"),
         (
             b"GIF89a this is not really a gif",
-            "x.png: the file is not an image in a format we can read",
+            "x.png: the file is not an image in a format we read (PNG, JPEG, BMP, GIF, WEBP, TIFF)",
         ),
-        (b"just some words", "x.png: the file is not an image in a format we can read"),
+        (
+            b"just some words",
+            "x.png: the file is not an image in a format we read (PNG, JPEG, BMP, GIF, WEBP, TIFF)",
+        ),
         (png((33, 32)), "x.png: the image is 33x32 pixels; this model takes 32x32"),
         (png((1, 1)), "x.png: the image is 1x1 pixels; this model takes 32x32"),
     ],

@@ -1,0 +1,176 @@
+"""ASGI middleware: request ids, API keys and request body limits.
+
+They are plain ASGI (not BaseHTTPMiddleware) so that request bodies stream through them untouched
+and a limit is enforced while the body arrives, not after it has been read.
+"""
+
+import hmac
+import json
+import uuid
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.settings import Settings
+
+JSON_BODY_LIMIT_BYTES = 64 * 1024
+PREDICT_PREFIX = "/predict"
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+READ_METHODS = frozenset({"GET", "HEAD"})
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+class RequestId:
+    """Gives every request an id (the client's X-Request-ID when it is sane), echoed back."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, REQUEST_ID_HEADER)
+        request_id = (
+            given.decode()
+            if given and len(given) <= 64 and given.isascii() and given.replace(b"-", b"").isalnum()
+            else uuid.uuid4().hex
+        )
+        # Kept in the scope, where the 500 handler (outside this middleware) still sees it.
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER, request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+class ApiKeys:
+    """Bearer-key access: the admin key may do anything, the predict key may read and predict."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.admin = _secret(settings.admin_key)
+        self.predict = _secret(settings.predict_key)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in OPEN_PATHS
+            or not (self.admin or self.predict)
+        ):
+            await self.app(scope, receive, send)
+            return
+        role = self._role(_header(scope, b"authorization"))
+        if role is None:
+            await send_json(
+                send,
+                401,
+                {"detail": "missing or invalid API key: send Authorization: Bearer <key>"},
+                [(b"www-authenticate", b'Bearer realm="trainserve"')],
+            )
+            return
+        if role == "predict" and not _predict_key_may(scope["method"], scope["path"]):
+            await send_json(
+                send,
+                403,
+                {"detail": "this key may only read and predict; changing jobs needs the admin key"},
+            )
+            return
+        await self.app(scope, receive, send)
+
+    def _role(self, authorization: bytes | None) -> str | None:
+        if not authorization or authorization[:7].lower() != b"bearer ":
+            return None
+        given = authorization[7:].strip()
+        # compare_digest takes the same time wherever the first difference is.
+        is_admin = self.admin is not None and hmac.compare_digest(given, self.admin)
+        is_predict = self.predict is not None and hmac.compare_digest(given, self.predict)
+        return "admin" if is_admin else "predict" if is_predict else None
+
+
+def _secret(value: Any) -> bytes | None:
+    return None if value is None else value.get_secret_value().encode()
+
+
+def _predict_key_may(method: str, path: str) -> bool:
+    return method in READ_METHODS or path == PREDICT_PREFIX or path.startswith(PREDICT_PREFIX + "/")
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body too large: the limit here is {limit} bytes")
+
+
+class BodyLimit:
+    """413 for bodies over the limit: by Content-Length at once, else while they stream in."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.predict_limit = settings.max_predict_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in READ_METHODS:
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        limit = self.predict_limit if path.startswith(PREDICT_PREFIX) else JSON_BODY_LIMIT_BYTES
+        declared = _header(scope, b"content-length")
+        if declared is not None and not declared.isdigit():
+            await send_json(send, 400, {"detail": "invalid Content-Length header"})
+            return
+        if declared is not None and int(declared) > limit:
+            await send_json(send, 413, {"detail": BodyTooLarge(limit).detail})
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge as exc:
+            # Raised where the body is read outside FastAPI's own handling of HTTPException.
+            if not started:
+                await send_json(send, 413, {"detail": exc.detail})

@@ -50,10 +50,7 @@ def test_cmyk_jpeg_is_accepted() -> None:
     ("data", "message"),
     [
         (b"", "the file is empty"),
-        (
-            b"hello, this is text",
-            "not an image in a format we read (PNG, JPEG, BMP, GIF, WEBP, TIFF)",
-        ),
+        (b"hello, this is text", "not an image in a format we read"),
         (
             encode(pattern(size=(33, 32)), "PNG"),
             "the image is 33x32 pixels; this model takes 32x32",

@@ -1,6 +1,7 @@
 """The `trainserve` command: run the API, a worker, both, or the migrations."""
 
 import argparse
+import ipaddress
 import logging
 import signal
 import subprocess
@@ -9,7 +10,7 @@ from types import FrameType
 
 import uvicorn
 
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 
 log = logging.getLogger("trainserve")
 
@@ -23,9 +24,29 @@ def _configure_logging() -> None:
     )
 
 
+def open_access_warning(host: str, settings: Settings) -> str | None:
+    """The warning to give when the API would be open to more than this machine."""
+    if settings.auth_enabled:
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        if host == "localhost":
+            return None
+    return (
+        f"no API keys are set and the API listens on {host}: anyone who can reach it can start "
+        "jobs; set TRAINSERVE_ADMIN_KEY (and TRAINSERVE_PREDICT_KEY) to require keys"
+    )
+
+
 def run_api(host: str, port: int) -> None:
     """Serve the API under uvicorn (migrations are applied at start)."""
-    uvicorn.run("app.main:app", host=host, port=port, log_level=get_settings().log_level.lower())
+    settings = get_settings()
+    warning = open_access_warning(host, settings)
+    if warning:
+        log.warning(warning)
+    uvicorn.run("app.main:app", host=host, port=port, log_level=settings.log_level.lower())
 
 
 def run_worker() -> None:

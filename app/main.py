@@ -29,7 +29,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     if settings.migrate_on_start:
         upgrade_to_head()
-    app.state.model_cache = ModelCache(settings.model_cache_size)
     yield
 
 
@@ -42,6 +41,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     install_validation_handler(app)
     settings = get_settings()
+    app.state.model_cache = ModelCache(settings.model_cache_size)
     # Added innermost first: requests pass CORS, then the request id, keys, body limits.
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(ApiKeys, settings=settings)

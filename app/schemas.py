@@ -1,13 +1,28 @@
 """Request and response bodies of the HTTP API."""
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from app.models import JobStatus
 
 SEED_MAX = 2**63 - 1
+COUNT_MAX = 2**31 - 1
+
+
+def _integral_float_to_int(value: object) -> object:
+    # JSON (and JSON Schema) treat 2.0 as the integer 2; strict mode alone would refuse it.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field that refuses strings, booleans and fractions but takes 2.0 as 2.
+Integer = Annotated[int, BeforeValidator(_integral_float_to_int)]
+# Bounds inside the type, so that they reach the JSON schema also where the field is optional.
+Count = Annotated[int, Field(ge=1, le=COUNT_MAX), BeforeValidator(_integral_float_to_int)]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX), BeforeValidator(_integral_float_to_int)]
 
 
 class JobCreate(BaseModel):
@@ -27,16 +42,16 @@ class JobCreate(BaseModel):
 
     model: Literal["tutorial_cnn"] = "tutorial_cnn"
     dataset: Literal["cifar10"] = "cifar10"
-    epochs: int = Field(default=2, ge=1, le=1000)
-    batch_size: int = Field(default=4, ge=1, le=65536)
+    epochs: Integer = Field(default=2, ge=1, le=1000)
+    batch_size: Integer = Field(default=4, ge=1, le=65536)
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(default=0.001, gt=0, le=10)
     momentum: float = Field(default=0.9, ge=0, lt=1)
     weight_decay: float = Field(default=0.0, ge=0, le=1)
-    seed: int | None = Field(default=None, ge=0, le=SEED_MAX, description="Random when absent.")
-    log_every: int = Field(default=2000, ge=1, description="Mini-batches per loss point.")
-    max_train_samples: int | None = Field(default=None, ge=1)
-    max_test_samples: int | None = Field(default=None, ge=1)
+    seed: Seed | None = Field(default=None, description="Random when absent.")
+    log_every: Count = Field(default=2000, description="Mini-batches per loss point.")
+    max_train_samples: Count | None = None
+    max_test_samples: Count | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
 

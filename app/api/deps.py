@@ -28,7 +28,9 @@ WriteSessionDep = Annotated[Session, Depends(_write_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-JobIdPath = Annotated[int, Path(ge=1)]
+# Ids are 64-bit in the database; a larger number cannot name a job.
+JOB_ID_MAX = 2**63 - 1
+JobIdPath = Annotated[int, Path(ge=1, le=JOB_ID_MAX)]
 
 
 def _find_job(session: Session, job_id: int) -> Job:

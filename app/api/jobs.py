@@ -15,6 +15,7 @@ from app.errors import Conflict, NotFound
 from app.models import Job, JobStatus
 from app.queue import create_job, request_cancel
 from app.schemas import (
+    COUNT_MAX,
     SEED_MAX,
     EpochOut,
     ErrorOut,
@@ -134,7 +135,7 @@ def list_jobs(
     session: SessionDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=COUNT_MAX)] = 0,
 ) -> JobList:
     """Jobs newest first, optionally only those with one status."""
     query = select(Job)

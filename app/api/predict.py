@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from sqlalchemy import select
 
-from app.api.deps import ModelCacheDep, SessionDep, SettingsDep
+from app.api.deps import JOB_ID_MAX, ModelCacheDep, SessionDep, SettingsDep
 from app.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.ml.predictor import ImageRejected, decode_image
 from app.models import Job, JobStatus
@@ -76,7 +76,8 @@ def predict(
     models: ModelCacheDep,
     file: Annotated[UploadFile, File(description="One image of the model's size (32x32).")],
     job_id: Annotated[
-        int | None, Query(ge=1, description="Default: the most recently finished job.")
+        int | None,
+        Query(ge=1, le=JOB_ID_MAX, description="Default: the most recently finished job."),
     ] = None,
 ) -> PredictionOut:
     """The most likely class and every class's probability for one image."""

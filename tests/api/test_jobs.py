@@ -59,6 +59,7 @@ def test_explicit_fields_are_kept(client: TestClient) -> None:
         ({"epochs": 0}, "epochs: Input should be greater than or equal to 1"),
         ({"epochs": "2"}, "epochs: Input should be a valid integer"),
         ({"epochs": 2.5}, "epochs: Input should be a valid integer"),
+        ({"epochs": 1e300}, "epochs: Input should be less than or equal to 1000"),
         ({"epochs": True}, "epochs: Input should be a valid integer"),
         ({"batch_size": -4}, "batch_size: Input should be greater than or equal to 1"),
         ({"learning_rate": 0}, "learning_rate: Input should be greater than 0"),

@@ -1,0 +1,108 @@
+"""API keys: who may do what, 401 and 403, and the warning when the service is open."""
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.cli import open_access_warning
+from app.main import create_app
+from app.settings import Settings, get_settings
+from tests.conftest import Env
+
+ADMIN = "admin-key-7f3a9c"
+PREDICT = "predict-key-51be02"
+
+
+@pytest.fixture
+def keyed(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("TRAINSERVE_ADMIN_KEY", ADMIN)
+    monkeypatch.setenv("TRAINSERVE_PREDICT_KEY", PREDICT)
+    get_settings.cache_clear()
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def every_operation(client: TestClient) -> list[tuple[str, str]]:
+    spec = client.get("/openapi.json", headers=bearer(ADMIN)).json()
+    return [
+        (method.upper(), re.sub(r"\{[^}]+\}", "1", path))
+        for path, operations in spec["paths"].items()
+        for method in operations
+    ]
+
+
+def test_every_route_but_the_probes_needs_a_key(keyed: TestClient) -> None:
+    operations = [*every_operation(keyed), ("GET", "/docs"), ("GET", "/openapi.json")]
+    assert len(operations) >= 10
+    for method, path in operations:
+        if path in ("/healthz", "/readyz"):
+            assert keyed.request(method, path).status_code == 200
+            continue
+        for headers in (
+            {},
+            bearer("wrong"),
+            {"Authorization": ADMIN},
+            {"Authorization": "Basic x"},
+        ):
+            response = keyed.request(method, path, headers=headers)
+            assert response.status_code == 401, (method, path, headers)
+            assert response.headers["www-authenticate"] == 'Bearer realm="trainserve"'
+            assert response.json() == {
+                "detail": "missing or invalid API key: send Authorization: Bearer <key>"
+            }
+
+
+def test_the_predict_key_reads_and_predicts_only(keyed: TestClient) -> None:
+    job_id = keyed.post("/jobs", headers=bearer(ADMIN)).json()["id"]
+    assert keyed.get("/jobs", headers=bearer(PREDICT)).status_code == 200
+    assert keyed.get(f"/jobs/{job_id}", headers=bearer(PREDICT)).status_code == 200
+    assert keyed.get(f"/jobs/{job_id}/metrics", headers=bearer(PREDICT)).status_code == 200
+    no_model = keyed.post("/predict", headers=bearer(PREDICT), files={"file": ("a.png", b"x")})
+    assert no_model.status_code == 503  # allowed through; there is just no model yet
+    for path in ("/jobs", f"/jobs/{job_id}/cancel", f"/jobs/{job_id}/retry"):
+        response = keyed.post(path, headers=bearer(PREDICT))
+        assert response.status_code == 403
+        assert response.json() == {
+            "detail": "this key may only read and predict; changing jobs needs the admin key"
+        }
+    assert keyed.get(f"/jobs/{job_id}").status_code == 401
+
+
+def test_the_admin_key_does_everything(keyed: TestClient) -> None:
+    response = keyed.post("/jobs", headers=bearer(ADMIN))
+    assert response.status_code == 202
+    job_id = response.json()["id"]
+    assert keyed.post(f"/jobs/{job_id}/cancel", headers=bearer(ADMIN)).status_code == 200
+    assert keyed.post(f"/jobs/{job_id}/retry", headers=bearer(ADMIN)).status_code == 202
+    assert keyed.get("/docs", headers=bearer(ADMIN)).status_code == 200
+
+
+def test_without_keys_the_service_is_open(client: TestClient) -> None:
+    assert client.post("/jobs").status_code == 202
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [
+        ("127.0.0.1", False),
+        ("::1", False),
+        ("localhost", False),
+        ("127.0.0.2", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("10.1.2.3", True),
+        ("myhost.example", True),
+    ],
+)
+def test_an_open_service_off_loopback_is_warned_about(host: str, warned: bool) -> None:
+    message = open_access_warning(host, Settings())
+    assert (message is not None) == warned
+    if message:
+        assert f"listens on {host}" in message and "TRAINSERVE_ADMIN_KEY" in message
+    assert open_access_warning(host, Settings(admin_key="k")) is None

@@ -1,0 +1,82 @@
+"""No leaks on unexpected errors, request ids, CORS, and body limits (by Content-Length)."""
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import get_settings
+from tests.conftest import Env
+
+
+def test_an_unexpected_error_is_a_bare_500_with_a_request_id(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    with TestClient(create_app(), raise_server_exceptions=False) as client:
+        # Break the database under the running service: the query fails in a way no route expects.
+        with sqlite3.connect(env.root / "trainserve.db") as db:
+            db.execute("DROP TABLE loss_point")
+            db.execute("DROP TABLE epoch_result")
+            db.execute("DROP TABLE job")
+        with caplog.at_level(logging.ERROR, logger="trainserve.api"):
+            response = client.get("/jobs", headers={"X-Request-ID": "req-42"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error", "request_id": "req-42"}
+    assert "Traceback" not in response.text and "sqlite" not in response.text.lower()
+    logged = [r for r in caplog.records if "req-42" in r.getMessage()]
+    assert logged and logged[0].exc_info is not None  # the traceback is in the log, under the id
+
+
+def test_every_response_carries_a_request_id(client: TestClient) -> None:
+    generated = client.get("/healthz").headers["x-request-id"]
+    assert len(generated) == 32
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"]
+        == "abc-123"
+    )
+    # An id that is not a plain token is replaced, not echoed.
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "a b\x7f"}).headers["x-request-id"]
+        != "a b\x7f"
+    )
+
+
+def test_cors_is_off_by_default(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+@pytest.fixture
+def cors_client(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    monkeypatch.setenv("TRAINSERVE_CORS_ORIGINS", "https://dash.example")
+    get_settings.cache_clear()
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def test_cors_allows_only_the_listed_origins(cors_client: TestClient) -> None:
+    allowed = cors_client.get("/healthz", headers={"Origin": "https://dash.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://dash.example"
+    other = cors_client.get("/healthz", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+
+
+def test_a_predict_body_over_the_limit_is_413(client: TestClient) -> None:
+    big = b"\x89PNG" + b"\0" * (1024 * 1024)
+    response = client.post("/predict", files={"file": ("big.png", big, "image/png")})
+    assert response.status_code == 413
+    assert response.json() == {"detail": "request body too large: the limit here is 1048576 bytes"}
+
+
+def test_a_json_body_over_64_kib_is_413(client: TestClient) -> None:
+    response = client.post(
+        "/jobs",
+        content=b'{"epochs": 1, "pad": "' + b"x" * 70_000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json() == {"detail": "request body too large: the limit here is 65536 bytes"}
+    assert client.get("/jobs").json()["total"] == 0

@@ -1,0 +1,108 @@
+"""Property tests: the job config accepts exactly what its documented ranges allow."""
+
+import json
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from app.schemas import COUNT_MAX, SEED_MAX, JobCreate
+
+INT_RANGES = {
+    "epochs": (1, 1000),
+    "batch_size": (1, 65536),
+    "log_every": (1, COUNT_MAX),
+    "max_train_samples": (1, COUNT_MAX),
+    "max_test_samples": (1, COUNT_MAX),
+    "seed": (0, SEED_MAX),
+}
+FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
+    "learning_rate": (0.0, False, 10.0, True),
+    "momentum": (0.0, True, 1.0, False),
+    "weight_decay": (0.0, True, 1.0, True),
+}
+CHOICES = {
+    "model": {"tutorial_cnn"},
+    "dataset": {"cifar10"},
+    "optimizer": {"sgd", "adam"},
+    "device": {"auto", "cpu", "cuda"},
+}
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=5,
+)
+
+
+def int_ok(field: str, value: Any) -> bool:
+    if value is None and field in ("seed", "max_train_samples", "max_test_samples"):
+        return True
+    if type(value) is float and value.is_integer():
+        value = int(value)  # JSON's 2.0 is the integer 2
+    if type(value) is not int:
+        return False
+    low, high = INT_RANGES[field]
+    return low <= value <= high
+
+
+def float_ok(field: str, value: Any) -> bool:
+    if type(value) not in (int, float) or not math.isfinite(value):
+        return False
+    low, low_in, high, high_in = FLOAT_RANGES[field]
+    return (value >= low if low_in else value > low) and (
+        value <= high if high_in else value < high
+    )
+
+
+def expected_valid(field: str, value: Any) -> bool:
+    if field in INT_RANGES:
+        return int_ok(field, value)
+    if field in FLOAT_RANGES:
+        return float_ok(field, value)
+    return value in CHOICES[field] if isinstance(value, str) else False
+
+
+FIELDS = sorted([*INT_RANGES, *FLOAT_RANGES, *CHOICES])
+
+
+@settings(max_examples=400, derandomize=True, deadline=None)
+@given(
+    field=st.sampled_from(FIELDS),
+    value=st.one_of(
+        JSON_VALUES,
+        st.integers(-5, 70000),
+        st.integers(2**62, 2**64),
+        st.floats(-1, 12, allow_nan=False),
+        st.sampled_from(sorted(set().union(*CHOICES.values()))),
+    ),
+)
+def test_one_field_is_accepted_exactly_when_it_is_in_range(field: str, value: Any) -> None:
+    try:
+        spec = JobCreate.model_validate_json(_json({field: value}))
+    except ValidationError as exc:
+        assert not expected_valid(field, value), exc
+        assert [error["loc"] for error in exc.errors()] == [(field,)]
+    else:
+        assert expected_valid(field, value)
+        assert getattr(spec, field) == value
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=12), JSON_VALUES, max_size=4))
+def test_unknown_fields_are_always_named(body: dict[str, Any]) -> None:
+    unknown = sorted(set(body) - set(FIELDS))
+    try:
+        JobCreate.model_validate_json(_json(body))
+    except ValidationError as exc:
+        named = {error["loc"][0] for error in exc.errors() if error["type"] == "extra_forbidden"}
+        assert named == set(unknown)
+    else:
+        assert unknown == []
+
+
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body)

@@ -4,6 +4,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
+from pydantic import SecretStr
 from fastapi.testclient import TestClient
 
 from app.cli import open_access_warning
@@ -105,4 +106,4 @@ def test_an_open_service_off_loopback_is_warned_about(host: str, warned: bool) -
     assert (message is not None) == warned
     if message:
         assert f"listens on {host}" in message and "TRAINSERVE_ADMIN_KEY" in message
-    assert open_access_warning(host, Settings(admin_key="k")) is None
+    assert open_access_warning(host, Settings(admin_key=SecretStr("k"))) is None

@@ -4,8 +4,8 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from pydantic import SecretStr
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from app.cli import open_access_warning
 from app.main import create_app

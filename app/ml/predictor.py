@@ -45,8 +45,8 @@ def decode_image(data: bytes, size: tuple[int, int]) -> torch.Tensor:
         )
     try:
         image.load()
-    except Exception as exc:
-        raise ImageRejected(f"the image is truncated or corrupt: {exc}") from None
+    except Exception:
+        raise ImageRejected("the image data is truncated or corrupt") from None
     rgb = image.convert("RGB")  # grayscale, palette, RGBA and CMYK all become RGB
     return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
 

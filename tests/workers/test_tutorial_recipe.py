@@ -1,5 +1,6 @@
 """The default job is the CIFAR-10 tutorial: on all the real data it must land where it does."""
 
+import time
 from pathlib import Path
 
 from app.db import session_scope
@@ -7,18 +8,34 @@ from app.models import Job, JobStatus
 from app.queue import create_job
 from app.schemas import JobCreate
 from tests.conftest import Env
-from workers.worker import Worker
+from tests.e2e.conftest import Service
+
+TRAINING_TIMEOUT_S = 900
 
 
 def test_default_job_on_full_cifar10_reaches_tutorial_accuracy(
     migrated_env: Env, real_cifar_full: Path
 ) -> None:
-    settings = migrated_env.settings().model_copy(update={"data_dir": real_cifar_full})
     config = {**JobCreate().model_dump(), "seed": 0, "device": "cpu"}
-    with session_scope() as session:
+    with session_scope(write=True) as session:
         job_id = create_job(session, config).id
 
-    assert Worker(settings).run_once()
+    # A real worker process, as in production: no threads of this test process compete with it.
+    service = Service(migrated_env)
+    service.overrides = {"TRAINSERVE_DATA_DIR": str(real_cifar_full)}
+    worker = service.start_worker()
+    try:
+        deadline = time.monotonic() + TRAINING_TIMEOUT_S
+        while True:
+            with session_scope() as session:
+                job = session.get(Job, job_id)
+                assert job is not None
+                if job.status != JobStatus.RUNNING and job.status != JobStatus.QUEUED:
+                    break
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(1)
+    finally:
+        service.stop_all()
 
     with session_scope() as session:
         job = session.get(Job, job_id)

@@ -4,6 +4,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -12,6 +13,7 @@ from app.errors import install_error_handlers
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
 from app.model_cache import ModelCache
+from app.serving import ServingJobs
 from app.settings import get_settings
 from app.validation import install_validation_handler
 
@@ -32,6 +34,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
 
 
+def inference_device(requested: str) -> torch.device:
+    """The device predictions run on."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("TRAINSERVE_INFERENCE_DEVICE=cuda but no CUDA GPU is available")
+    use_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if use_cuda else "cpu")
+
+
 def create_app() -> FastAPI:
     """Build the application with its routers and error handlers."""
     app = FastAPI(title="trainserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
@@ -41,7 +51,13 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     install_validation_handler(app)
     settings = get_settings()
-    app.state.model_cache = ModelCache(settings.model_cache_size)
+    app.state.model_cache = ModelCache(
+        settings.model_cache_size,
+        device=inference_device(settings.inference_device),
+        max_batch=settings.max_batch_size,
+        max_wait_s=settings.max_batch_wait_ms / 1000,
+    )
+    app.state.serving_jobs = ServingJobs()
     # Added innermost first: requests pass CORS, then the request id, keys, body limits.
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(ApiKeys, settings=settings)

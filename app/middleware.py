@@ -16,6 +16,7 @@ from app.settings import Settings
 
 JSON_BODY_LIMIT_BYTES = 64 * 1024
 PREDICT_PREFIX = "/predict"
+BATCH_PREDICT_PATH = "/predict/batch"
 OPEN_PATHS = frozenset({"/healthz", "/readyz"})
 READ_METHODS = frozenset({"GET", "HEAD"})
 REQUEST_ID_HEADER = b"x-request-id"
@@ -137,13 +138,19 @@ class BodyLimit:
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
         self.predict_limit = settings.max_predict_bytes
+        self.batch_limit = settings.max_batch_predict_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in READ_METHODS:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        limit = self.predict_limit if path.startswith(PREDICT_PREFIX) else JSON_BODY_LIMIT_BYTES
+        if path == BATCH_PREDICT_PATH:
+            limit = self.batch_limit
+        elif path.startswith(PREDICT_PREFIX):
+            limit = self.predict_limit
+        else:
+            limit = JSON_BODY_LIMIT_BYTES
         declared = _header(scope, b"content-length")
         if declared is not None and not declared.isdigit():
             await send_json(send, 400, {"detail": "invalid Content-Length header"})

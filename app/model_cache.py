@@ -1,14 +1,19 @@
 """Trained models held in memory by the API, loaded once each, least recently used dropped.
 
 A model file is trusted only after its sha256 matches the one the worker stored with the job.
+Each cached model comes with the batcher that serves its predictions.
 """
 
 import logging
 import threading
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import torch
+
 from app.errors import Unavailable
+from app.inference import Batcher
 from app.ml.checkpoints import file_sha256
 from app.ml.predictor import Predictor
 
@@ -16,28 +21,37 @@ log = logging.getLogger("trainserve.api")
 
 
 class ModelCache:
-    def __init__(self, capacity: int) -> None:
+    def __init__(
+        self, capacity: int, *, device: torch.device, max_batch: int, max_wait_s: float
+    ) -> None:
         self.capacity = capacity
-        self._models: OrderedDict[int, Predictor] = OrderedDict()
+        self.device = device
+        self.max_batch = max_batch
+        self.max_wait_s = max_wait_s
+        # One thread runs every forward pass: torch gets the cores, the event loop none of it.
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._models: OrderedDict[int, Batcher] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, job_id: int, path: Path, sha256: str | None) -> Predictor:
-        """The predictor for job_id, verified and loaded from path on first use."""
+    def get(self, job_id: int, path: Path, sha256: str | None) -> Batcher:
+        """The batcher serving job_id's model, verified and loaded from path on first use."""
         with self._lock:
-            predictor = self._models.get(job_id)
-            if predictor is None:
-                predictor = _load_verified(job_id, path, sha256)
-                self._models[job_id] = predictor
+            batcher = self._models.get(job_id)
+            if batcher is None:
+                predictor = _load_verified(job_id, path, sha256, self.device)
+                batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
+                self._models[job_id] = batcher
                 while len(self._models) > self.capacity:
+                    # Requests still waiting on an evicted model keep it alive until they finish.
                     self._models.popitem(last=False)
             self._models.move_to_end(job_id)
-            return predictor
+            return batcher
 
     def __len__(self) -> int:
         return len(self._models)
 
 
-def _load_verified(job_id: int, path: Path, sha256: str | None) -> Predictor:
+def _load_verified(job_id: int, path: Path, sha256: str | None, device: torch.device) -> Predictor:
     if not path.is_file():
         raise Unavailable(f"job {job_id}'s model file is missing ({path})")
     if sha256 is not None and file_sha256(path) != sha256:
@@ -46,7 +60,7 @@ def _load_verified(job_id: int, path: Path, sha256: str | None) -> Predictor:
             "when it was written"
         )
     try:
-        return Predictor.from_file(path)
+        return Predictor.from_file(path, device)
     except Exception as exc:
         log.error("job %s: model file %s does not load: %s", job_id, path, exc)
         raise Unavailable(f"job {job_id}'s model file cannot be loaded") from None

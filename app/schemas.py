@@ -111,11 +111,26 @@ class MetricsOut(BaseModel):
     confusion_matrix: list[list[int]] | None
 
 
-class PredictionOut(BaseModel):
-    job_id: int
+class TopClass(BaseModel):
     label: str
     class_index: int
-    probabilities: dict[str, float]
+    probability: float
+
+
+class ImagePrediction(BaseModel):
+    label: str
+    class_index: int
+    probabilities: dict[str, float] = Field(description="Every class, in the model's order.")
+    top_k: list[TopClass] = Field(description="The most likely classes, most likely first.")
+
+
+class PredictionOut(ImagePrediction):
+    job_id: int
+
+
+class BatchPredictionOut(BaseModel):
+    job_id: int
+    predictions: list[ImagePrediction] = Field(description="One per image, in the order sent.")
 
 
 class HealthOut(BaseModel):

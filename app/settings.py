@@ -2,7 +2,7 @@
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -61,6 +61,26 @@ class Settings(BaseSettings):
     )
     migrate_on_start: bool = Field(
         default=True, description="Apply database migrations when the API starts."
+    )
+    inference_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="Where the API runs predictions (auto: CUDA when present)."
+    )
+    max_batch_size: int = Field(
+        default=64, ge=1, le=4096, description="Most images in one batched forward pass."
+    )
+    max_batch_wait_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=1000,
+        description="Longest a prediction waits for others to share its forward pass.",
+    )
+    max_batch_files: int = Field(
+        default=64, ge=1, le=4096, description="Most images in one POST /predict/batch."
+    )
+    max_batch_predict_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest /predict/batch request body, in bytes.",
     )
     max_predict_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest /predict request body, in bytes."

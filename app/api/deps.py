@@ -10,6 +10,7 @@ from app.db import session_scope
 from app.errors import NotFound
 from app.model_cache import ModelCache
 from app.models import Job
+from app.serving import ServingJobs
 from app.settings import Settings, get_settings
 
 
@@ -58,3 +59,11 @@ def _model_cache(request: Request) -> ModelCache:
 
 
 ModelCacheDep = Annotated[ModelCache, Depends(_model_cache)]
+
+
+def _serving_jobs(request: Request) -> ServingJobs:
+    serving: ServingJobs = request.app.state.serving_jobs
+    return serving
+
+
+ServingJobsDep = Annotated[ServingJobs, Depends(_serving_jobs)]

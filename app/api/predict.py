@@ -1,21 +1,41 @@
-"""Classifying an uploaded image with a trained model."""
+"""Classifying uploaded images with a trained model, one per request or many at once."""
 
 from pathlib import PurePosixPath
 from typing import Annotated
 
+import torch
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
-from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import JOB_ID_MAX, ModelCacheDep, SessionDep, SettingsDep
-from app.errors import Conflict, InvalidInput, NotFound, Unavailable
-from app.ml.predictor import ImageRejected, decode_image
-from app.models import Job, JobStatus
-from app.schemas import ErrorOut, PredictionOut
+from app.api.deps import JOB_ID_MAX, ModelCacheDep, ServingJobsDep, SettingsDep
+from app.errors import InvalidInput
+from app.inference import Batcher
+from app.ml.predictor import ImageRejected, Prediction, decode_image
+from app.model_cache import ModelCache
+from app.schemas import BatchPredictionOut, ErrorOut, ImagePrediction, PredictionOut, TopClass
+from app.serving import ServingJobs
+from app.settings import Settings
 
 router = APIRouter(tags=["predict"])
 
-
 MAX_NAME_CHARS = 100
+ERRORS: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorOut, "description": "The job named does not exist."},
+    409: {"model": ErrorOut, "description": "The job named has no trained model."},
+    422: {"model": ErrorOut, "description": "Not an image, empty, truncated or wrong size."},
+    503: {
+        "model": ErrorOut,
+        "description": "No job has finished training yet, or the job's model file is "
+        "missing or fails its checksum.",
+    },
+}
+JobIdQuery = Annotated[
+    int | None, Query(ge=1, le=JOB_ID_MAX, description="Default: the most recently finished job.")
+]
+TopKQuery = Annotated[
+    int | None,
+    Query(ge=1, le=1000, description="How many classes to list in `top_k` (default: all)."),
+]
 
 
 def display_name(filename: str | None) -> str:
@@ -35,23 +55,43 @@ async def one_file_upload(request: Request) -> None:
         raise InvalidInput("file: expected a file upload, got a text field")
 
 
-def _serving_job(session: SessionDep, job_id: int | None) -> Job:
-    if job_id is None:
-        job = session.scalars(
-            select(Job)
-            .where(Job.status == JobStatus.SUCCEEDED, Job.model_path.is_not(None))
-            .order_by(Job.finished_at.desc(), Job.id.desc())
-            .limit(1)
-        ).first()
-        if job is None:
-            raise Unavailable("no trained model yet: submit a job with POST /jobs and wait for it")
-        return job
-    named = session.get(Job, job_id)
-    if named is None:
-        raise NotFound(f"job {job_id} not found")
-    if named.status != JobStatus.SUCCEEDED or named.model_path is None:
-        raise Conflict(f"job {job_id} has no trained model (its status is {named.status})")
-    return named
+async def serving_batcher(
+    serving: ServingJobs, models: ModelCache, settings: Settings, job_id: int | None
+) -> tuple[int, Batcher]:
+    """The job whose model answers, and its batcher (database and disk only on a cache miss)."""
+    served = await run_in_threadpool(serving.find, job_id)
+    batcher = await run_in_threadpool(
+        models.get,
+        served.job_id,
+        settings.artifacts_dir / served.model_path,
+        served.model_sha256,
+    )
+    return served.job_id, batcher
+
+
+def as_output(prediction: Prediction, top_k: int | None) -> ImagePrediction:
+    ranked = sorted(prediction.probabilities.items(), key=lambda item: item[1], reverse=True)
+    index = {label: i for i, label in enumerate(prediction.probabilities)}
+    return ImagePrediction(
+        label=prediction.label,
+        class_index=prediction.class_index,
+        probabilities=prediction.probabilities,
+        top_k=[
+            TopClass(label=label, class_index=index[label], probability=p)
+            for label, p in ranked[: top_k or len(ranked)]
+        ],
+    )
+
+
+def decode_all(named_data: list[tuple[str, bytes]], size: tuple[int, int]) -> torch.Tensor:
+    """Decode every upload, naming the first that fails (by its prefix: file or files[i])."""
+    images = []
+    for prefix, data in named_data:
+        try:
+            images.append(decode_image(data, size))
+        except ImageRejected as exc:
+            raise InvalidInput(f"{prefix}: {exc}") from None
+    return torch.stack(images)
 
 
 @router.post(
@@ -59,39 +99,51 @@ def _serving_job(session: SessionDep, job_id: int | None) -> Job:
     dependencies=[Depends(one_file_upload)],
     response_model=PredictionOut,
     summary="Classify one image",
-    responses={
-        404: {"model": ErrorOut, "description": "The job named does not exist."},
-        409: {"model": ErrorOut, "description": "The job named has no trained model."},
-        422: {"model": ErrorOut, "description": "Not an image, empty, truncated or wrong size."},
-        503: {
-            "model": ErrorOut,
-            "description": "No job has finished training yet, or the job's model file is "
-            "missing or fails its checksum.",
-        },
-    },
+    responses=ERRORS,
 )
-def predict(
-    session: SessionDep,
-    settings: SettingsDep,
+async def predict(
+    serving: ServingJobsDep,
     models: ModelCacheDep,
+    settings: SettingsDep,
     file: Annotated[UploadFile, File(description="One image of the model's size (32x32).")],
-    job_id: Annotated[
-        int | None,
-        Query(ge=1, le=JOB_ID_MAX, description="Default: the most recently finished job."),
-    ] = None,
+    job_id: JobIdQuery = None,
+    top_k: TopKQuery = None,
 ) -> PredictionOut:
     """The most likely class and every class's probability for one image."""
-    job = _serving_job(session, job_id)
-    assert job.model_path is not None
-    predictor = models.get(job.id, settings.artifacts_dir / job.model_path, job.model_sha256)
-    try:
-        image = decode_image(file.file.read(), predictor.image_size)
-    except ImageRejected as exc:
-        raise InvalidInput(f"{display_name(file.filename)}: {exc}") from None
-    prediction = predictor.predict(image.unsqueeze(0))[0]
-    return PredictionOut(
-        job_id=job.id,
-        label=prediction.label,
-        class_index=prediction.class_index,
-        probabilities=prediction.probabilities,
+    served_id, batcher = await serving_batcher(serving, models, settings, job_id)
+    data = await file.read()
+    images = await run_in_threadpool(
+        decode_all, [(display_name(file.filename), data)], batcher.predictor.image_size
+    )
+    [prediction] = await batcher.predict(images)
+    return PredictionOut(job_id=served_id, **as_output(prediction, top_k).model_dump())
+
+
+@router.post(
+    "/predict/batch",
+    response_model=BatchPredictionOut,
+    summary="Classify many images in one request",
+    responses=ERRORS,
+)
+async def predict_batch(
+    serving: ServingJobsDep,
+    models: ModelCacheDep,
+    settings: SettingsDep,
+    files: Annotated[
+        list[UploadFile], File(description="Images of the model's size, the field repeated.")
+    ],
+    job_id: JobIdQuery = None,
+    top_k: TopKQuery = None,
+) -> BatchPredictionOut:
+    """Predictions for every image, in the order sent; one bad image fails the request."""
+    if len(files) > settings.max_batch_files:
+        raise InvalidInput(
+            f"files: at most {settings.max_batch_files} images per request (got {len(files)})"
+        )
+    served_id, batcher = await serving_batcher(serving, models, settings, job_id)
+    uploads = [(f"files[{i}]", await upload.read()) for i, upload in enumerate(files)]
+    images = await run_in_threadpool(decode_all, uploads, batcher.predictor.image_size)
+    predictions = await batcher.predict(images)
+    return BatchPredictionOut(
+        job_id=served_id, predictions=[as_output(p, top_k) for p in predictions]
     )

@@ -65,8 +65,12 @@ class Predictor:
         self.saved = saved
 
     @classmethod
-    def from_file(cls, path: Path) -> "Predictor":
-        return cls(load_model(path))
+    def from_file(cls, path: Path, device: torch.device | str = "cpu") -> "Predictor":
+        return cls(load_model(path, device))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.saved.model.parameters()).device
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -79,7 +83,8 @@ class Predictor:
     def predict(self, images: torch.Tensor) -> list[Prediction]:
         """Class probabilities for a uint8 batch (N, 3, H, W), preprocessed as in training."""
         with torch.inference_mode():
-            probabilities = torch.softmax(self.saved.model(normalize(images)), dim=1)
+            logits = self.saved.model(normalize(images.to(self.device)))
+            probabilities = torch.softmax(logits, dim=1).cpu()
         results = []
         for row in probabilities.tolist():
             best = max(range(len(row)), key=row.__getitem__)

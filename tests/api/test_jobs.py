@@ -200,6 +200,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/jobs/{job_id}/cancel",
         "/jobs/{job_id}/retry",
         "/predict",
+        "/predict/batch",
         "/healthz",
         "/readyz",
     }

@@ -1,0 +1,79 @@
+"""Which job's model answers a prediction, looked up without a database query per request."""
+
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from app.db import session_scope
+from app.errors import Conflict, NotFound, Unavailable
+from app.models import Job, JobStatus
+
+DEFAULT_JOB_TTL_S = 1.0
+
+
+@dataclass(frozen=True)
+class ServedJob:
+    job_id: int
+    model_path: str
+    model_sha256: str | None
+
+
+class ServingJobs:
+    """Finds the job whose model serves a request.
+
+    A succeeded job never changes, so named ones are remembered; the default (the most recently
+    finished succeeded job) is looked up again at most once a second, which is how quickly a
+    newly trained model takes over.
+    """
+
+    def __init__(self, default_ttl_s: float = DEFAULT_JOB_TTL_S) -> None:
+        self.default_ttl_s = default_ttl_s
+        self._default: tuple[float, ServedJob] | None = None
+        self._named: dict[int, ServedJob] = {}
+        self._lock = threading.Lock()
+
+    def find(self, job_id: int | None) -> ServedJob:
+        """The served job for `job_id`, or the default one; blocking (it may query)."""
+        now = time.monotonic()
+        with self._lock:
+            if job_id is None and self._default and now - self._default[0] < self.default_ttl_s:
+                return self._default[1]
+            if job_id is not None and job_id in self._named:
+                return self._named[job_id]
+        found = _latest_succeeded() if job_id is None else _named_job(job_id)
+        with self._lock:
+            if job_id is None:
+                self._default = (now, found)
+            else:
+                self._named[job_id] = found
+        return found
+
+
+def _served(job: Job) -> ServedJob:
+    assert job.model_path is not None
+    return ServedJob(job.id, job.model_path, job.model_sha256)
+
+
+def _latest_succeeded() -> ServedJob:
+    with session_scope() as session:
+        job = session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.SUCCEEDED, Job.model_path.is_not(None))
+            .order_by(Job.finished_at.desc(), Job.id.desc())
+            .limit(1)
+        ).first()
+        if job is None:
+            raise Unavailable("no trained model yet: submit a job with POST /jobs and wait for it")
+        return _served(job)
+
+
+def _named_job(job_id: int) -> ServedJob:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise NotFound(f"job {job_id} not found")
+        if job.status != JobStatus.SUCCEEDED or job.model_path is None:
+            raise Conflict(f"job {job_id} has no trained model (its status is {job.status})")
+        return _served(job)

@@ -3,6 +3,7 @@
 import argparse
 import ipaddress
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -40,13 +41,23 @@ def open_access_warning(host: str, settings: Settings) -> str | None:
     )
 
 
-def run_api(host: str, port: int) -> None:
-    """Serve the API under uvicorn (migrations are applied at start)."""
+def run_api(host: str, port: int, workers: int = 1) -> None:
+    """Serve the API under uvicorn, in `workers` processes (migrations are applied at start)."""
     settings = get_settings()
     warning = open_access_warning(host, settings)
     if warning:
         log.warning(warning)
-    uvicorn.run("app.main:app", host=host, port=port, log_level=settings.log_level.lower())
+    if workers > 1:
+        # Migrate once here rather than racing in every server process.
+        run_migrations()
+        os.environ["TRAINSERVE_MIGRATE_ON_START"] = "0"
+    uvicorn.run(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+    )
 
 
 def run_worker() -> None:
@@ -102,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--host", default="127.0.0.1", help="address to listen on")
         sub.add_argument("--port", type=int, default=8000, help="port to listen on")
+        if name == "api":
+            sub.add_argument(
+                "--workers", type=int, default=1, help="server processes (uvicorn workers)"
+            )
     commands.add_parser("worker", help="run a training worker")
     commands.add_parser("migrate", help="apply database migrations")
     return parser
@@ -112,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     _configure_logging()
     if args.command == "api":
-        run_api(args.host, args.port)
+        if args.workers < 1:
+            raise SystemExit("trainserve api: --workers must be at least 1")
+        run_api(args.host, args.port, args.workers)
     elif args.command == "up":
         run_up(args.host, args.port)
     elif args.command == "worker":

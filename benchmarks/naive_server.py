@@ -5,6 +5,7 @@ Usage: python benchmarks/naive_server.py MODEL_FILE PORT
 
 import io
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from PIL import Image
 from app.ml.checkpoints import load_model
 from app.ml.images import normalize
 
-saved = load_model(sys.argv[1])
+saved = load_model(Path(sys.argv[1]))
 app = FastAPI()
 
 

@@ -1,0 +1,215 @@
+"""Dynamic batching, the batch endpoint, top-k and model swaps, on concurrent requests."""
+
+import asyncio
+import io
+import threading
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from app.db import session_scope
+from app.main import create_app
+from app.ml.predictor import Predictor
+from app.queue import create_job
+from app.schemas import JobCreate
+from tests.conftest import Env
+from workers.worker import Worker
+
+
+def png(seed: int, size: tuple[int, int] = (32, 32)) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def pixels(data: bytes) -> torch.Tensor:
+    return torch.from_numpy(np.array(Image.open(io.BytesIO(data)))).permute(2, 0, 1)
+
+
+def train(env: Env, seed: int) -> int:
+    config = {
+        **JobCreate().model_dump(),
+        "seed": seed,
+        "epochs": 1,
+        "max_train_samples": 40,
+        "device": "cpu",
+    }
+    with session_scope(write=True) as session:
+        job_id = create_job(session, config).id
+    assert Worker(env.settings()).run_once()
+    return job_id
+
+
+def alone(env: Env, job_id: int, data: bytes) -> dict[str, float]:
+    """What a forward pass of this one image gives."""
+    predictor = Predictor.from_file(env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt")
+    return predictor.predict(pixels(data).unsqueeze(0))[0].probabilities
+
+
+def client_for(app: object) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")  # type: ignore[arg-type]
+
+
+def test_concurrent_requests_share_forward_passes_and_get_their_own_answer(
+    migrated_env: Env, synthetic_cifar: Path
+) -> None:
+    job_id = train(migrated_env, seed=1)
+    images = [png(seed) for seed in range(48)]
+    app = create_app()
+
+    async def run() -> list[httpx.Response]:
+        async with client_for(app) as client:
+            return await asyncio.gather(
+                *(
+                    client.post("/predict", files={"file": (f"{i}.png", data)})
+                    for i, data in enumerate(images)
+                )
+            )
+
+    responses = asyncio.run(run())
+    batcher = app.state.model_cache.get(job_id, Path(), None)
+    assert max(batcher.batch_sizes) > 1  # requests were gathered
+    assert sum(batcher.batch_sizes) == 48
+    for data, response in zip(images, responses, strict=True):
+        assert response.status_code == 200, response.text
+        body = response.json()
+        expected = alone(migrated_env, job_id, data)
+        assert list(body["probabilities"]) == list(expected)
+        assert list(body["probabilities"].values()) == pytest.approx(
+            list(expected.values()), abs=1e-6
+        )
+        assert body["label"] == max(expected, key=expected.__getitem__)
+
+
+def test_batch_endpoint_answers_in_order_with_top_k(
+    migrated_env: Env, synthetic_cifar: Path
+) -> None:
+    job_id = train(migrated_env, seed=2)
+    images = [png(100 + i) for i in range(10)]
+    app = create_app()
+
+    async def run() -> httpx.Response:
+        async with client_for(app) as client:
+            return await client.post(
+                "/predict/batch",
+                params={"top_k": 3},
+                files=[("files", (f"{i}.png", data)) for i, data in enumerate(images)],
+            )
+
+    response = asyncio.run(run())
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["job_id"] == job_id
+    assert len(body["predictions"]) == 10
+    for data, prediction in zip(images, body["predictions"], strict=True):
+        expected = alone(migrated_env, job_id, data)
+        assert list(prediction["probabilities"].values()) == pytest.approx(
+            list(expected.values()), abs=1e-6
+        )
+        ranked = sorted(expected.items(), key=lambda item: item[1], reverse=True)[:3]
+        assert [t["label"] for t in prediction["top_k"]] == [label for label, _ in ranked]
+        assert [t["class_index"] for t in prediction["top_k"]] == [
+            list(expected).index(label) for label, _ in ranked
+        ]
+        assert prediction["top_k"][0]["label"] == prediction["label"]
+
+
+@pytest.mark.parametrize(
+    ("files", "params", "detail"),
+    [
+        (
+            [png(1), png(2), png(3, (33, 32)), b""],
+            {},
+            "files[2]: the image is 33x32 pixels; this model takes 32x32",
+        ),
+        ([png(1), b""], {}, "files[1]: the file is empty"),
+        ([png(1)] * 65, {}, "files: at most 64 images per request (got 65)"),
+        ([png(1)], {"top_k": 0}, "query.top_k: Input should be greater than or equal to 1"),
+    ],
+)
+def test_batch_endpoint_errors_name_the_image(
+    migrated_env: Env,
+    synthetic_cifar: Path,
+    files: list[bytes],
+    params: dict[str, int],
+    detail: str,
+) -> None:
+    train(migrated_env, seed=3)
+
+    async def run() -> httpx.Response:
+        async with client_for(create_app()) as client:
+            return await client.post(
+                "/predict/batch",
+                params=params,
+                files=[("files", (f"{i}.png", data)) for i, data in enumerate(files)],
+            )
+
+    response = asyncio.run(run())
+    assert response.status_code == 422
+    assert response.json()["detail"] == detail
+
+
+def test_top_k_on_predict_defaults_to_all_and_is_capped(
+    migrated_env: Env, synthetic_cifar: Path
+) -> None:
+    train(migrated_env, seed=4)
+
+    async def run(params: dict[str, int]) -> dict[str, object]:
+        async with client_for(create_app()) as client:
+            response = await client.post(
+                "/predict", params=params, files={"file": ("a.png", png(5))}
+            )
+            assert response.status_code == 200
+            body: dict[str, object] = response.json()
+            return body
+
+    everything = asyncio.run(run({}))
+    top = everything["top_k"]
+    assert isinstance(top, list) and len(top) == 10
+    probabilities = [t["probability"] for t in top]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert len(asyncio.run(run({"top_k": 2}))["top_k"]) == 2  # type: ignore[arg-type]
+    assert len(asyncio.run(run({"top_k": 500}))["top_k"]) == 10  # type: ignore[arg-type]
+
+
+def test_a_newer_model_takes_over_under_load_without_failing_requests(
+    migrated_env: Env, synthetic_cifar: Path
+) -> None:
+    first = train(migrated_env, seed=5)
+    app = create_app()
+    statuses: list[int] = []
+    served: list[int] = []
+
+    async def load(stop: threading.Event) -> None:
+        async with client_for(app) as client:
+            while not stop.is_set():
+                batch = await asyncio.gather(
+                    *(client.post("/predict", files={"file": ("a.png", png(i))}) for i in range(8))
+                )
+                statuses.extend(r.status_code for r in batch)
+                served.extend(r.json().get("job_id", -1) for r in batch)
+                await asyncio.sleep(0)
+
+    stop = threading.Event()
+    loader = threading.Thread(target=lambda: asyncio.run(load(stop)))
+    loader.start()
+    try:
+        second = train(migrated_env, seed=6)  # finishes while predictions keep coming
+        deadline = threading.Event()
+        for _ in range(100):
+            if served and served[-1] == second:
+                break
+            deadline.wait(0.1)
+    finally:
+        stop.set()
+        loader.join()
+    assert set(statuses) == {200}
+    assert served[0] == first and served[-1] == second
+    # Once the new model answered, the old one never did again.
+    switch = served.index(second)
+    assert set(served[switch:]) == {second}

@@ -1,8 +1,11 @@
 """Predictions off the event loop, with concurrent requests gathered into batches.
 
-Each served model has a batcher: requests queue up, and one task takes everything waiting (up to
-`max_batch` images, waiting at most `max_wait_s` for more once the first has arrived) into a
-single forward pass on a dedicated thread, so the event loop never runs torch.
+Each served model has a batcher. A request hands it the raw upload bytes; one task takes every
+request waiting (up to `max_batch` images, and for at most `max_wait_s` more once the first has
+arrived, 0 by default) and gives them to a dedicated thread, which decodes them and runs one
+forward pass. While that pass runs, new requests queue up and form the next batch, so batches
+grow with the load and a lone request waits for nothing. The event loop never decodes or runs
+torch.
 """
 
 import asyncio
@@ -12,14 +15,23 @@ from dataclasses import dataclass, field
 
 import torch
 
-from app.ml.predictor import Prediction, Predictor
+from app.ml.predictor import ImageRejected, Prediction, Predictor, decode_image
 
 log = logging.getLogger("trainserve.inference")
+
+RECENT_BATCHES = 100
+
+
+class UploadRejected(Exception):
+    """One upload of a request is not a usable image; `name` says which."""
+
+    def __init__(self, name: str, reason: ImageRejected) -> None:
+        super().__init__(f"{name}: {reason}")
 
 
 @dataclass
 class _Request:
-    images: torch.Tensor
+    uploads: list[tuple[str, bytes]]  # (name for messages, bytes)
     answer: asyncio.Future[list[Prediction]] = field(repr=False)
 
 
@@ -34,55 +46,82 @@ class Batcher:
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
         self.queue: asyncio.Queue[_Request] = asyncio.Queue()
-        self.batch_sizes: list[int] = []  # the last few, for tests and diagnostics
+        self.batch_sizes: list[int] = []  # the most recent, for tests and diagnostics
         self._task: asyncio.Task[None] | None = None
 
-    async def predict(self, images: torch.Tensor) -> list[Prediction]:
-        """Predictions for a uint8 batch (N, 3, H, W), exactly as a forward pass of it alone."""
+    async def predict(self, uploads: list[tuple[str, bytes]]) -> list[Prediction]:
+        """Predictions for the uploaded images, as a forward pass of them alone would give.
+
+        Raises UploadRejected naming the first upload that is not a usable image.
+        """
+        loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._serve())
-        answer: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
-        await self.queue.put(_Request(images, answer))
+            self._task = loop.create_task(self._serve())
+        answer: asyncio.Future[list[Prediction]] = loop.create_future()
+        self.queue.put_nowait(_Request(uploads, answer))
         return await answer
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            first = await self.queue.get()
-            batch = [first]
-            size = len(first.images)
+            batch = [await self.queue.get()]
+            size = len(batch[0].uploads)
             deadline = loop.time() + self.max_wait_s
             while size < self.max_batch:
-                try:
-                    nxt = self.queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        break
+                if not self.queue.empty():
+                    batch.append(self.queue.get_nowait())
+                elif (remaining := deadline - loop.time()) > 0:
                     try:
-                        nxt = await asyncio.wait_for(self.queue.get(), remaining)
+                        batch.append(await asyncio.wait_for(self.queue.get(), remaining))
                     except TimeoutError:
                         break
-                batch.append(nxt)
-                size += len(nxt.images)
-            await self._run(batch, size)
+                else:
+                    break
+                size += len(batch[-1].uploads)
+            await self._run(batch)
 
-    async def _run(self, batch: list[_Request], size: int) -> None:
-        log.debug("forward pass over %d images from %d requests", size, len(batch))
-        self.batch_sizes = [*self.batch_sizes[-99:], size]
-        images = torch.cat([request.images for request in batch])
+    async def _run(self, batch: list[_Request]) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            predictions = await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.predictor.predict, images
+            outcomes = await loop.run_in_executor(
+                self.executor, self._decode_and_predict, [r.uploads for r in batch]
             )
-        except Exception as exc:
-            for request in batch:
-                if not request.answer.done():
-                    request.answer.set_exception(exc)
-            return
+        except Exception as exc:  # the forward pass itself failed: every request learns it
+            outcomes = [exc] * len(batch)
+        for request, outcome in zip(batch, outcomes, strict=True):
+            if request.answer.done():  # its client went away
+                continue
+            if isinstance(outcome, Exception):
+                request.answer.set_exception(outcome)
+            else:
+                request.answer.set_result(outcome)
+
+    def _decode_and_predict(
+        self, requests: list[list[tuple[str, bytes]]]
+    ) -> list[list[Prediction] | Exception]:
+        """On the inference thread: decode every request, one forward pass over the valid ones."""
+        decoded: list[list[torch.Tensor] | Exception] = []
+        for uploads in requests:
+            try:
+                decoded.append([self._decode(name, data) for name, data in uploads])
+            except UploadRejected as exc:
+                decoded.append(exc)
+        images = [image for item in decoded if not isinstance(item, Exception) for image in item]
+        self.batch_sizes = [*self.batch_sizes[-(RECENT_BATCHES - 1) :], len(images)]
+        log.debug("forward pass over %d images from %d requests", len(images), len(requests))
+        predictions = self.predictor.predict(torch.stack(images)) if images else []
+        outcomes: list[list[Prediction] | Exception] = []
         start = 0
-        for request in batch:
-            count = len(request.images)
-            if not request.answer.done():  # its client may have gone
-                request.answer.set_result(predictions[start : start + count])
-            start += count
+        for item in decoded:
+            if isinstance(item, Exception):
+                outcomes.append(item)
+            else:
+                outcomes.append(predictions[start : start + len(item)])
+                start += len(item)
+        return outcomes
+
+    def _decode(self, name: str, data: bytes) -> torch.Tensor:
+        try:
+            return decode_image(data, self.predictor.image_size)
+        except ImageRejected as exc:
+            raise UploadRejected(name, exc) from None

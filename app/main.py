@@ -51,6 +51,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     install_validation_handler(app)
     settings = get_settings()
+    torch.set_num_threads(settings.inference_threads)
     app.state.model_cache = ModelCache(
         settings.model_cache_size,
         device=inference_device(settings.inference_device),

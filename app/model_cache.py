@@ -47,6 +47,14 @@ class ModelCache:
             self._models.move_to_end(job_id)
             return batcher
 
+    def cached(self, job_id: int) -> Batcher | None:
+        """The batcher for job_id if its model is already loaded, else None (non-blocking)."""
+        with self._lock:
+            batcher = self._models.get(job_id)
+            if batcher is not None:
+                self._models.move_to_end(job_id)
+            return batcher
+
     def __len__(self) -> int:
         return len(self._models)
 

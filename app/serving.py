@@ -34,6 +34,15 @@ class ServingJobs:
         self._named: dict[int, ServedJob] = {}
         self._lock = threading.Lock()
 
+    def cached(self, job_id: int | None) -> ServedJob | None:
+        """The served job if it is known without a query, else None (non-blocking)."""
+        with self._lock:
+            if job_id is not None:
+                return self._named.get(job_id)
+            if self._default and time.monotonic() - self._default[0] < self.default_ttl_s:
+                return self._default[1]
+            return None
+
     def find(self, job_id: int | None) -> ServedJob:
         """The served job for `job_id`, or the default one; blocking (it may query)."""
         now = time.monotonic()

@@ -69,10 +69,17 @@ class Settings(BaseSettings):
         default=64, ge=1, le=4096, description="Most images in one batched forward pass."
     )
     max_batch_wait_ms: float = Field(
-        default=2.0,
+        default=0.0,
         ge=0,
         le=1000,
-        description="Longest a prediction waits for others to share its forward pass.",
+        description="Longest a prediction waits for others to share its forward pass (batches "
+        "also form, with no wait, from requests that arrive during a forward pass).",
+    )
+    inference_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="torch threads for predictions on the CPU (the event loop needs a core too).",
     )
     max_batch_files: int = Field(
         default=64, ge=1, le=4096, description="Most images in one POST /predict/batch."

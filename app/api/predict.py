@@ -3,14 +3,13 @@
 from pathlib import PurePosixPath
 from typing import Annotated
 
-import torch
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import JOB_ID_MAX, ModelCacheDep, ServingJobsDep, SettingsDep
 from app.errors import InvalidInput
-from app.inference import Batcher
-from app.ml.predictor import ImageRejected, Prediction, decode_image
+from app.inference import Batcher, UploadRejected
+from app.ml.predictor import Prediction
 from app.model_cache import ModelCache
 from app.schemas import BatchPredictionOut, ErrorOut, ImagePrediction, PredictionOut, TopClass
 from app.serving import ServingJobs
@@ -59,14 +58,21 @@ async def serving_batcher(
     serving: ServingJobs, models: ModelCache, settings: Settings, job_id: int | None
 ) -> tuple[int, Batcher]:
     """The job whose model answers, and its batcher (database and disk only on a cache miss)."""
-    served = await run_in_threadpool(serving.find, job_id)
-    batcher = await run_in_threadpool(
-        models.get,
-        served.job_id,
-        settings.artifacts_dir / served.model_path,
-        served.model_sha256,
-    )
+    served = serving.cached(job_id)
+    if served is None:
+        served = await run_in_threadpool(serving.find, job_id)
+    batcher = models.cached(served.job_id)
+    if batcher is None:
+        path = settings.artifacts_dir / served.model_path
+        batcher = await run_in_threadpool(models.get, served.job_id, path, served.model_sha256)
     return served.job_id, batcher
+
+
+async def predict_uploads(batcher: Batcher, uploads: list[tuple[str, bytes]]) -> list[Prediction]:
+    try:
+        return await batcher.predict(uploads)
+    except UploadRejected as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 def as_output(prediction: Prediction, top_k: int | None) -> ImagePrediction:
@@ -81,17 +87,6 @@ def as_output(prediction: Prediction, top_k: int | None) -> ImagePrediction:
             for label, p in ranked[: top_k or len(ranked)]
         ],
     )
-
-
-def decode_all(named_data: list[tuple[str, bytes]], size: tuple[int, int]) -> torch.Tensor:
-    """Decode every upload, naming the first that fails (by its prefix: file or files[i])."""
-    images = []
-    for prefix, data in named_data:
-        try:
-            images.append(decode_image(data, size))
-        except ImageRejected as exc:
-            raise InvalidInput(f"{prefix}: {exc}") from None
-    return torch.stack(images)
 
 
 @router.post(
@@ -112,10 +107,7 @@ async def predict(
     """The most likely class and every class's probability for one image."""
     served_id, batcher = await serving_batcher(serving, models, settings, job_id)
     data = await file.read()
-    images = await run_in_threadpool(
-        decode_all, [(display_name(file.filename), data)], batcher.predictor.image_size
-    )
-    [prediction] = await batcher.predict(images)
+    [prediction] = await predict_uploads(batcher, [(display_name(file.filename), data)])
     return PredictionOut(job_id=served_id, **as_output(prediction, top_k).model_dump())
 
 
@@ -142,8 +134,7 @@ async def predict_batch(
         )
     served_id, batcher = await serving_batcher(serving, models, settings, job_id)
     uploads = [(f"files[{i}]", await upload.read()) for i, upload in enumerate(files)]
-    images = await run_in_threadpool(decode_all, uploads, batcher.predictor.image_size)
-    predictions = await batcher.predict(images)
+    predictions = await predict_uploads(batcher, uploads)
     return BatchPredictionOut(
         job_id=served_id, predictions=[as_output(p, top_k) for p in predictions]
     )

@@ -2,6 +2,7 @@
 
 import asyncio
 import io
+import logging
 import threading
 from pathlib import Path
 
@@ -56,8 +57,9 @@ def client_for(app: object) -> httpx.AsyncClient:
 
 
 def test_concurrent_requests_share_forward_passes_and_get_their_own_answer(
-    migrated_env: Env, synthetic_cifar: Path
+    migrated_env: Env, synthetic_cifar: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="trainserve.inference")
     job_id = train(migrated_env, seed=1)
     images = [png(seed) for seed in range(48)]
     app = create_app()
@@ -75,6 +77,9 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_answer(
     batcher = app.state.model_cache.get(job_id, Path(), None)
     assert max(batcher.batch_sizes) > 1  # requests were gathered
     assert sum(batcher.batch_sizes) == 48
+    logged = [r.getMessage() for r in caplog.records if r.name == "trainserve.inference"]
+    assert len(logged) == len(batcher.batch_sizes)
+    assert logged[0].startswith(f"forward pass over {batcher.batch_sizes[0]} images from ")
     for data, response in zip(images, responses, strict=True):
         assert response.status_code == 200, response.text
         body = response.json()

@@ -185,3 +185,13 @@ def test_plain_uvicorn_and_python_m_workers_work(env: Env, service: Service) -> 
     worker = service.start_worker()
     worker.wait_for_log("started")
     assert service.client().get("/jobs").json() == {"items": [], "total": 0}
+
+
+def test_api_with_several_server_processes(env: Env, service: Service) -> None:
+    api = service.start("api", TRAINSERVE, "api", "--port", str(service.port), "--workers", "2")
+    service.wait_until_up(api)
+    client = service.client()
+    ids = {client.post("/jobs", json={"epochs": 1}).json()["id"] for _ in range(20)}
+    assert len(ids) == 20  # every process writes to the one database
+    assert client.get("/jobs").json()["total"] == 20
+    assert "Started parent process" in api.log() or "Started server process" in api.log()

@@ -218,3 +218,13 @@ def test_a_newer_model_takes_over_under_load_without_failing_requests(
     # Once the new model answered, the old one never did again.
     switch = served.index(second)
     assert set(served[switch:]) == {second}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU behaviour")
+def test_inference_device_without_a_gpu() -> None:
+    from app.main import inference_device
+
+    assert inference_device("auto") == torch.device("cpu")
+    assert inference_device("cpu") == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="TRAINSERVE_INFERENCE_DEVICE=cuda but no CUDA GPU"):
+        inference_device("cuda")

@@ -1,6 +1,7 @@
 """The `trainserve` command: run the API, a worker, both, or the migrations."""
 
 import argparse
+import ctypes
 import ipaddress
 import logging
 import os
@@ -80,10 +81,21 @@ def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _stop_with_parent() -> None:
+    """In the worker child: have Linux send SIGTERM if `up` dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def run_up(host: str, port: int) -> None:
     """The API and one worker on one machine: the worker is a child process."""
     run_migrations()
-    worker = subprocess.Popen([sys.executable, "-m", "workers"])
+    # preexec_fn is safe here: `up` has started no threads yet.
+    worker = subprocess.Popen([sys.executable, "-m", "workers"], preexec_fn=_stop_with_parent)
     log.info("worker started (pid %d)", worker.pid)
     # uvicorn shuts down on SIGTERM/SIGINT and then re-raises the signal to these handlers,
     # which unwind through the finally below so that the worker is stopped too.

@@ -195,3 +195,21 @@ def test_api_with_several_server_processes(env: Env, service: Service) -> None:
     assert len(ids) == 20  # every process writes to the one database
     assert client.get("/jobs").json()["total"] == 20
     assert "Started parent process" in api.log() or "Started server process" in api.log()
+
+
+def test_the_worker_of_up_stops_when_up_is_killed(env: Env, service: Service) -> None:
+    up = service.start("up", TRAINSERVE, "up", "--port", str(service.port))
+    service.wait_until_up(up)
+    up.wait_for_log("worker started (pid ")
+    worker_pid = int(up.log().split("worker started (pid ")[1].split(")")[0])
+    up.kill()  # SIGKILL: up cannot stop its worker itself
+    wait_for(
+        lambda: not Path(f"/proc/{worker_pid}").exists() or _zombie(worker_pid),
+        30,
+        "the worker outlived up",
+    )
+
+
+def _zombie(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return "State:\tZ" in status

@@ -12,18 +12,12 @@ from types import FrameType
 
 import uvicorn
 
+from app.logs import configure_logging
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("trainserve")
 
 WORKER_STOP_TIMEOUT_S = 60
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def open_access_warning(host: str, settings: Settings) -> str | None:
@@ -137,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `trainserve` console script."""
     args = build_parser().parse_args(argv)
-    _configure_logging()
+    configure_logging(get_settings().log_level)
     if args.command == "api":
         if args.workers < 1:
             raise SystemExit("trainserve api: --workers must be at least 1")

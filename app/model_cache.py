@@ -4,6 +4,7 @@ A model file is trusted only after its sha256 matches the one the worker stored 
 Each cached model comes with the batcher that serves its predictions.
 """
 
+import hashlib
 import logging
 import threading
 from collections import OrderedDict
@@ -14,7 +15,6 @@ import torch
 
 from app.errors import Unavailable
 from app.inference import Batcher
-from app.ml.checkpoints import file_sha256
 from app.ml.predictor import Predictor
 
 log = logging.getLogger("trainserve.api")
@@ -60,15 +60,19 @@ class ModelCache:
 
 
 def _load_verified(job_id: int, path: Path, sha256: str | None, device: torch.device) -> Predictor:
-    if not path.is_file():
-        raise Unavailable(f"job {job_id}'s model file is missing ({path})")
-    if sha256 is not None and file_sha256(path) != sha256:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise Unavailable(f"job {job_id}'s model file is missing ({path})") from None
+    # Hashed and loaded from the same bytes: one read, and no window in which the file could
+    # change between the check and the load.
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise Unavailable(
             f"job {job_id}'s model file is damaged: its sha256 does not match the one recorded "
             "when it was written"
         )
     try:
-        return Predictor.from_file(path, device)
+        return Predictor.from_bytes(data, device)
     except Exception as exc:
         log.error("job %s: model file %s does not load: %s", job_id, path, exc)
         raise Unavailable(f"job {job_id}'s model file cannot be loaded") from None

@@ -45,12 +45,10 @@ class ServingJobs:
 
     def find(self, job_id: int | None) -> ServedJob:
         """The served job for `job_id`, or the default one; blocking (it may query)."""
+        known = self.cached(job_id)
+        if known is not None:
+            return known
         now = time.monotonic()
-        with self._lock:
-            if job_id is None and self._default and now - self._default[0] < self.default_ttl_s:
-                return self._default[1]
-            if job_id is not None and job_id in self._named:
-                return self._named[job_id]
         found = _latest_succeeded() if job_id is None else _named_job(job_id)
         with self._lock:
             if job_id is None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from app.db import session_scope
+from app.logs import configure_logging
 from app.migrations import schema_is_current
 from app.ml.checkpoints import save_model
 from app.ml.cifar10 import DatasetError
@@ -109,32 +110,29 @@ class Worker:
             self._interrupted(lease, exc)
         except LostJob:
             raise
-        except (DatasetError, TrainingDiverged) as exc:
-            self._fail(lease, str(exc))
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                log.exception("job %s failed", lease.job_id)
-                self._fail(lease, f"{type(exc).__name__}: {exc}")
-            else:
-                self._fail(
-                    lease,
-                    f"the disk is full: could not write {exc.filename or 'a file'} "
-                    f"under {self.settings.artifacts_dir} ({exc.strerror})",
-                )
         except Exception as exc:
-            log.exception("job %s failed", lease.job_id)
-            self._fail(lease, f"{type(exc).__name__}: {exc}")
+            self._fail(lease, self._failure_message(lease, exc))
+
+    def _failure_message(self, lease: Lease, exc: Exception) -> str:
+        """What the user reads in the job's `error`."""
+        if isinstance(exc, DatasetError | TrainingDiverged):
+            return str(exc)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return (
+                f"the disk is full: could not write {exc.filename or 'a file'} "
+                f"under {self.settings.artifacts_dir} ({exc.strerror})"
+            )
+        log.exception("job %s failed", lease.job_id)  # unexpected: keep the traceback
+        return f"{type(exc).__name__}: {exc}"
 
     def _interrupted(self, lease: Lease, exc: TrainingInterrupted) -> None:
         log.info("job %s: %s", lease.job_id, exc)
         if exc.reason is StopReason.LOST:
             return
+        cancelled = exc.reason is StopReason.CANCEL
         with session_scope(write=True) as session:
-            if exc.reason is StopReason.CANCEL:
-                cancel_running_job(session, lease)
-            else:
-                release_job(session, lease)
-        if exc.reason is StopReason.CANCEL:
+            (cancel_running_job if cancelled else release_job)(session, lease)
+        if cancelled:
             shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
 
     def _fail(self, lease: Lease, message: str) -> None:
@@ -189,14 +187,6 @@ class Worker:
         log.info(
             "job %s succeeded: test accuracy %.2f%%", lease.job_id, 100 * result.final.accuracy
         )
-
-
-def configure_logging(level: str) -> None:
-    """Timestamped log lines on stderr."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -69,15 +69,6 @@ def atomic_torch_save(payload: dict[str, Any], path: Path, *, pause_s: float = 0
     return hashlib.sha256(data).hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    """The sha256 of a file's bytes, in hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def save_model(
     path: Path, model: nn.Module, *, arch: str, classes: list[str], image_size: tuple[int, int]
 ) -> str:
@@ -97,9 +88,10 @@ def save_model(
     )
 
 
-def load_model(path: Path, device: torch.device | str = "cpu") -> SavedModel:
-    """Load a saved model for inference; only tensors and plain values are unpickled."""
-    payload = torch.load(path, map_location=device, weights_only=True)
+def load_model(source: Path | BinaryIO, device: torch.device | str = "cpu") -> SavedModel:
+    """Load a saved model (a path or an open file) for inference; only tensors and plain
+    values are unpickled."""
+    payload = torch.load(source, map_location=device, weights_only=True)
     classes = list(payload["classes"])
     model = build_model(payload["arch"], num_classes=len(classes))
     model.load_state_dict(payload["state_dict"])

@@ -68,6 +68,10 @@ class Predictor:
     def from_file(cls, path: Path, device: torch.device | str = "cpu") -> "Predictor":
         return cls(load_model(path, device))
 
+    @classmethod
+    def from_bytes(cls, data: bytes, device: torch.device | str = "cpu") -> "Predictor":
+        return cls(load_model(io.BytesIO(data), device))
+
     @property
     def device(self) -> torch.device:
         return next(self.saved.model.parameters()).device

@@ -1,3 +1,4 @@
+import hashlib
 import io
 import os
 from pathlib import Path
@@ -9,7 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.db import session_scope
-from app.ml.checkpoints import file_sha256, load_model
+from app.ml.checkpoints import load_model
 from app.ml.images import normalize
 from app.models import Job
 from tests.api.conftest import TrainJob
@@ -195,7 +196,7 @@ def test_a_model_file_that_would_run_code_is_never_executed(
     torch.save({"arch": "tutorial_cnn", "classes": _RunsCode()}, path)
     # Even with its checksum recorded as if the worker had written it, it is not unpickled.
     with session_scope(write=True) as session:
-        session.get(Job, job_id).model_sha256 = file_sha256(path)  # type: ignore[union-attr]
+        session.get(Job, job_id).model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()  # type: ignore[union-attr]
     response = upload(client, png(), job_id=job_id)
     assert response.status_code == 503
     assert response.json() == {"detail": f"job {job_id}'s model file cannot be loaded"}

@@ -166,3 +166,16 @@ def test_an_open_api_on_all_interfaces_warns_at_start(env: Env, service: Service
     api = service.start("api", TRAINSERVE, "api", "--host", "0.0.0.0", "--port", str(service.port))
     service.wait_until_up(api)
     assert "no API keys are set and the API listens on 0.0.0.0" in api.log()
+
+
+def test_a_content_length_that_is_not_a_number_is_400(
+    trained_service: Process, service: Service
+) -> None:
+    with socket.create_connection(("127.0.0.1", service.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Content-Length: abc\r\n\r\n{}"
+        )
+        answer = sock.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert service.client().get("/healthz").status_code == 200

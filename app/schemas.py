@@ -1,11 +1,13 @@
 """Request and response bodies of the HTTP API."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from app.job_rules import broken_rule, rules_json_schema
 from app.models import JobStatus
+from app.recipes import RECIPES, RecipeName
 
 SEED_MAX = 2**63 - 1
 COUNT_MAX = 2**31 - 1
@@ -25,21 +27,43 @@ Count = Annotated[int, Field(ge=1, le=COUNT_MAX), BeforeValidator(_integral_floa
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX), BeforeValidator(_integral_float_to_int)]
 
 
+def _true_false_or_auto(value: object) -> object:
+    # A Literal of booleans alone would take 1 and 0 as true and false; JSON does not.
+    if type(value) is bool or value == "auto":
+        return value
+    raise ValueError('Input should be true, false or "auto"')
+
+
+# A speed option the worker may decide for itself ("auto") or that the job fixes.
+Toggle = Annotated[Literal["auto", True, False], BeforeValidator(_true_false_or_auto)]
+
+
+def _describe_job_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    schema["examples"] = [
+        {},
+        {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
+        {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
+        {"recipe": "fast"},
+    ]
+    defaults = {name: field.default for name, field in cls.model_fields.items()}
+    schema["allOf"] = rules_json_schema(defaults)
+
+
 class JobCreate(BaseModel):
     """A training job; every field is optional and the defaults are the CIFAR-10 tutorial."""
 
     model_config = ConfigDict(
         extra="forbid",
         strict=True,
-        json_schema_extra={
-            "examples": [
-                {},
-                {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
-                {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
-            ]
-        },
+        json_schema_extra=lambda schema, cls: _describe_job_schema(schema, cls),
     )
 
+    recipe: RecipeName = Field(
+        default="tutorial",
+        description="Starting values for the other fields; fields the job gives still win. "
+        '"fast": batch 256, 6 epochs, SGD with Nesterov momentum and a one-cycle learning '
+        "rate of 0.2, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
+    )
     model: Literal["tutorial_cnn"] = "tutorial_cnn"
     dataset: Literal["cifar10"] = "cifar10"
     epochs: Integer = Field(default=2, ge=1, le=1000)
@@ -47,12 +71,57 @@ class JobCreate(BaseModel):
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(default=0.001, gt=0, le=10)
     momentum: float = Field(default=0.9, ge=0, lt=1)
+    nesterov: bool = Field(default=False, description="Nesterov momentum (SGD only).")
     weight_decay: float = Field(default=0.0, ge=0, le=1)
+    lr_schedule: Literal["constant", "onecycle", "cosine"] = Field(
+        default="constant",
+        description="onecycle: warm up to learning_rate over the first quarter of the steps, "
+        "then anneal; cosine: anneal from learning_rate to 0.",
+    )
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    random_flip: bool = Field(default=False, description="Flip training images left-right.")
+    random_crop_padding: Integer = Field(
+        default=0, ge=0, le=8, description="Shift training images by up to this many pixels."
+    )
     seed: Seed | None = Field(default=None, description="Random when absent.")
     log_every: Count = Field(default=2000, description="Mini-batches per loss point.")
     max_train_samples: Count | None = None
     max_test_samples: Count | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto",
+        description="Autocast precision; fp16 adds a gradient scaler. auto: bf16 on a GPU "
+        "with batches of 64 or more, fp32 otherwise.",
+    )
+    channels_last: Toggle = Field(
+        default="auto", description="NHWC memory layout. auto: on a GPU with batches of 64+."
+    )
+    compile: Toggle = Field(
+        default="auto",
+        description="torch.compile the model. auto: off, since compiling takes longer than "
+        "a recipe of this model trains.",
+    )
+    cuda_graphs: Toggle = Field(
+        default="auto",
+        description="Capture the training step as a CUDA graph. auto: on a GPU for batches "
+        "under 64 with a constant learning rate and no fp16 or compile.",
+    )
+
+    @model_validator(mode="after")
+    def _options_fit_together(self) -> "JobCreate":
+        problem = broken_rule(self.resolved(), self.model_fields_set)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def resolved(self) -> dict[str, object]:
+        """Every field's value: the recipe's where the job gives none, the job's own otherwise."""
+        recipe = RECIPES[self.recipe]
+        given = self.model_fields_set
+        return {
+            name: recipe[name] if name in recipe and name not in given else value
+            for name, value in self.model_dump().items()
+        }
 
 
 class Progress(BaseModel):

@@ -32,6 +32,8 @@ def _describe(error: dict[str, Any]) -> str:
         return "body: must be a JSON object (with Content-Type: application/json)"
     if kind == "missing":
         return f"{field}: field required"
+    if kind == "value_error" and (error.get("ctx") or {}).get("error") is not None:
+        return f"{field}: {error['ctx']['error']}"  # without pydantic's "Value error, " prefix
     return f"{field}: {error.get('msg', 'invalid value')}"
 
 

@@ -1,9 +1,10 @@
-"""Property tests: the job config accepts exactly what its documented ranges allow."""
+"""Property tests: the job config accepts exactly what its documented ranges and rules allow."""
 
 import json
 import math
 from typing import Any
 
+import jsonschema_rs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
@@ -17,18 +18,25 @@ INT_RANGES = {
     "max_train_samples": (1, COUNT_MAX),
     "max_test_samples": (1, COUNT_MAX),
     "seed": (0, SEED_MAX),
+    "random_crop_padding": (0, 8),
 }
 FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
     "learning_rate": (0.0, False, 10.0, True),
     "momentum": (0.0, True, 1.0, False),
     "weight_decay": (0.0, True, 1.0, True),
+    "label_smoothing": (0.0, True, 1.0, False),
 }
 CHOICES = {
     "model": {"tutorial_cnn"},
     "dataset": {"cifar10"},
     "optimizer": {"sgd", "adam"},
     "device": {"auto", "cpu", "cuda"},
+    "recipe": {"tutorial", "fast"},
+    "lr_schedule": {"constant", "onecycle", "cosine"},
+    "precision": {"auto", "fp32", "bf16", "fp16"},
 }
+BOOLEANS = {"nesterov", "random_flip"}
+TOGGLES = {"channels_last", "compile", "cuda_graphs"}  # true, false or "auto"
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: (
@@ -63,10 +71,14 @@ def expected_valid(field: str, value: Any) -> bool:
         return int_ok(field, value)
     if field in FLOAT_RANGES:
         return float_ok(field, value)
+    if field in BOOLEANS:
+        return type(value) is bool
+    if field in TOGGLES:
+        return type(value) is bool or value == "auto"
     return value in CHOICES[field] if isinstance(value, str) else False
 
 
-FIELDS = sorted([*INT_RANGES, *FLOAT_RANGES, *CHOICES])
+FIELDS = sorted([*INT_RANGES, *FLOAT_RANGES, *CHOICES, *BOOLEANS, *TOGGLES])
 
 
 @settings(max_examples=400, derandomize=True, deadline=None)
@@ -78,6 +90,8 @@ FIELDS = sorted([*INT_RANGES, *FLOAT_RANGES, *CHOICES])
         st.integers(2**62, 2**64),
         st.floats(-1, 12, allow_nan=False),
         st.sampled_from(sorted(set().union(*CHOICES.values()))),
+        st.booleans(),
+        st.sampled_from([0, 1, 1.0, "true", "auto"]),
     ),
 )
 def test_one_field_is_accepted_exactly_when_it_is_in_range(field: str, value: Any) -> None:
@@ -106,3 +120,44 @@ def test_unknown_fields_are_always_named(body: dict[str, Any]) -> None:
 
 def _json(body: dict[str, Any]) -> str:
     return json.dumps(body)
+
+
+RULE_FIELDS = {
+    "recipe": st.sampled_from(["tutorial", "fast"]),
+    "optimizer": st.sampled_from(["sgd", "adam"]),
+    "momentum": st.sampled_from([0, 0.0, 0.5, 0.9]),
+    "nesterov": st.booleans(),
+    "lr_schedule": st.sampled_from(["constant", "onecycle", "cosine"]),
+    "device": st.sampled_from(["auto", "cpu", "cuda"]),
+    "precision": st.sampled_from(["auto", "fp32", "bf16", "fp16"]),
+    "compile": st.sampled_from(["auto", True, False]),
+    "cuda_graphs": st.sampled_from(["auto", True, False]),
+}
+JOB_SCHEMA = jsonschema_rs.validator_for(JobCreate.model_json_schema())
+
+
+@settings(max_examples=600, derandomize=True, deadline=None)
+@given(st.fixed_dictionaries({}, optional=RULE_FIELDS))
+def test_the_schema_states_exactly_the_rules_the_api_enforces(body: dict[str, Any]) -> None:
+    try:
+        JobCreate.model_validate_json(_json(body))
+    except ValidationError as exc:
+        assert not JOB_SCHEMA.is_valid(body), body
+        (error,) = exc.errors()
+        assert "cannot go with" in error["msg"]
+    else:
+        assert JOB_SCHEMA.is_valid(body), body
+
+
+def test_a_rule_names_the_clash_and_where_it_came_from() -> None:
+    try:
+        JobCreate.model_validate({"recipe": "fast", "cuda_graphs": True, "precision": "fp16"})
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"]
+    else:
+        raise AssertionError("accepted")
+    assert message == (
+        'Value error, cuda_graphs true cannot go with precision "fp16", lr_schedule "onecycle" '
+        '(from recipe "fast"): a captured CUDA graph needs a GPU, a constant learning rate, '
+        "and no fp16 (its gradient scaler checks for overflow on the host) or compile"
+    )

@@ -4,20 +4,26 @@ The loop can stop between any two steps and hand out everything needed to contin
 it was (see `snapshot`), and it can start from such a snapshot.
 """
 
+import logging
 import math
-import random
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 
 from app.ml.images import ImageSet, normalize
 from app.ml.nets import build_model
+from workers.augment import AugmentPlan
+from workers.evaluate import Evaluation, evaluate
+from workers.optim import make_lr_schedule, make_optimizer
+from workers.rng import restore_rng_states, rng_states
+from workers.runtime import Runtime, UnsupportedOption, resolve_runtime
+from workers.steps import GraphedStep, TrainStep
 
-EVAL_BATCH_SIZE = 1000
+log = logging.getLogger("trainserve.worker")
+
 SNAPSHOT_FORMAT = 1
 
 
@@ -56,24 +62,25 @@ class TrainConfig:
     optimizer: str = "sgd"
     learning_rate: float = 0.001
     momentum: float = 0.9
+    nesterov: bool = False
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"
+    label_smoothing: float = 0.0
+    random_flip: bool = False
+    random_crop_padding: int = 0
     seed: int = 0
     log_every: int = 2000
     device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool | str = "auto"
+    compile: bool | str = "auto"
+    cuda_graphs: bool | str = "auto"
 
     @classmethod
     def from_job_config(cls, config: dict[str, Any]) -> "TrainConfig":
         """The training fields of a job's resolved config."""
         names = cls.__dataclass_fields__.keys()
         return cls(**{name: config[name] for name in names if name in config})
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    loss: float
-    accuracy: float
-    per_class_accuracy: dict[str, float]
-    confusion_matrix: list[list[int]]
 
 
 @dataclass(frozen=True)
@@ -118,74 +125,25 @@ def resolve_device(requested: str) -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     if requested == "cuda":
-        raise RuntimeError("the job asks for device 'cuda' but this worker has no usable CUDA GPU")
+        raise UnsupportedOption(
+            "the job asks for device 'cuda' but this worker has no usable CUDA GPU"
+        )
     return torch.device("cpu")
 
 
-def _make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=config.learning_rate,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        )
-    if config.optimizer == "adam":
-        return torch.optim.Adam(
-            model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-        )
-    raise ValueError(f"unknown optimizer {config.optimizer!r}")
-
-
-def evaluate(model: nn.Module, data: ImageSet, classes: list[str]) -> Evaluation:
-    """Mean loss, accuracy, per-class accuracy and confusion matrix on a whole set."""
-    num_classes = len(classes)
-    model.eval()
-    loss_sum = torch.zeros((), device=data.images.device)
-    confusion = torch.zeros(num_classes * num_classes, dtype=torch.long, device=data.images.device)
-    with torch.no_grad():
-        for start in range(0, len(data), EVAL_BATCH_SIZE):
-            images = normalize(data.images[start : start + EVAL_BATCH_SIZE])
-            labels = data.labels[start : start + EVAL_BATCH_SIZE]
-            logits = model(images)
-            loss_sum += nn.functional.cross_entropy(logits, labels, reduction="sum")
-            predicted = logits.argmax(dim=1)
-            confusion += torch.bincount(labels * num_classes + predicted, minlength=num_classes**2)
-    matrix = confusion.view(num_classes, num_classes).cpu()
-    per_class_totals = matrix.sum(dim=1)
-    correct = matrix.diagonal()
-    return Evaluation(
-        loss=loss_sum.item() / len(data),
-        accuracy=correct.sum().item() / len(data),
-        per_class_accuracy={
-            name: (correct[i].item() / per_class_totals[i].item()) if per_class_totals[i] else 0.0
-            for i, name in enumerate(classes)
-        },
-        confusion_matrix=matrix.tolist(),
+def runtime_for(config: TrainConfig) -> Runtime:
+    """The device and speed options the job trains with on this worker."""
+    device = resolve_device(config.device)
+    return resolve_runtime(
+        device,
+        batch_size=config.batch_size,
+        lr_schedule=config.lr_schedule,
+        precision=config.precision,
+        channels_last=config.channels_last,
+        compile=config.compile,
+        cuda_graphs=config.cuda_graphs,
+        bf16_supported=device.type == "cuda" and torch.cuda.is_bf16_supported(),
     )
-
-
-def _rng_states(shuffle: torch.Generator) -> dict[str, Any]:
-    kind, keys, position, has_gauss, cached = np.random.get_state(legacy=True)
-    assert isinstance(keys, np.ndarray)
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "shuffle": shuffle.get_state(),
-        "python": random.getstate(),
-        "numpy": [kind, keys.tolist(), position, has_gauss, cached],
-    }
-
-
-def _restore_rng_states(states: dict[str, Any], shuffle: torch.Generator) -> None:
-    torch.set_rng_state(states["torch"])
-    if states["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
-    shuffle.set_state(states["shuffle"])
-    version, internal, gauss = states["python"]
-    random.setstate((version, tuple(internal), gauss))
-    kind, keys, position, has_gauss, cached = states["numpy"]
-    np.random.set_state((kind, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
 
 
 @dataclass
@@ -194,6 +152,138 @@ class _Position:
 
     epoch: int
     step: int
+
+
+class _Run:
+    """The state of one training run, which a snapshot captures and a resume restores."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        runtime: Runtime,
+        train_set: ImageSet,
+        test_set: ImageSet,
+        num_classes: int,
+    ) -> None:
+        self.config, self.runtime, device = config, runtime, runtime.device
+        torch.manual_seed(config.seed)
+        self.shuffle = torch.Generator().manual_seed(config.seed)
+        self.model = build_model(config.model, num_classes=num_classes)
+        self.model.to(device).to(memory_format=runtime.memory_format)
+        self.optimizer = make_optimizer(config, self.model, capturable=runtime.cuda_graphs)
+        self.train_data, self.test_data = train_set.to(device), test_set.to(device)
+        self.size = len(self.train_data)
+        self.steps_per_epoch = math.ceil(self.size / config.batch_size)
+        self.schedule = make_lr_schedule(
+            config, self.optimizer, total_steps=config.epochs * self.steps_per_epoch
+        )
+        self.at = _Position(epoch=1, step=0)
+        self.order: torch.Tensor | None = None
+        self.augment: AugmentPlan | None = None
+        # [loss since the last loss point, loss this epoch]; stays on the device between reads
+        self.loss_sums = torch.zeros(2, device=device)
+        self.loss_history: list[dict[str, float | int]] = []
+        self.epoch_history: list[dict[str, float | int]] = []
+        self.scaler: torch.amp.GradScaler | None = None
+        self._scaler_state: dict[str, Any] | None = None
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        if (
+            snapshot["train_size"] != self.size
+            or snapshot["steps_per_epoch"] != self.steps_per_epoch
+        ):
+            raise ValueError("the checkpoint was made with other data; it cannot be resumed")
+        device = self.runtime.device
+        self.model.load_state_dict(snapshot["model"])
+        self.optimizer.load_state_dict(snapshot["optimizer"])
+        if self.schedule is not None:
+            self.schedule.load_state_dict(snapshot["lr_schedule"])
+        self._scaler_state = snapshot.get("grad_scaler")
+        restore_rng_states(snapshot["rng"], self.shuffle)
+        self.at = _Position(epoch=snapshot["epoch"], step=snapshot["step"])
+        self.loss_history = list(snapshot["loss_history"])
+        self.epoch_history = list(snapshot["epochs"])
+        if self.at.step == self.steps_per_epoch:  # that epoch was finished and evaluated
+            self.at = _Position(epoch=self.at.epoch + 1, step=0)
+        else:
+            self.order = snapshot["order"].to(device)
+            plan = AugmentPlan.from_state(snapshot.get("augment"))
+            self.augment = None if plan is None else plan.to(device)
+            self.loss_sums[0] = snapshot["window_loss"].to(device)
+            self.loss_sums[1] = snapshot["epoch_loss"].to(device)
+
+    def snapshot(self) -> dict[str, Any]:
+        sums = self.loss_sums.detach().cpu()
+        no_order = torch.empty(0, dtype=torch.long)
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "epoch": self.at.epoch,
+            "step": self.at.step,
+            "train_size": self.size,
+            "steps_per_epoch": self.steps_per_epoch,
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "lr_schedule": None if self.schedule is None else self.schedule.state_dict(),
+            "grad_scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "rng": rng_states(self.shuffle),
+            "order": no_order if self.order is None else self.order.cpu(),
+            "augment": None if self.augment is None else self.augment.state(),
+            "window_loss": sums[0],
+            "epoch_loss": sums[1],
+            "loss_history": self.loss_history,
+            "epochs": self.epoch_history,
+        }
+
+    def make_step(self) -> TrainStep | GraphedStep:
+        """The training step, made after any restore: a CUDA graph captures the state it sees."""
+        config = self.config
+        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+        step = TrainStep(self.model, self.optimizer, criterion, self.runtime, self.loss_sums)
+        self.scaler = step.scaler
+        if self.scaler is not None and self._scaler_state:
+            self.scaler.load_state_dict(self._scaler_state)
+        if not self.runtime.cuda_graphs:
+            return step
+        batch_shape = (config.batch_size, *self.train_data.images.shape[1:])
+        try:
+            return GraphedStep(step, batch_shape, capture=self.runtime.device.type == "cuda")
+        except Exception:
+            if config.cuda_graphs != "auto":
+                raise
+            log.warning("capturing the training step failed; training eagerly", exc_info=True)
+            return step
+
+    def start_epoch(self) -> None:
+        """Draws the epoch's batch order and augmentations, unless resumed inside the epoch."""
+        if self.order is not None:
+            return
+        device, config = self.runtime.device, self.config
+        self.order = torch.randperm(self.size, generator=self.shuffle).to(device)
+        plan = AugmentPlan.draw(
+            self.size,
+            self.shuffle,
+            flip=config.random_flip,
+            padding=config.random_crop_padding,
+        )
+        self.augment = None if plan is None else plan.to(device)
+
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The images (normalised, augmented, in the runtime's layout) and labels of this step."""
+        assert self.order is not None
+        size = self.config.batch_size
+        indices = self.order[self.at.step * size : (self.at.step + 1) * size]
+        images = normalize(self.train_data.images[indices])
+        if self.augment is not None:
+            images = self.augment.apply(images, indices)
+        return (
+            images.contiguous(memory_format=self.runtime.memory_format),
+            self.train_data.labels[indices],
+        )
+
+    def end_epoch(self) -> None:
+        self.at = _Position(epoch=self.at.epoch + 1, step=0)
+        self.order, self.augment = None, None
+        self.loss_sums.zero_()
 
 
 def train(
@@ -209,96 +299,59 @@ def train(
     With `resume` (a snapshot the loop handed to `hooks.save_checkpoint`), training continues
     from that exact point: same weights, optimizer state, batch order, random state and history.
     """
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
-    shuffle = torch.Generator().manual_seed(config.seed)
-    model = build_model(config.model, num_classes=len(classes)).to(device)
-    optimizer = _make_optimizer(config, model)
-    criterion = nn.CrossEntropyLoss()
-    train_data, test_data = train_set.to(device), test_set.to(device)
-    size, batch_size = len(train_data), config.batch_size
-    steps_per_epoch = math.ceil(size / batch_size)
+    runtime = runtime_for(config)
+    with runtime.threads_applied():
+        run = _Run(config, runtime, train_set, test_set, num_classes=len(classes))
+        if resume is not None:
+            run.restore(resume)
+        step = run.make_step()
+        log.info("training on %s", runtime.describe())
+        hooks.started(str(runtime.device), classes, run.steps_per_epoch)
+        evaluation = _train_epochs(run, step, classes, hooks)
+    run.model.to(memory_format=torch.contiguous_format)
+    return TrainResult(model=run.model, device=str(runtime.device), final=evaluation)
 
-    at = _Position(epoch=1, step=0)
-    order: torch.Tensor | None = None
-    window_loss = torch.zeros((), device=device)  # stays on the device between log points
-    epoch_loss = torch.zeros((), device=device)
-    loss_history: list[dict[str, float | int]] = []
-    epoch_history: list[dict[str, float | int]] = []
-    if resume is not None:
-        if resume["train_size"] != size or resume["steps_per_epoch"] != steps_per_epoch:
-            raise ValueError("the checkpoint was made with other data; it cannot be resumed")
-        model.load_state_dict(resume["model"])
-        optimizer.load_state_dict(resume["optimizer"])
-        _restore_rng_states(resume["rng"], shuffle)
-        at = _Position(epoch=resume["epoch"], step=resume["step"])
-        loss_history, epoch_history = list(resume["loss_history"]), list(resume["epochs"])
-        if at.step == steps_per_epoch:  # that epoch was finished and evaluated: start the next
-            at = _Position(epoch=at.epoch + 1, step=0)
-        else:
-            order = resume["order"].to(device)
-            window_loss = resume["window_loss"].to(device)
-            epoch_loss = resume["epoch_loss"].to(device)
 
-    def snapshot() -> dict[str, Any]:
-        return {
-            "format": SNAPSHOT_FORMAT,
-            "epoch": at.epoch,
-            "step": at.step,
-            "train_size": size,
-            "steps_per_epoch": steps_per_epoch,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "optimizer": optimizer.state_dict(),
-            "rng": _rng_states(shuffle),
-            "order": order.cpu() if order is not None else torch.empty(0, dtype=torch.long),
-            "window_loss": window_loss.detach().cpu(),
-            "epoch_loss": epoch_loss.detach().cpu(),
-            "loss_history": loss_history,
-            "epochs": epoch_history,
-        }
-
-    hooks.started(str(device), classes, steps_per_epoch)
+def _train_epochs(
+    run: _Run, step: TrainStep | GraphedStep, classes: list[str], hooks: TrainingHooks
+) -> Evaluation:
+    config = run.config
     evaluation: Evaluation | None = None
-    while at.epoch <= config.epochs:
-        model.train()
-        if order is None:
-            order = torch.randperm(size, generator=shuffle).to(device)
-        while at.step < steps_per_epoch:
-            batch = order[at.step * batch_size : (at.step + 1) * batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = criterion(model(normalize(train_data.images[batch])), train_data.labels[batch])
-            loss.backward()
-            optimizer.step()
-            window_loss += loss.detach()
-            epoch_loss += loss.detach()
+    while run.at.epoch <= config.epochs:
+        at = run.at
+        run.model.train()
+        run.start_epoch()
+        while at.step < run.steps_per_epoch:
+            step(*run.batch())
+            if run.schedule is not None:
+                run.schedule.step()
             at.step += 1
             if at.step % config.log_every == 0:
-                mean = _finite(window_loss.item() / config.log_every, "loss", at.epoch, at.step)
-                window_loss.zero_()
-                loss_history.append({"epoch": at.epoch, "step": at.step, "loss": mean})
+                window = run.loss_sums[0].item() / config.log_every
+                mean = _finite(window, "loss", at.epoch, at.step)
+                run.loss_sums[0] = 0.0
+                run.loss_history.append({"epoch": at.epoch, "step": at.step, "loss": mean})
                 hooks.loss_point(at.epoch, at.step, mean)
             else:
                 hooks.progress(at.epoch, at.step)
             reason = hooks.stop_reason()
             if reason is not None:
                 if reason is StopReason.SHUTDOWN:
-                    hooks.save_checkpoint(snapshot(), at.epoch, at.step)
+                    hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)
                 raise TrainingInterrupted(reason, at.epoch, at.step)
-            if at.step < steps_per_epoch and hooks.checkpoint_due():
-                hooks.save_checkpoint(snapshot(), at.epoch, at.step)
+            if at.step < run.steps_per_epoch and hooks.checkpoint_due():
+                hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)
 
-        train_loss = _finite(epoch_loss.item() / steps_per_epoch, "loss", at.epoch, at.step)
-        evaluation = evaluate(model, test_data, classes)
+        epoch_loss = run.loss_sums[1].item() / run.steps_per_epoch
+        train_loss = _finite(epoch_loss, "loss", at.epoch, at.step)
+        evaluation = evaluate(run.model, run.test_data, classes)
         _finite(evaluation.loss, "test loss", at.epoch, at.step)
-        metrics = EpochMetrics(at.epoch, steps_per_epoch, train_loss, evaluation)
-        epoch_history.append(metrics.summary())
+        metrics = EpochMetrics(at.epoch, run.steps_per_epoch, train_loss, evaluation)
+        run.epoch_history.append(metrics.summary())
         hooks.epoch_done(metrics)
-        hooks.save_checkpoint(snapshot(), at.epoch, at.step)
-        at = _Position(epoch=at.epoch + 1, step=0)
-        order = None
-        window_loss.zero_()
-        epoch_loss.zero_()
+        hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)
+        run.end_epoch()
 
     if evaluation is None:  # resumed after the last epoch had already finished
-        evaluation = evaluate(model, test_data, classes)
-    return TrainResult(model=model, device=str(device), final=evaluation)
+        evaluation = evaluate(run.model, run.test_data, classes)
+    return evaluation

@@ -32,6 +32,7 @@ from app.queue import (
 from app.settings import Settings, get_settings
 from workers.datasets import DatasetCache, limit_samples
 from workers.job_run import JobRun, checkpoint_folder
+from workers.runtime import UnsupportedOption
 from workers.train import StopReason, TrainConfig, TrainingDiverged, TrainingInterrupted, train
 
 log = logging.getLogger("trainserve.worker")
@@ -115,7 +116,7 @@ class Worker:
 
     def _failure_message(self, lease: Lease, exc: Exception) -> str:
         """What the user reads in the job's `error`."""
-        if isinstance(exc, DatasetError | TrainingDiverged):
+        if isinstance(exc, DatasetError | TrainingDiverged | UnsupportedOption):
             return str(exc)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             return (

@@ -105,7 +105,7 @@ def submit_job(
         if existing is not None:
             response.status_code = 200
             return job_out(existing)
-    config = spec.model_dump()
+    config = spec.resolved()
     if config["seed"] is None:
         config["seed"] = secrets.randbelow(SEED_MAX + 1)
     try:

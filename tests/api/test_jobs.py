@@ -5,6 +5,7 @@ from tests.api.conftest import TrainJob
 from tests.conftest import CIFAR_CLASSES
 
 TUTORIAL_DEFAULTS = {
+    "recipe": "tutorial",
     "model": "tutorial_cnn",
     "dataset": "cifar10",
     "epochs": 2,
@@ -12,11 +13,20 @@ TUTORIAL_DEFAULTS = {
     "optimizer": "sgd",
     "learning_rate": 0.001,
     "momentum": 0.9,
+    "nesterov": False,
     "weight_decay": 0.0,
+    "lr_schedule": "constant",
+    "label_smoothing": 0.0,
+    "random_flip": False,
+    "random_crop_padding": 0,
     "log_every": 2000,
     "max_train_samples": None,
     "max_test_samples": None,
     "device": "auto",
+    "precision": "auto",
+    "channels_last": "auto",
+    "compile": "auto",
+    "cuda_graphs": "auto",
 }
 
 

@@ -9,13 +9,14 @@ from torch import nn
 
 from app.ml.images import ImageSet
 from tests.conftest import synthetic_split
+from workers.evaluate import evaluate
+from workers.runtime import UnsupportedOption
 from workers.train import (
     EpochMetrics,
     StopReason,
     TrainConfig,
     TrainingDiverged,
     TrainingInterrupted,
-    evaluate,
     resolve_device,
     train,
 )
@@ -191,7 +192,7 @@ def test_divergence_fails_with_advice() -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
 def test_cuda_without_a_gpu_is_a_clear_error() -> None:
-    with pytest.raises(RuntimeError, match="asks for device 'cuda' but this worker has no"):
+    with pytest.raises(UnsupportedOption, match="asks for device 'cuda' but this worker has no"):
         resolve_device("cuda")
     assert resolve_device("auto") == torch.device("cpu")
 

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from sqlalchemy import select
 
 from app.db import session_scope
@@ -202,3 +203,27 @@ def test_finished_jobs_are_never_claimed(migrated_env: Env, status: JobStatus) -
     with session_scope() as session:
         assert claim_next_job(session, "w1", 30) is None
     assert load(job_id).status == status
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message of a worker with no GPU")
+def test_a_job_fixing_cuda_graphs_fails_clearly_on_a_cpu_worker(
+    migrated_env: Env, synthetic_cifar: Path
+) -> None:
+    job_id = queue(device="auto", cuda_graphs=True)
+    assert Worker(migrated_env.settings(), worker_id="w1").run_once() is True
+    job = load(job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.error == (
+        "the job asks for cuda_graphs but trains on cpu; CUDA graphs need a CUDA GPU"
+    )
+
+
+def test_the_fast_recipe_runs_as_a_job(migrated_env: Env, synthetic_cifar: Path) -> None:
+    config = JobCreate(recipe="fast", epochs=2, batch_size=64, log_every=3, seed=4).resolved()
+    with session_scope() as session:
+        job_id = create_job(session, config).id
+    assert Worker(migrated_env.settings(), worker_id="w1").run_once() is True
+    job = load(job_id)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.steps_per_epoch == 7  # 400 images in batches of 64
+    assert [(p.epoch, p.step) for p in job.loss_points] == [(1, 3), (1, 6), (2, 3), (2, 6)]

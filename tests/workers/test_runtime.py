@@ -1,0 +1,66 @@
+"""What "auto" means for each speed option, on a CPU and on a GPU (decided without one)."""
+
+import pytest
+import torch
+
+from workers.runtime import Runtime, UnsupportedOption, resolve_runtime
+
+CPU = torch.device("cpu")
+GPU = torch.device("cuda", 0)  # only a name here: deciding needs no GPU
+
+
+def auto(device: torch.device, batch_size: int, **given: object) -> Runtime:
+    options: dict[str, object] = {
+        "lr_schedule": "constant",
+        "precision": "auto",
+        "channels_last": "auto",
+        "compile": "auto",
+        "cuda_graphs": "auto",
+        "bf16_supported": True,
+    }
+    options.update(given)
+    return resolve_runtime(device, batch_size=batch_size, **options)  # type: ignore[arg-type]
+
+
+def test_on_a_cpu_auto_is_plain_fp32_with_one_thread_for_tiny_batches() -> None:
+    assert auto(CPU, 4) == Runtime(CPU, "fp32", False, False, False, threads=1)
+    assert auto(CPU, 16).threads == 1
+    assert auto(CPU, 17) == Runtime(CPU, "fp32", False, False, False, threads=None)
+
+
+def test_on_a_gpu_tiny_batches_replay_a_graph_and_large_ones_use_bf16_and_nhwc() -> None:
+    assert auto(GPU, 4) == Runtime(GPU, "fp32", False, False, True, threads=None)
+    assert auto(GPU, 63).cuda_graphs
+    assert auto(GPU, 64) == Runtime(GPU, "bf16", True, False, False, threads=None)
+    assert auto(GPU, 512, bf16_supported=False).precision == "fp32"
+
+
+@pytest.mark.parametrize(
+    "given", [{"lr_schedule": "onecycle"}, {"precision": "fp16"}, {"compile": True}]
+)
+def test_auto_graphs_step_aside_for_what_a_graph_cannot_hold(given: dict[str, object]) -> None:
+    assert not auto(GPU, 4, **given).cuda_graphs
+
+
+def test_options_the_job_fixes_are_kept() -> None:
+    fixed = auto(CPU, 4, precision="bf16", channels_last=True, compile=True)
+    assert fixed == Runtime(CPU, "bf16", True, True, False, threads=1)
+    assert not auto(GPU, 4, cuda_graphs=False).cuda_graphs
+    assert not auto(GPU, 512, channels_last=False).channels_last
+
+
+def test_graphs_asked_for_on_a_cpu_is_a_clear_error() -> None:
+    with pytest.raises(UnsupportedOption, match="asks for cuda_graphs but trains on cpu"):
+        auto(CPU, 4, cuda_graphs=True)
+
+
+def test_the_thread_count_is_the_jobs_only_while_it_trains() -> None:
+    before = torch.get_num_threads()
+    with auto(CPU, 4).threads_applied():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_the_description_names_every_choice() -> None:
+    assert auto(CPU, 4).describe() == "cpu (fp32, NCHW, eager, 1 thread)"
+    assert auto(GPU, 4).describe() == "cuda:0 (fp32, NCHW, eager, CUDA graphs)"

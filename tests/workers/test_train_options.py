@@ -1,0 +1,129 @@
+"""Every training option runs on the CPU, learns, and resumes exactly; batches follow the seed."""
+
+from typing import Any
+
+import pytest
+import torch
+
+from app.recipes import RECIPES
+from tests.workers.test_train import CLASSES, Collector, image_set, run
+from workers.runtime import resolve_runtime
+from workers.train import TrainConfig, TrainingInterrupted, _Run, train
+
+EASY: dict[str, Any] = {
+    "epochs": 8,
+    "batch_size": 16,
+    "learning_rate": 0.01,
+    "log_every": 25,
+    "device": "cpu",
+}
+# What the fast recipe adds to the tutorial, at this test's scale (its own batch size and rate).
+FAST_FEATURES: dict[str, Any] = {
+    name: value
+    for name, value in RECIPES["fast"].items()
+    if name not in ("epochs", "batch_size", "learning_rate", "log_every")
+}
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"precision": "bf16"},
+        {"precision": "fp16"},
+        {"channels_last": True},
+        {**FAST_FEATURES, "learning_rate": 0.05},
+        {"lr_schedule": "cosine", "optimizer": "adam", "learning_rate": 0.003},
+    ],
+    ids=["bf16", "fp16", "channels_last", "fast-recipe-features", "cosine-adam"],
+)
+def test_each_option_trains_on_the_cpu(options: dict[str, Any]) -> None:
+    hooks, accuracy = run(TrainConfig(**{**EASY, "seed": 5, **options}))
+    assert accuracy >= 0.9, hooks.epochs
+    assert hooks.epochs[-1].train_loss < hooks.epochs[0].train_loss
+
+
+def test_a_compiled_model_computes_what_the_eager_one_does_and_saves_plain_weights() -> None:
+    config = TrainConfig(**{**EASY, "epochs": 2, "seed": 5})
+    eager, eager_accuracy = run(config)
+    compiled = Collector()
+    result = train(
+        TrainConfig(**{**EASY, "epochs": 2, "seed": 5, "compile": True}),
+        image_set(400, 1),
+        image_set(100, 2),
+        CLASSES,
+        compiled,
+    )
+    # Fused kernels may round differently; the run must still be the same run.
+    assert [p[:2] for p in compiled.losses] == [p[:2] for p in eager.losses]
+    assert [p[2] for p in compiled.losses] == pytest.approx([p[2] for p in eager.losses], abs=1e-3)
+    assert result.final.accuracy == pytest.approx(eager_accuracy, abs=0.02)
+    plain = {"conv1.weight", "conv1.bias", "fc3.weight", "fc3.bias"}
+    assert plain <= set(result.model.state_dict())
+    assert plain <= set(compiled.checkpoints[-1][2]["model"])  # no "_orig_mod." prefix
+
+
+def test_a_one_cycle_schedule_ends_near_zero() -> None:
+    config = TrainConfig(**{**EASY, "epochs": 2, "seed": 5, "lr_schedule": "onecycle"})
+    hooks, _ = run(config)
+    schedule = hooks.checkpoints[-1][2]["lr_schedule"]
+    assert schedule["_step_count"] == 2 * 25 + 1  # every mini-batch, plus the initial call
+    assert schedule["_last_lr"][0] < 0.01 / 100  # under 1% of the peak
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_resuming_with_schedule_augmentation_and_scaler_is_exact(precision: str) -> None:
+    config = TrainConfig(
+        **{**EASY, "epochs": 3, "batch_size": 8, "log_every": 5, "seed": 21},
+        **FAST_FEATURES,
+        precision=precision,
+    )
+    straight, straight_accuracy = run(config)
+    interrupted = Collector(stop_at=(2, 17))
+    with pytest.raises(TrainingInterrupted):
+        run(config, interrupted)
+    _, _, snapshot = interrupted.checkpoints[-1]
+    assert (snapshot["grad_scaler"] is not None) == (precision == "fp16")
+    assert snapshot["augment"] is not None
+
+    torch.manual_seed(999)
+    resumed = Collector()
+    result = train(config, image_set(400, 1), image_set(100, 2), CLASSES, resumed, snapshot)
+    combined = [p for p in interrupted.losses if p[:2] <= (2, 17)] + resumed.losses
+    assert [p[:2] for p in combined] == [p[:2] for p in straight.losses]
+    assert [p[2] for p in combined] == [p[2] for p in straight.losses]
+    assert result.final.accuracy == straight_accuracy
+
+
+def epoch_batches(config: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    runtime = resolve_runtime(
+        torch.device("cpu"),
+        batch_size=config.batch_size,
+        lr_schedule=config.lr_schedule,
+        precision="auto",
+        channels_last="auto",
+        compile="auto",
+        cuda_graphs="auto",
+        bf16_supported=False,
+    )
+    training = _Run(config, runtime, image_set(100, 1), image_set(20, 2), num_classes=10)
+    training.start_epoch()
+    batches = []
+    for step in range(training.steps_per_epoch):
+        training.at.step = step
+        batches.append(training.batch())
+    return batches
+
+
+@pytest.mark.parametrize("augment", [{}, {"random_flip": True, "random_crop_padding": 3}])
+def test_the_same_seed_gives_the_same_batches(augment: dict[str, Any]) -> None:
+    config = TrainConfig(batch_size=16, seed=7, device="cpu", **augment)
+    first, again = epoch_batches(config), epoch_batches(config)
+    other = epoch_batches(TrainConfig(batch_size=16, seed=8, device="cpu", **augment))
+    assert len(first) == 7 and first[-1][0].shape == (4, 3, 32, 32)
+    for (images, labels), (images_again, labels_again) in zip(first, again, strict=True):
+        assert torch.equal(images, images_again) and torch.equal(labels, labels_again)
+    assert not torch.equal(first[0][1], other[0][1])
+    # Every image is used exactly once an epoch.
+    assert sorted(torch.cat([labels for _, labels in first]).tolist()) == sorted(
+        image_set(100, 1).labels.tolist()
+    )

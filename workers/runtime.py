@@ -1,0 +1,115 @@
+"""How a job runs on this worker's device: precision, memory layout, compilation, graphs, threads.
+
+A job may fix each speed option or leave it "auto"; the choices for "auto" are made here, from
+the device and the recipe, so that one place says what "auto" means.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal, cast, get_args
+
+import torch
+
+Precision = Literal["fp32", "bf16", "fp16"]
+
+# Below this batch size a GPU step is bound by kernel launches, not arithmetic, and replaying a
+# captured graph pays; from it on, lower precision and the NHWC layout pay instead.
+LARGE_BATCH_SIZE = 64
+# With batches this small a CPU step is a string of tiny kernels; a second thread only adds
+# synchronisation (measured: 1 thread as fast or faster than 2 at batch 4 on a 2-core machine).
+SINGLE_THREAD_BATCH_SIZE = 16
+
+
+class UnsupportedOption(ValueError):
+    """The job fixes an option this worker's device cannot provide."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    precision: Precision
+    channels_last: bool
+    compile: bool
+    cuda_graphs: bool
+    threads: int | None  # CPU threads for the job; None keeps torch's default
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[self.precision]
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def describe(self) -> str:
+        options = [
+            self.precision,
+            "channels_last" if self.channels_last else "NCHW",
+            "compiled" if self.compile else "eager",
+        ]
+        if self.cuda_graphs:
+            options.append("CUDA graphs")
+        if self.threads is not None:
+            options.append(f"{self.threads} thread{'s' if self.threads > 1 else ''}")
+        return f"{self.device} ({', '.join(options)})"
+
+    @contextmanager
+    def threads_applied(self) -> Iterator[None]:
+        """Sets the job's CPU thread count for the block, then puts the worker's back."""
+        previous = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+
+def resolve_runtime(
+    device: torch.device,
+    *,
+    batch_size: int,
+    lr_schedule: str,
+    precision: str,
+    channels_last: bool | str,
+    compile: bool | str,
+    cuda_graphs: bool | str,
+    bf16_supported: bool,
+) -> Runtime:
+    """The options a job trains with on `device`, with each "auto" decided."""
+    on_gpu = device.type == "cuda"
+    large_batch = batch_size >= LARGE_BATCH_SIZE
+    chosen: Precision
+    if precision == "auto":
+        chosen = "bf16" if on_gpu and large_batch and bf16_supported else "fp32"
+    elif precision in get_args(Precision):
+        chosen = cast(Precision, precision)
+    else:
+        raise ValueError(f"unknown precision {precision!r}")
+    if channels_last == "auto":
+        channels_last = on_gpu and large_batch
+    if compile == "auto":
+        # Compiling takes tens of seconds, longer than a whole fast recipe of this model trains.
+        compile = False
+    if cuda_graphs == "auto":
+        cuda_graphs = (
+            on_gpu
+            and not large_batch
+            and lr_schedule == "constant"
+            and chosen != "fp16"
+            and not compile
+        )
+    elif cuda_graphs and not on_gpu:
+        raise UnsupportedOption(
+            f"the job asks for cuda_graphs but trains on {device}; CUDA graphs need a CUDA GPU"
+        )
+    threads = 1 if not on_gpu and batch_size <= SINGLE_THREAD_BATCH_SIZE else None
+    return Runtime(
+        device=device,
+        precision=chosen,
+        channels_last=bool(channels_last),
+        compile=bool(compile),
+        cuda_graphs=bool(cuda_graphs),
+        threads=threads,
+    )

@@ -14,7 +14,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "epochs": 6,
         "batch_size": 256,
         "optimizer": "sgd",
-        "learning_rate": 0.2,
+        "learning_rate": 0.1,
         "momentum": 0.9,
         "nesterov": True,
         "weight_decay": 5e-4,

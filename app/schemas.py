@@ -62,7 +62,7 @@ class JobCreate(BaseModel):
         default="tutorial",
         description="Starting values for the other fields; fields the job gives still win. "
         '"fast": batch 256, 6 epochs, SGD with Nesterov momentum and a one-cycle learning '
-        "rate of 0.2, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
+        "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
     )
     model: Literal["tutorial_cnn"] = "tutorial_cnn"
     dataset: Literal["cifar10"] = "cifar10"

@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 CIFAR_JPEG_ARCHIVE = SHARED_DATA / "cifar10-jpeg.tar.gz"
 REBUILD_TOOL = REPO_ROOT.parent / "shared" / "tools" / "jpeg_to_cifar_batches.py"
+TUTORIAL_TOOL = REPO_ROOT.parent / "shared" / "tools" / "seed_tutorial.py"
 CIFAR_CLASSES = [
     "airplane",
     "automobile",
@@ -156,6 +157,13 @@ def real_cifar_subset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DATA_DIR holding real CIFAR-10 (2,000 train / 500 test, class-balanced)."""
     _require_shared_data()
     return _rebuild(tmp_path_factory.mktemp("cifar-subset"), "--train", "2000", "--test", "500")
+
+
+@pytest.fixture(scope="session")
+def real_cifar_10k(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DATA_DIR holding real CIFAR-10 (10,000 train / 2,000 test, class-balanced)."""
+    _require_shared_data()
+    return _rebuild(tmp_path_factory.mktemp("cifar-10k"), "--train", "10000", "--test", "2000")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
+from app.recipes import RECIPES
 from tests.api.conftest import TrainJob
 from tests.conftest import CIFAR_CLASSES
 
@@ -63,6 +64,19 @@ def test_explicit_fields_are_kept(client: TestClient) -> None:
     assert client.post("/jobs", json={}).json()["config"]["seed"] != 42
 
 
+def test_a_recipe_fills_in_what_the_job_leaves_out(client: TestClient) -> None:
+    job = client.post("/jobs", json={"recipe": "fast", "epochs": 3, "seed": 1}).json()
+    assert job["config"] == {
+        **TUTORIAL_DEFAULTS,
+        **RECIPES["fast"],
+        "recipe": "fast",
+        "epochs": 3,  # the job's own value wins
+        "seed": 1,
+    }
+    assert job["config"]["batch_size"] == 256 and job["config"]["lr_schedule"] == "onecycle"
+    assert job["progress"]["epochs"] == 3
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
@@ -81,6 +95,23 @@ def test_explicit_fields_are_kept(client: TestClient) -> None:
         ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
         ({"max_train_samples": 0}, "max_train_samples: Input should be greater than or equal to 1"),
         ({"lr": 0.1}, "lr: unknown field"),
+        ({"recipe": "slow"}, "recipe: Input should be 'tutorial' or 'fast'"),
+        ({"compile": 1}, 'compile: Input should be true, false or "auto"'),
+        (
+            {"random_crop_padding": 9},
+            "random_crop_padding: Input should be less than or equal to 8",
+        ),
+        (
+            {"nesterov": True, "momentum": 0},
+            "body: nesterov true cannot go with momentum 0.0: Nesterov momentum needs optimizer "
+            "'sgd' and a momentum above 0",
+        ),
+        (
+            {"recipe": "fast", "cuda_graphs": True},
+            'body: cuda_graphs true cannot go with lr_schedule "onecycle" (from recipe "fast"): '
+            "a captured CUDA graph needs a GPU, a constant learning rate, and no fp16 (its "
+            "gradient scaler checks for overflow on the host) or compile",
+        ),
         ([1, 2], "body: must be a JSON object (with Content-Type: application/json)"),
     ],
 )

@@ -5,7 +5,8 @@ Runs, one after the other on one machine:
   2. a real API and worker process (`trainserve api`, `trainserve worker`) with one job of the
      chosen recipe submitted over HTTP,
 and prints for each: images per second, wall time, test accuracy and peak memory (RSS of the
-training process), then the throughput ratio.
+training process), then the throughput ratio and, on a CPU, the images per second of bare
+training steps (one fixed batch, no data handling) that the worker is measured against.
 
 Usage: python benchmarks/train_bench.py [--recipe tutorial|fast] [--subset N] [--set FIELD=JSON]
            [--data-root DIR] [--seed N] [--skip-tutorial]
@@ -53,6 +54,7 @@ class Result:
     wall_s: float
     accuracy: float
     peak_rss_mb: float
+    batch_size: int
 
     @property
     def images_per_s(self) -> float:
@@ -103,6 +105,7 @@ def run_tutorial(script: Path, data_root: Path, images: int) -> Result:
         wall_s=wall,
         accuracy=float(result.group(2)),
         peak_rss_mb=int(peak.group(1)) / 1024,
+        batch_size=4,
     )
 
 
@@ -167,7 +170,38 @@ def run_job(data_root: Path, body: dict[str, Any], images: int) -> Result:
         wall_s=wall,
         accuracy=job["test_accuracy"],
         peak_rss_mb=peak,
+        batch_size=config["batch_size"],
     )
+
+
+def step_ceiling(batch_size: int, steps: int = 2000) -> float:
+    """Images/s of bare forward-backward-SGD steps on one fixed batch: no data, no bookkeeping.
+
+    What this torch build's kernels allow for the tutorial CNN on this CPU at this batch size;
+    the worker's throughput is read against it.
+    """
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from app.ml.nets import build_model
+    from workers.runtime import SINGLE_THREAD_BATCH_SIZE
+
+    previous = torch.get_num_threads()
+    if batch_size <= SINGLE_THREAD_BATCH_SIZE:
+        torch.set_num_threads(1)  # as the worker trains such batches
+    model = build_model("tutorial_cnn", num_classes=10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    images, labels = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
+    started = 0.0
+    for i in range(steps + 100):
+        if i == 100:  # after a warm-up
+            started = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+    elapsed = time.perf_counter() - started
+    torch.set_num_threads(previous)
+    return steps * batch_size / elapsed
 
 
 def print_table(results: list[Result], body: dict[str, Any]) -> None:
@@ -181,6 +215,14 @@ def print_table(results: list[Result], body: dict[str, Any]) -> None:
     if len(results) == 2:
         ratio = results[1].images_per_s / results[0].images_per_s
         print(f"throughput ratio (worker / tutorial loop): {ratio:.2f}x")
+
+
+def print_ceiling(batch_size: int, worker: Result) -> None:
+    ceiling = step_ceiling(batch_size)
+    print(
+        f"bare training steps at batch {batch_size} on this CPU: {ceiling:.0f} images/s; "
+        f"the worker's job reached {worker.images_per_s / ceiling:.0%} of that"
+    )
 
 
 def main() -> None:
@@ -203,6 +245,8 @@ def main() -> None:
         results = [] if args.skip_tutorial else [run_tutorial(args.tutorial, data_root, images)]
         results.append(run_job(data_root, body, images))
     print_table(results, body)
+    if results[-1].name.endswith("(cpu)"):
+        print_ceiling(results[-1].batch_size, results[-1])
 
 
 if __name__ == "__main__":

@@ -16,8 +16,9 @@ Precision = Literal["fp32", "bf16", "fp16"]
 # Below this batch size a GPU step is bound by kernel launches, not arithmetic, and replaying a
 # captured graph pays; from it on, lower precision and the NHWC layout pay instead.
 LARGE_BATCH_SIZE = 64
-# With batches this small a CPU step is a string of tiny kernels; a second thread only adds
-# synchronisation (measured: 1 thread as fast or faster than 2 at batch 4 on a 2-core machine).
+# With batches this small a CPU step is a string of tiny kernels that a second thread does not
+# speed up (measured at batch 4 on 2 cores: 1,630-1,815 us a step with 1 thread, 1,523-1,837
+# with 2), so one thread trains and the other cores stay free for the API and the heartbeat.
 SINGLE_THREAD_BATCH_SIZE = 16
 
 

@@ -1,6 +1,7 @@
 """Image tensors as training sees them: uint8 in memory, normalised as they are used."""
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -50,8 +51,15 @@ def balanced_indices(labels: torch.Tensor, limit: int | None) -> torch.Tensor:
     return torch.sort(order[:limit]).values
 
 
+@lru_cache(maxsize=8)
+def _mean_and_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    # Made once per device: building them per batch would copy from the host at every step.
+    mean = torch.tensor(NORMALIZE_MEAN, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(NORMALIZE_STD, device=device).view(1, -1, 1, 1)
+    return mean, std
+
+
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (N, 3, H, W) to float, normalised exactly as in training."""
-    mean = torch.tensor(NORMALIZE_MEAN, device=images.device).view(1, -1, 1, 1)
-    std = torch.tensor(NORMALIZE_STD, device=images.device).view(1, -1, 1, 1)
+    mean, std = _mean_and_std(images.device)
     return (images.float() / 255.0 - mean) / std

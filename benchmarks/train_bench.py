@@ -184,23 +184,30 @@ def step_ceiling(batch_size: int, steps: int = 2000) -> float:
     import torch
 
     from app.ml.nets import build_model
-    from workers.runtime import SINGLE_THREAD_BATCH_SIZE
+    from workers.runtime import resolve_runtime
 
-    previous = torch.get_num_threads()
-    if batch_size <= SINGLE_THREAD_BATCH_SIZE:
-        torch.set_num_threads(1)  # as the worker trains such batches
+    runtime = resolve_runtime(  # the threads and kernels the worker trains such batches with
+        torch.device("cpu"),
+        batch_size=batch_size,
+        lr_schedule="constant",
+        precision="auto",
+        channels_last="auto",
+        compile="auto",
+        cuda_graphs="auto",
+        bf16_supported=False,
+    )
     model = build_model("tutorial_cnn", num_classes=10)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     images, labels = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
     started = 0.0
-    for i in range(steps + 100):
-        if i == 100:  # after a warm-up
-            started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(model(images), labels).backward()
-        optimizer.step()
+    with runtime.applied():
+        for i in range(steps + 100):
+            if i == 100:  # after a warm-up
+                started = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
     elapsed = time.perf_counter() - started
-    torch.set_num_threads(previous)
     return steps * batch_size / elapsed
 
 

@@ -300,7 +300,7 @@ def train(
     from that exact point: same weights, optimizer state, batch order, random state and history.
     """
     runtime = runtime_for(config)
-    with runtime.threads_applied():
+    with runtime.applied():
         run = _Run(config, runtime, train_set, test_set, num_classes=len(classes))
         if resume is not None:
             run.restore(resume)

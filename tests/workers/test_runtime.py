@@ -23,9 +23,9 @@ def auto(device: torch.device, batch_size: int, **given: object) -> Runtime:
 
 
 def test_on_a_cpu_auto_is_plain_fp32_with_one_thread_for_tiny_batches() -> None:
-    assert auto(CPU, 4) == Runtime(CPU, "fp32", False, False, False, threads=1)
+    assert auto(CPU, 4) == Runtime(CPU, "fp32", False, False, False, threads=1, onednn=False)
     assert auto(CPU, 16).threads == 1
-    assert auto(CPU, 17) == Runtime(CPU, "fp32", False, False, False, threads=None)
+    assert auto(CPU, 17) == Runtime(CPU, "fp32", False, False, False, threads=None, onednn=True)
 
 
 def test_on_a_gpu_tiny_batches_replay_a_graph_and_large_ones_use_bf16_and_nhwc() -> None:
@@ -44,7 +44,7 @@ def test_auto_graphs_step_aside_for_what_a_graph_cannot_hold(given: dict[str, ob
 
 def test_options_the_job_fixes_are_kept() -> None:
     fixed = auto(CPU, 4, precision="bf16", channels_last=True, compile=True)
-    assert fixed == Runtime(CPU, "bf16", True, True, False, threads=1)
+    assert fixed == Runtime(CPU, "bf16", True, True, False, threads=1, onednn=False)
     assert not auto(GPU, 4, cuda_graphs=False).cuda_graphs
     assert not auto(GPU, 512, channels_last=False).channels_last
 
@@ -54,13 +54,16 @@ def test_graphs_asked_for_on_a_cpu_is_a_clear_error() -> None:
         auto(CPU, 4, cuda_graphs=True)
 
 
-def test_the_thread_count_is_the_jobs_only_while_it_trains() -> None:
+def test_threads_and_kernels_are_the_jobs_only_while_it_trains() -> None:
     before = torch.get_num_threads()
-    with auto(CPU, 4).threads_applied():
+    assert torch.backends.mkldnn.enabled
+    with auto(CPU, 4).applied():
         assert torch.get_num_threads() == 1
+        assert not torch.backends.mkldnn.enabled
     assert torch.get_num_threads() == before
+    assert torch.backends.mkldnn.enabled
 
 
 def test_the_description_names_every_choice() -> None:
-    assert auto(CPU, 4).describe() == "cpu (fp32, NCHW, eager, 1 thread)"
+    assert auto(CPU, 4).describe() == "cpu (fp32, NCHW, eager, 1 thread, native convolutions)"
     assert auto(GPU, 4).describe() == "cuda:0 (fp32, NCHW, eager, CUDA graphs)"

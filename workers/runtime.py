@@ -120,5 +120,6 @@ def resolve_runtime(
         compile=bool(compile),
         cuda_graphs=bool(cuda_graphs),
         threads=1 if small_cpu_batch else None,
-        onednn=not small_cpu_batch,
+        # Compiled graphs are traced with oneDNN's output layouts; switching it off breaks them.
+        onednn=not small_cpu_batch or bool(compile),
     )

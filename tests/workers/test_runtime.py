@@ -44,7 +44,8 @@ def test_auto_graphs_step_aside_for_what_a_graph_cannot_hold(given: dict[str, ob
 
 def test_options_the_job_fixes_are_kept() -> None:
     fixed = auto(CPU, 4, precision="bf16", channels_last=True, compile=True)
-    assert fixed == Runtime(CPU, "bf16", True, True, False, threads=1, onednn=False)
+    # A compiled model keeps oneDNN: compiled graphs are traced with its output layouts.
+    assert fixed == Runtime(CPU, "bf16", True, True, False, threads=1, onednn=True)
     assert not auto(GPU, 4, cuda_graphs=False).cuda_graphs
     assert not auto(GPU, 512, channels_last=False).channels_last
 

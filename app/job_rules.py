@@ -23,12 +23,6 @@ class OptionRule:
 
 RULES = (
     OptionRule(
-        field="nesterov",
-        value=True,
-        forbidden={"optimizer": ("adam",), "momentum": (0,)},
-        why="Nesterov momentum needs optimizer 'sgd' and a momentum above 0",
-    ),
-    OptionRule(
         field="cuda_graphs",
         value=True,
         forbidden={

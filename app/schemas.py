@@ -71,7 +71,10 @@ class JobCreate(BaseModel):
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(default=0.001, gt=0, le=10)
     momentum: float = Field(default=0.9, ge=0, lt=1)
-    nesterov: bool = Field(default=False, description="Nesterov momentum (SGD only).")
+    nesterov: bool = Field(
+        default=False,
+        description="Nesterov momentum (SGD; no effect with momentum 0, ignored by Adam).",
+    )
     weight_decay: float = Field(default=0.0, ge=0, le=1)
     lr_schedule: Literal["constant", "onecycle", "cosine"] = Field(
         default="constant",

@@ -22,7 +22,8 @@ def make_optimizer(
             model.parameters(),
             lr=config.learning_rate,
             momentum=config.momentum,
-            nesterov=config.nesterov,
+            # Without momentum Nesterov's step is plain SGD's, which PyTorch insists on.
+            nesterov=config.nesterov and config.momentum > 0,
             weight_decay=config.weight_decay,
         )
     if config.optimizer == "adam":

@@ -102,11 +102,6 @@ def test_a_recipe_fills_in_what_the_job_leaves_out(client: TestClient) -> None:
             "random_crop_padding: Input should be less than or equal to 8",
         ),
         (
-            {"nesterov": True, "momentum": 0},
-            "body: nesterov true cannot go with momentum 0.0: Nesterov momentum needs optimizer "
-            "'sgd' and a momentum above 0",
-        ),
-        (
             {"recipe": "fast", "cuda_graphs": True},
             'body: cuda_graphs true cannot go with lr_schedule "onecycle" (from recipe "fast"): '
             "a captured CUDA graph needs a GPU, a constant learning rate, and no fp16 (its "

@@ -7,6 +7,7 @@ import torch
 
 from app.recipes import RECIPES
 from tests.workers.test_train import CLASSES, Collector, image_set, run
+from workers.optim import make_optimizer
 from workers.runtime import resolve_runtime
 from workers.train import TrainConfig, TrainingInterrupted, _Run, train
 
@@ -127,3 +128,13 @@ def test_the_same_seed_gives_the_same_batches(augment: dict[str, Any]) -> None:
     assert sorted(torch.cat([labels for _, labels in first]).tolist()) == sorted(
         image_set(100, 1).labels.tolist()
     )
+
+
+def test_nesterov_without_momentum_is_plain_sgd_and_adam_ignores_it() -> None:
+    model = torch.nn.Linear(2, 2)
+    plain = make_optimizer(TrainConfig(momentum=0.0, nesterov=True), model, capturable=False)
+    assert plain.param_groups[0]["nesterov"] is False  # PyTorch refuses nesterov without it
+    with_momentum = make_optimizer(TrainConfig(nesterov=True), model, capturable=False)
+    assert with_momentum.param_groups[0]["nesterov"] is True
+    adam = make_optimizer(TrainConfig(optimizer="adam", nesterov=True), model, capturable=False)
+    assert isinstance(adam, torch.optim.Adam)

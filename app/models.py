@@ -95,3 +95,5 @@ class EpochResult(Base):
     train_loss: Mapped[float] = mapped_column(Float)
     test_loss: Mapped[float] = mapped_column(Float)
     test_accuracy: Mapped[float] = mapped_column(Float)
+    # Training time from the job's start to this epoch's end, summed over attempts.
+    elapsed_s: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -50,6 +50,7 @@ class EpochRecord:
     train_loss: float
     test_loss: float
     test_accuracy: float
+    elapsed_s: float | None = None  # training seconds up to this epoch's end (older records: none)
 
 
 def create_job(
@@ -206,6 +207,7 @@ def restore_history(
                     "train_loss": e.train_loss,
                     "test_loss": e.test_loss,
                     "test_accuracy": e.test_accuracy,
+                    "elapsed_s": e.elapsed_s,
                 }
                 for e in epochs
             ],
@@ -232,6 +234,7 @@ def record_epoch(session: Session, lease: Lease, result: EpochRecord, steps: int
             train_loss=result.train_loss,
             test_loss=result.test_loss,
             test_accuracy=result.test_accuracy,
+            elapsed_s=result.elapsed_s,
         )
     )
 

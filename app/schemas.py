@@ -170,6 +170,10 @@ class EpochOut(BaseModel):
     train_loss: float
     test_loss: float
     test_accuracy: float
+    elapsed_s: float | None = Field(
+        description="Seconds of training (evaluation included) from the job's start to the end "
+        "of this epoch, summed over attempts; null for epochs recorded before this was kept."
+    )
 
 
 class MetricsOut(BaseModel):

@@ -6,10 +6,11 @@ Runs, one after the other on one machine:
      chosen recipe submitted over HTTP,
 and prints for each: images per second, wall time, test accuracy and peak memory (RSS of the
 training process), then the throughput ratio and, on a CPU, the images per second of bare
-training steps (one fixed batch, no data handling) that the worker is measured against.
+training steps (one fixed batch, no data handling) that the worker is measured against, and
+the training time at which the job's test accuracy first reached --target (per epoch).
 
 Usage: python benchmarks/train_bench.py [--recipe tutorial|fast] [--subset N] [--set FIELD=JSON]
-           [--data-root DIR] [--seed N] [--skip-tutorial]
+           [--data-root DIR] [--seed N] [--skip-tutorial] [--target 0.6]
 --subset N trains on N rebuilt images per run (N/5 test); --set adds job fields, e.g.
 --set batch_size=512 --set device='"cuda"'. DIR holds cifar-10-batches-py; without it the
 layout is rebuilt from ../shared/data.
@@ -55,6 +56,7 @@ class Result:
     accuracy: float
     peak_rss_mb: float
     batch_size: int
+    epochs: tuple[tuple[int, float, float], ...] = ()  # (epoch, test accuracy, training s)
 
     @property
     def images_per_s(self) -> float:
@@ -152,6 +154,7 @@ def run_job(data_root: Path, body: dict[str, Any], images: int) -> Result:
                     time.sleep(0.2)
                     job = client.get(f"/jobs/{job['id']}").json()
                 wall = time.perf_counter() - started
+                metrics = client.get(f"/jobs/{job['id']}/metrics").json()
             peak = peak_rss_mb(worker.pid)
         finally:
             for process in (worker, api):
@@ -171,6 +174,7 @@ def run_job(data_root: Path, body: dict[str, Any], images: int) -> Result:
         accuracy=job["test_accuracy"],
         peak_rss_mb=peak,
         batch_size=config["batch_size"],
+        epochs=tuple((e["epoch"], e["test_accuracy"], e["elapsed_s"]) for e in metrics["epochs"]),
     )
 
 
@@ -224,6 +228,15 @@ def print_table(results: list[Result], body: dict[str, Any]) -> None:
         print(f"throughput ratio (worker / tutorial loop): {ratio:.2f}x")
 
 
+def print_time_to(target: float, worker: Result) -> None:
+    reached = [(epoch, seconds) for epoch, accuracy, seconds in worker.epochs if accuracy >= target]
+    if reached:
+        epoch, seconds = reached[0]
+        print(f"time to {target:.0%} test accuracy: {seconds:.1f} s of training (epoch {epoch})")
+    else:
+        print(f"the job never reached {target:.0%} test accuracy")
+
+
 def print_ceiling(batch_size: int, worker: Result) -> None:
     ceiling = step_ceiling(batch_size)
     print(
@@ -241,6 +254,7 @@ def main() -> None:
     parser.add_argument("--tutorial", type=Path, default=SHARED / "tools" / "seed_tutorial.py")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-tutorial", action="store_true")
+    parser.add_argument("--target", type=float, default=0.6, help="accuracy to time (0.6)")
     args = parser.parse_args()
     body: dict[str, Any] = {"recipe": args.recipe, "seed": args.seed}
     for item in args.set:
@@ -252,6 +266,7 @@ def main() -> None:
         results = [] if args.skip_tutorial else [run_tutorial(args.tutorial, data_root, images)]
         results.append(run_job(data_root, body, images))
     print_table(results, body)
+    print_time_to(args.target, results[-1])
     if results[-1].name.endswith("(cpu)"):
         print_ceiling(results[-1].batch_size, results[-1])
 

@@ -154,6 +154,7 @@ class JobRun:
                 train_loss=metrics.train_loss,
                 test_loss=metrics.evaluation.loss,
                 test_accuracy=metrics.evaluation.accuracy,
+                elapsed_s=metrics.elapsed_s,
             )
             record_epoch(session, self.lease, record, metrics.steps)
 

@@ -6,6 +6,7 @@ it was (see `snapshot`), and it can start from such a snapshot.
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -89,6 +90,7 @@ class EpochMetrics:
     steps: int
     train_loss: float
     evaluation: Evaluation
+    elapsed_s: float  # training time from the job's start to this epoch's end, over attempts
 
     def summary(self) -> dict[str, float | int]:
         return {
@@ -96,6 +98,7 @@ class EpochMetrics:
             "train_loss": self.train_loss,
             "test_loss": self.evaluation.loss,
             "test_accuracy": self.evaluation.accuracy,
+            "elapsed_s": self.elapsed_s,
         }
 
 
@@ -186,6 +189,8 @@ class _Run:
         self.epoch_history: list[dict[str, float | int]] = []
         self.scaler: torch.amp.GradScaler | None = None
         self._scaler_state: dict[str, Any] | None = None
+        self._elapsed_before = 0.0  # training seconds of earlier attempts
+        self._started = time.monotonic()
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         if (
@@ -199,6 +204,7 @@ class _Run:
         if self.schedule is not None:
             self.schedule.load_state_dict(snapshot["lr_schedule"])
         self._scaler_state = snapshot.get("grad_scaler")
+        self._elapsed_before = snapshot.get("elapsed_s", 0.0)
         restore_rng_states(snapshot["rng"], self.shuffle)
         self.at = _Position(epoch=snapshot["epoch"], step=snapshot["step"])
         self.loss_history = list(snapshot["loss_history"])
@@ -232,7 +238,11 @@ class _Run:
             "epoch_loss": sums[1],
             "loss_history": self.loss_history,
             "epochs": self.epoch_history,
+            "elapsed_s": self.elapsed_s(),
         }
+
+    def elapsed_s(self) -> float:
+        return self._elapsed_before + time.monotonic() - self._started
 
     def make_step(self) -> TrainStep | GraphedStep:
         """The training step, made after any restore: a CUDA graph captures the state it sees."""
@@ -346,7 +356,9 @@ def _train_epochs(
         train_loss = _finite(epoch_loss, "loss", at.epoch, at.step)
         evaluation = evaluate(run.model, run.test_data, classes)
         _finite(evaluation.loss, "test loss", at.epoch, at.step)
-        metrics = EpochMetrics(at.epoch, run.steps_per_epoch, train_loss, evaluation)
+        metrics = EpochMetrics(
+            at.epoch, run.steps_per_epoch, train_loss, evaluation, elapsed_s=run.elapsed_s()
+        )
         run.epoch_history.append(metrics.summary())
         hooks.epoch_done(metrics)
         hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)

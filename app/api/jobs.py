@@ -175,6 +175,7 @@ def get_metrics(job: JobDep) -> MetricsOut:
                 train_loss=e.train_loss,
                 test_loss=e.test_loss,
                 test_accuracy=e.test_accuracy,
+                elapsed_s=e.elapsed_s,
             )
             for e in job.epoch_results
         ],

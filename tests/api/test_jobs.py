@@ -213,6 +213,8 @@ def test_metrics_of_a_finished_job(client: TestClient, train_job: TrainJob) -> N
         (2, 10),
     ]
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
+    first, second = (e["elapsed_s"] for e in metrics["epochs"])
+    assert 0 < first < second  # training seconds at each epoch's end
     assert metrics["test_accuracy"] == job["test_accuracy"] == metrics["epochs"][1]["test_accuracy"]
     matrix = metrics["confusion_matrix"]
     correct = sum(matrix[i][i] for i in range(10))

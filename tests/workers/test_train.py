@@ -170,6 +170,8 @@ def test_resuming_a_checkpoint_reproduces_the_straight_run_exactly(
     assert [p[:2] for p in combined] == [p[:2] for p in straight.losses]  # no gaps, no repeats
     assert [p[2] for p in combined] == pytest.approx([p[2] for p in straight.losses], abs=1e-6)
     assert result.final.accuracy == straight_accuracy
+    # Training time carries on from the checkpoint's, it does not restart at 0.
+    assert resumed.epochs[0].elapsed_s > snapshot["elapsed_s"] > 0
     assert snapshot["loss_history"] == [
         {"epoch": e, "step": s, "loss": loss} for e, s, loss in interrupted.losses
     ]

@@ -2,7 +2,6 @@
 
 import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -63,18 +62,11 @@ class Predictor:
 
     def __init__(self, saved: SavedModel) -> None:
         self.saved = saved
-
-    @classmethod
-    def from_file(cls, path: Path, device: torch.device | str = "cpu") -> "Predictor":
-        return cls(load_model(path, device))
+        self.device = next(saved.model.parameters()).device  # looked up once, not per batch
 
     @classmethod
     def from_bytes(cls, data: bytes, device: torch.device | str = "cpu") -> "Predictor":
         return cls(load_model(io.BytesIO(data), device))
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.saved.model.parameters()).device
 
     @property
     def image_size(self) -> tuple[int, int]:

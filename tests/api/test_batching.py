@@ -14,6 +14,7 @@ from PIL import Image
 
 from app.db import session_scope
 from app.main import create_app
+from app.ml.checkpoints import load_model
 from app.ml.predictor import Predictor
 from app.queue import create_job
 from app.schemas import JobCreate
@@ -48,7 +49,7 @@ def train(env: Env, seed: int) -> int:
 
 def alone(env: Env, job_id: int, data: bytes) -> dict[str, float]:
     """What a forward pass of this one image gives."""
-    predictor = Predictor.from_file(env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt")
+    predictor = Predictor(load_model(env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt"))
     return predictor.predict(pixels(data).unsqueeze(0))[0].probabilities
 
 

@@ -4,10 +4,11 @@ from typing import Any
 
 import pytest
 import torch
+from torch.optim.lr_scheduler import OneCycleLR
 
 from app.recipes import RECIPES
 from tests.workers.test_train import CLASSES, Collector, image_set, run
-from workers.optim import make_optimizer
+from workers.optim import OneCycle, make_optimizer
 from workers.runtime import resolve_runtime
 from workers.train import TrainConfig, TrainingInterrupted, _Run, train
 
@@ -138,3 +139,35 @@ def test_nesterov_without_momentum_is_plain_sgd_and_adam_ignores_it() -> None:
     assert with_momentum.param_groups[0]["nesterov"] is True
     adam = make_optimizer(TrainConfig(optimizer="adam", nesterov=True), model, capturable=False)
     assert isinstance(adam, torch.optim.Adam)
+
+
+def one_cycle_rates(schedule: type, total_steps: int, **options: Any) -> list[float]:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    scheduler = schedule(optimizer, total_steps=total_steps, **options)
+    rates = [optimizer.param_groups[0]["lr"]]
+    for _ in range(total_steps):
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+    return rates
+
+
+@pytest.mark.parametrize("total_steps", [1, 2, 3, 5, 8, 50, 1176])
+def test_the_one_cycle_schedule_is_pytorchs_exactly(total_steps: int) -> None:
+    theirs = one_cycle_rates(
+        OneCycleLR, total_steps, max_lr=0.1, pct_start=0.25, cycle_momentum=False
+    )
+    assert one_cycle_rates(OneCycle, total_steps, peak_lr=0.1) == theirs
+
+
+def test_the_one_cycle_schedule_also_runs_where_pytorchs_divides_by_zero() -> None:
+    with pytest.raises(ZeroDivisionError):
+        one_cycle_rates(OneCycleLR, 4, max_lr=0.1, pct_start=0.25, cycle_momentum=False)
+    used = one_cycle_rates(OneCycle, 4, peak_lr=0.1)[:4]  # the last one is set after the run
+    assert used[0] == 0.1  # the warm-up ends at step 0: the run starts at the peak
+    assert used == sorted(used, reverse=True) and used[-1] < 0.1 / 100
+    # A whole job of 4 steps (1 per epoch) with the fast recipe's schedule trains.
+    hooks, _ = run(
+        TrainConfig(**{**EASY, "epochs": 4, "batch_size": 400, "lr_schedule": "onecycle"})
+    )
+    assert len(hooks.epochs) == 4

@@ -17,7 +17,7 @@ from tests.conftest import (
     synthetic_split,
     write_cifar_layout,
 )
-from tests.e2e.conftest import TRAINSERVE, Service, wait_for
+from tests.e2e.conftest import START_TIMEOUT_S, TRAINSERVE, Service, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -190,12 +190,20 @@ def test_plain_uvicorn_and_python_m_workers_work(env: Env, service: Service) -> 
 def test_api_with_several_server_processes(env: Env, service: Service) -> None:
     api = service.start("api", TRAINSERVE, "api", "--port", str(service.port), "--workers", "2")
     service.wait_until_up(api)
-    client = service.client()
-    ids = {client.post("/jobs", json={"epochs": 1}).json()["id"] for _ in range(20)}
-    assert len(ids) == 20  # every process writes to the one database
-    assert client.get("/jobs").json()["total"] == 20
+    # Readiness means one process answers; the other may still be importing on a busy machine.
+    wait_for(
+        lambda: api.log().count("Application startup complete") == 2,
+        START_TIMEOUT_S,
+        f"the second server process never started:\n{api.log()}",
+    )
     assert "Started parent process" in api.log()  # uvicorn's supervisor of several processes
     assert api.log().count("Started server process") == 2
+    ids = set()
+    for _ in range(20):  # a connection each, so that both processes take requests
+        with service.client() as client:
+            ids.add(client.post("/jobs", json={"epochs": 1}).json()["id"])
+    assert len(ids) == 20  # every process writes to the one database
+    assert service.client().get("/jobs").json()["total"] == 20
 
 
 def test_the_worker_of_up_stops_when_up_is_killed(env: Env, service: Service) -> None:

@@ -5,9 +5,10 @@ Runs, one after the other on one machine:
   2. a real API and worker process (`trainserve api`, `trainserve worker`) with one job of the
      chosen recipe submitted over HTTP,
 and prints for each: images per second, wall time, test accuracy and peak memory (RSS of the
-training process), then the throughput ratio and, on a CPU, the images per second of bare
-training steps (one fixed batch, no data handling) that the worker is measured against, and
-the training time at which the job's test accuracy first reached --target (per epoch).
+training process), the throughput ratio, each epoch's accuracy and training time, the
+training time at which the job's test accuracy first reached --target, and the images per
+second of bare training steps on the job's device (one fixed batch, no data handling) that
+the worker is measured against.
 
 Usage: python benchmarks/train_bench.py [--recipe tutorial|fast] [--subset N] [--set FIELD=JSON]
            [--data-root DIR] [--seed N] [--skip-tutorial] [--target 0.6]
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,8 @@ class Result:
     peak_rss_mb: float
     batch_size: int
     epochs: tuple[tuple[int, float, float], ...] = ()  # (epoch, test accuracy, training s)
+    device: str = "cpu"
+    options: dict[str, Any] = field(default_factory=dict)  # the job's speed options, as stored
 
     @property
     def images_per_s(self) -> float:
@@ -175,44 +178,36 @@ def run_job(data_root: Path, body: dict[str, Any], images: int) -> Result:
         peak_rss_mb=peak,
         batch_size=config["batch_size"],
         epochs=tuple((e["epoch"], e["test_accuracy"], e["elapsed_s"]) for e in metrics["epochs"]),
+        device=job["device"],
+        options=config,
     )
 
 
-def step_ceiling(batch_size: int, steps: int = 2000) -> float:
-    """Images/s of bare forward-backward-SGD steps on one fixed batch: no data, no bookkeeping.
+def step_ceiling(batch_size: int, device_name: str, options: dict[str, Any]) -> float:
+    """Images/s of bare training steps on one fixed batch: no data, no bookkeeping.
 
-    What this torch build's kernels allow for the tutorial CNN on this CPU at this batch size;
-    the worker's throughput is read against it.
+    The worker's own step (eager, or a replayed CUDA graph) with the precision, layout and
+    threads the job's options resolve to on this device: what the kernels allow for the
+    tutorial CNN at this batch size, which the worker's throughput is read against.
     """
     sys.path.insert(0, str(REPO))
     import torch
+    from step_bench import images_per_s  # beside this script
 
-    from app.ml.nets import build_model
     from workers.runtime import resolve_runtime
 
-    runtime = resolve_runtime(  # the threads and kernels the worker trains such batches with
-        torch.device("cpu"),
+    device = torch.device(device_name)
+    runtime = resolve_runtime(
+        device,
         batch_size=batch_size,
-        lr_schedule="constant",
-        precision="auto",
-        channels_last="auto",
-        compile="auto",
-        cuda_graphs="auto",
-        bf16_supported=False,
+        lr_schedule=options["lr_schedule"],
+        precision=options["precision"],
+        channels_last=options["channels_last"],
+        compile=options["compile"],
+        cuda_graphs=options["cuda_graphs"],
+        bf16_supported=device.type == "cuda" and torch.cuda.is_bf16_supported(),
     )
-    model = build_model("tutorial_cnn", num_classes=10)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
-    images, labels = torch.randn(batch_size, 3, 32, 32), torch.randint(0, 10, (batch_size,))
-    started = 0.0
-    with runtime.applied():
-        for i in range(steps + 100):
-            if i == 100:  # after a warm-up
-                started = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(images), labels).backward()
-            optimizer.step()
-    elapsed = time.perf_counter() - started
-    return steps * batch_size / elapsed
+    return images_per_s(runtime, batch_size, steps=2000)
 
 
 def print_table(results: list[Result], body: dict[str, Any]) -> None:
@@ -237,11 +232,24 @@ def print_time_to(target: float, worker: Result) -> None:
         print(f"the job never reached {target:.0%} test accuracy")
 
 
+def print_epochs(worker: Result, images: int) -> None:
+    """Each epoch's accuracy and training time; the rate once start-up and epoch 1 are past."""
+    print("epoch  accuracy  training s  images/s")
+    before = 0.0
+    for epoch, accuracy, seconds in worker.epochs:
+        print(f"{epoch:>5}{accuracy:>10.4f}{seconds:>12.2f}{images / (seconds - before):>10.0f}")
+        before = seconds
+    if len(worker.epochs) > 2:
+        first, last = worker.epochs[0][2], worker.epochs[-1][2]
+        steady = images * (len(worker.epochs) - 1) / (last - first)
+        print(f"from epoch 2 on (warm-up, evaluation included): {steady:.0f} images/s")
+
+
 def print_ceiling(batch_size: int, worker: Result) -> None:
-    ceiling = step_ceiling(batch_size)
+    ceiling = step_ceiling(batch_size, worker.device, worker.options)
     print(
-        f"bare training steps at batch {batch_size} on this CPU: {ceiling:.0f} images/s; "
-        f"the worker's job reached {worker.images_per_s / ceiling:.0%} of that"
+        f"bare training steps at batch {batch_size} on {worker.device}: {ceiling:.0f} images/s; "
+        f"the whole job (start-up included) reached {worker.images_per_s / ceiling:.0%} of that"
     )
 
 
@@ -266,9 +274,9 @@ def main() -> None:
         results = [] if args.skip_tutorial else [run_tutorial(args.tutorial, data_root, images)]
         results.append(run_job(data_root, body, images))
     print_table(results, body)
+    print_epochs(results[-1], images)
     print_time_to(args.target, results[-1])
-    if results[-1].name.endswith("(cpu)"):
-        print_ceiling(results[-1].batch_size, results[-1])
+    print_ceiling(results[-1].batch_size, results[-1])
 
 
 if __name__ == "__main__":

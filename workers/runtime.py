@@ -13,9 +13,13 @@ import torch
 
 Precision = Literal["fp32", "bf16", "fp16"]
 
-# Below this batch size a GPU step is bound by kernel launches, not arithmetic, and replaying a
-# captured graph pays; from it on, lower precision and the NHWC layout pay instead.
-LARGE_BATCH_SIZE = 64
+# The tutorial CNN is so small that an eager GPU step is bound by kernel launches at every batch
+# size measured (4 to 1,024 on an H200, benchmarks/step_bench.py): replaying a captured graph
+# pays everywhere (27,849 against 2,915 images/s at batch 4, 741,961 against 313,846 at 512),
+# and eagerly bf16 only adds cast kernels (253,593 against 313,846 at 512). Once graphed, bf16
+# and the NHWC layout pay from this batch size on (868,072 against 741,961 at 512, 649,061
+# against 585,237 at 256; at 64 fp32 NCHW is faster).
+GRAPHED_BF16_BATCH_SIZE = 256
 # With batches this small a CPU step is a string of tiny kernels. A second thread does not speed
 # them up (measured at batch 4 on 2 cores: 1,630-1,815 us a step with 1 thread, 1,523-1,837 with
 # 2), so one thread trains and the other cores stay free for the API and the heartbeat; and
@@ -87,31 +91,26 @@ def resolve_runtime(
 ) -> Runtime:
     """The options a job trains with on `device`, with each "auto" decided."""
     on_gpu = device.type == "cuda"
-    large_batch = batch_size >= LARGE_BATCH_SIZE
-    chosen: Precision
-    if precision == "auto":
-        chosen = "bf16" if on_gpu and large_batch and bf16_supported else "fp32"
-    elif precision in get_args(Precision):
-        chosen = cast(Precision, precision)
-    else:
+    if precision != "auto" and precision not in get_args(Precision):
         raise ValueError(f"unknown precision {precision!r}")
-    if channels_last == "auto":
-        channels_last = on_gpu and large_batch
     if compile == "auto":
         # Compiling takes tens of seconds, longer than a whole fast recipe of this model trains.
         compile = False
     if cuda_graphs == "auto":
-        cuda_graphs = (
-            on_gpu
-            and not large_batch
-            and lr_schedule == "constant"
-            and chosen != "fp16"
-            and not compile
-        )
+        # A graph replays fixed values: the learning rate too, so only a constant one.
+        cuda_graphs = on_gpu and lr_schedule == "constant" and precision != "fp16" and not compile
     elif cuda_graphs and not on_gpu:
         raise UnsupportedOption(
             f"the job asks for cuda_graphs but trains on {device}; CUDA graphs need a CUDA GPU"
         )
+    low_precision_pays = bool(cuda_graphs) and batch_size >= GRAPHED_BF16_BATCH_SIZE
+    chosen: Precision
+    if precision == "auto":
+        chosen = "bf16" if on_gpu and low_precision_pays and bf16_supported else "fp32"
+    else:
+        chosen = cast(Precision, precision)
+    if channels_last == "auto":
+        channels_last = on_gpu and low_precision_pays
     small_cpu_batch = not on_gpu and batch_size <= SMALL_CPU_BATCH_SIZE
     return Runtime(
         device=device,

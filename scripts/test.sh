@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# Sets up ./.venv with the test tools and runs the linters and the whole test suite.
+# Sets up ./.venv with the test tools and runs the linters and the whole test suite: against
+# SQLite, and then against PostgreSQL too when TRAINSERVE_TEST_POSTGRES_URL names a server
+# (`export TRAINSERVE_TEST_POSTGRES_URL=$(scripts/postgres.sh)` starts one on loopback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 .venv/bin/ruff check .
 .venv/bin/mypy app workers tests benchmarks
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest --database=sqlite "$@"
+if [ -n "${TRAINSERVE_TEST_POSTGRES_URL:-}" ]; then
+    .venv/bin/python -m pytest --database=postgresql "$@"
+fi

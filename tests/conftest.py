@@ -1,4 +1,5 @@
-"""Shared fixtures: real SQLite files migrated by Alembic, real CIFAR-10 layouts on disk."""
+"""Shared fixtures: real databases (SQLite files, or PostgreSQL with --database=postgresql)
+migrated by Alembic, real CIFAR-10 layouts on disk."""
 
 import pickle
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 from app.db import get_engine, get_session_factory
 from app.migrations import upgrade_to_head
 from app.settings import Settings, get_settings
+from tests.databases import backend, fresh_database, postgres_server_url
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -63,21 +65,50 @@ class Env:
         return get_settings()
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Env]:
-    """Settings pointing at a fresh SQLite file and folders, schema not yet created."""
-    installation = Env(
-        root=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'trainserve.db'}",
-        data_dir=tmp_path / "data",
-        artifacts_dir=tmp_path / "artifacts",
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the database every test runs against (postgresql: see tests/databases.py)",
     )
-    for name, value in installation.variables().items():
-        monkeypatch.setenv(name, value)
-    _clear_caches()
-    yield installation
-    get_engine().dispose()
-    _clear_caches()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if backend(config) == "postgresql":
+        postgres_server_url()  # a clear usage error at once, not one per test
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"database: {backend(config)}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    chosen = backend(config)
+    for item in items:
+        only = item.get_closest_marker("database")
+        if only and chosen not in only.args:
+            item.add_marker(pytest.mark.skip(reason=f"checks {'/'.join(only.args)} only"))
+
+
+@pytest.fixture
+def env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pytestconfig: pytest.Config
+) -> Iterator[Env]:
+    """Settings pointing at a fresh database and folders, schema not yet created."""
+    with fresh_database(pytestconfig, tmp_path) as database_url:
+        installation = Env(
+            root=tmp_path,
+            database_url=database_url,
+            data_dir=tmp_path / "data",
+            artifacts_dir=tmp_path / "artifacts",
+        )
+        for name, value in installation.variables().items():
+            monkeypatch.setenv(name, value)
+        _clear_caches()
+        yield installation
+        get_engine().dispose()
+        _clear_caches()
 
 
 @pytest.fixture

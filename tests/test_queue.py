@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db import session_scope, utcnow
@@ -121,3 +122,17 @@ def test_release_does_not_count_the_attempt(migrated_env: Env) -> None:
         release_job(session, lease)
     assert job(job_id).status == JobStatus.QUEUED and job(job_id).attempts == 0
     assert claim("w2") == Lease(job_id, "w2", 1)
+
+
+@pytest.mark.database("postgresql")
+def test_a_claim_skips_the_job_another_claim_holds_locked(migrated_env: Env) -> None:
+    first_job, second_job = new_job(), new_job()
+    with session_scope(write=True) as holding:
+        held = claim_next_job(holding, "worker-a", 30)  # its transaction stays open
+        assert held is not None and held.job_id == first_job
+        # FOR UPDATE SKIP LOCKED: the next claim neither waits for that lock nor takes that job.
+        with session_scope(write=True) as other:
+            other.execute(text("SET LOCAL lock_timeout = '2s'"))
+            taken = claim_next_job(other, "worker-b", 30)
+        assert taken is not None and taken.job_id == second_job
+    assert claim("worker-c") is None

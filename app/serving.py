@@ -52,6 +52,10 @@ class ServingJobs:
         found = _latest_succeeded() if job_id is None else _named_job(job_id)
         with self._lock:
             if job_id is None:
+                # Concurrent lookups: one that began earlier may have seen an older model; it
+                # neither replaces nor answers instead of what a later lookup already found.
+                if self._default is not None and self._default[0] > now:
+                    return self._default[1]
                 self._default = (now, found)
             else:
                 self._named[job_id] = found

@@ -29,8 +29,9 @@ WriteSessionDep = Annotated[Session, Depends(_write_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-# Ids are 64-bit in the database; a larger number cannot name a job.
-JOB_ID_MAX = 2**63 - 1
+# Job ids are a 32-bit INTEGER on PostgreSQL (64-bit on SQLite): a larger number cannot name a
+# job on every database, and PostgreSQL refuses to compare it with the column.
+JOB_ID_MAX = 2**31 - 1
 JobIdPath = Annotated[int, Path(ge=1, le=JOB_ID_MAX)]
 
 

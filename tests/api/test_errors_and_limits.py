@@ -1,12 +1,13 @@
 """No leaks on unexpected errors, request ids, CORS, and body limits (by Content-Length)."""
 
 import logging
-import sqlite3
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from app.db import get_engine
 from app.main import create_app
 from app.settings import get_settings
 from tests.conftest import Env
@@ -17,15 +18,15 @@ def test_an_unexpected_error_is_a_bare_500_with_a_request_id(
 ) -> None:
     with TestClient(create_app(), raise_server_exceptions=False) as client:
         # Break the database under the running service: the query fails in a way no route expects.
-        with sqlite3.connect(env.root / "trainserve.db") as db:
-            db.execute("DROP TABLE loss_point")
-            db.execute("DROP TABLE epoch_result")
-            db.execute("DROP TABLE job")
+        with get_engine().begin() as db:
+            for table in ("loss_point", "epoch_result", "job"):
+                db.execute(text(f"DROP TABLE {table}"))
         with caplog.at_level(logging.ERROR, logger="trainserve.api"):
             response = client.get("/jobs", headers={"X-Request-ID": "req-42"})
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error", "request_id": "req-42"}
-    assert "Traceback" not in response.text and "sqlite" not in response.text.lower()
+    assert "Traceback" not in response.text
+    assert "sqlite" not in response.text.lower() and "psycopg" not in response.text.lower()
     logged = [r for r in caplog.records if "req-42" in r.getMessage()]
     assert logged and logged[0].exc_info is not None  # the traceback is in the log, under the id
 

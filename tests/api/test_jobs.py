@@ -179,6 +179,16 @@ def test_unknown_job_is_404(client: TestClient, path: str) -> None:
     assert response.json() == {"detail": "job 999 not found"}
 
 
+def test_job_ids_end_where_every_database_can_hold_them(client: TestClient) -> None:
+    largest = 2**31 - 1  # PostgreSQL's INTEGER
+    assert client.get(f"/jobs/{largest}").json() == {"detail": f"job {largest} not found"}
+    response = client.get(f"/jobs/{largest + 1}")
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "path.job_id: Input should be less than or equal to 2147483647"
+    )
+
+
 def test_non_numeric_job_id_is_422(client: TestClient) -> None:
     response = client.get("/jobs/abc")
     assert response.status_code == 422

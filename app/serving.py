@@ -48,18 +48,25 @@ class ServingJobs:
         known = self.cached(job_id)
         if known is not None:
             return known
-        now = time.monotonic()
-        found = _latest_succeeded() if job_id is None else _named_job(job_id)
+        started = time.monotonic()
+        if job_id is None:
+            return self.remember_default(started, _latest_succeeded())
+        found = _named_job(job_id)
         with self._lock:
-            if job_id is None:
-                # Concurrent lookups: one that began earlier may have seen an older model; it
-                # neither replaces nor answers instead of what a later lookup already found.
-                if self._default is not None and self._default[0] > now:
-                    return self._default[1]
-                self._default = (now, found)
-            else:
-                self._named[job_id] = found
+            self._named[job_id] = found
         return found
+
+    def remember_default(self, started: float, found: ServedJob) -> ServedJob:
+        """Keep what a default lookup begun at `started` found; the job to answer with.
+
+        Lookups run concurrently: one that began earlier may have seen an older model. It
+        neither replaces nor answers instead of what a later lookup already found.
+        """
+        with self._lock:
+            if self._default is not None and self._default[0] > started:
+                return self._default[1]
+            self._default = (started, found)
+            return found
 
 
 def _served(job: Job) -> ServedJob:

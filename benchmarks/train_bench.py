@@ -59,7 +59,7 @@ class Result:
     batch_size: int
     epochs: tuple[tuple[int, float, float], ...] = ()  # (epoch, test accuracy, training s)
     device: str = "cpu"
-    options: dict[str, Any] = field(default_factory=dict)  # the job's speed options, as stored
+    config: dict[str, Any] = field(default_factory=dict)  # the job's config, as stored
 
     @property
     def images_per_s(self) -> float:
@@ -179,34 +179,23 @@ def run_job(data_root: Path, body: dict[str, Any], images: int) -> Result:
         batch_size=config["batch_size"],
         epochs=tuple((e["epoch"], e["test_accuracy"], e["elapsed_s"]) for e in metrics["epochs"]),
         device=job["device"],
-        options=config,
+        config=config,
     )
 
 
-def step_ceiling(batch_size: int, device_name: str, options: dict[str, Any]) -> float:
+def step_ceiling(batch_size: int, job_config: dict[str, Any]) -> float:
     """Images/s of bare training steps on one fixed batch: no data, no bookkeeping.
 
-    The worker's own step (eager, or a replayed CUDA graph) with the precision, layout and
-    threads the job's options resolve to on this device: what the kernels allow for the
+    The worker's own step (eager, or a replayed CUDA graph) with the device, precision, layout
+    and threads the job's config resolves to on this machine: what the kernels allow for the
     tutorial CNN at this batch size, which the worker's throughput is read against.
     """
     sys.path.insert(0, str(REPO))
-    import torch
     from step_bench import images_per_s  # beside this script
 
-    from workers.runtime import resolve_runtime
+    from workers.train import TrainConfig, runtime_for
 
-    device = torch.device(device_name)
-    runtime = resolve_runtime(
-        device,
-        batch_size=batch_size,
-        lr_schedule=options["lr_schedule"],
-        precision=options["precision"],
-        channels_last=options["channels_last"],
-        compile=options["compile"],
-        cuda_graphs=options["cuda_graphs"],
-        bf16_supported=device.type == "cuda" and torch.cuda.is_bf16_supported(),
-    )
+    runtime = runtime_for(TrainConfig.from_job_config(job_config))
     return images_per_s(runtime, batch_size, steps=2000)
 
 
@@ -246,7 +235,7 @@ def print_epochs(worker: Result, images: int) -> None:
 
 
 def print_ceiling(batch_size: int, worker: Result) -> None:
-    ceiling = step_ceiling(batch_size, worker.device, worker.options)
+    ceiling = step_ceiling(batch_size, worker.config)
     print(
         f"bare training steps at batch {batch_size} on {worker.device}: {ceiling:.0f} images/s; "
         f"the whole job (start-up included) reached {worker.images_per_s / ceiling:.0%} of that"

@@ -3,6 +3,7 @@
 Skipped without CUDA (CI has none); the README says how these ran on a GPU and what they gave.
 """
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ ON_GPU: dict[str, Any] = {**EASY, "device": "cuda", "seed": 5}
 
 
 @pytest.fixture(autouse=True)
-def deterministic_kernels() -> Any:
+def deterministic_kernels() -> Iterator[None]:
     # Some cuDNN backward kernels add with atomics: exact comparisons need the fixed-order ones.
     saved = torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False

@@ -11,65 +11,97 @@ from typing import Any
 from app.recipes import RECIPES
 
 
-@dataclass(frozen=True)
-class OptionRule:
-    """When `field` is `value`, none of the `forbidden` values may be set; `why` says why."""
-
-    field: str
-    value: object
-    forbidden: dict[str, tuple[object, ...]]
-    why: str
-
-
-RULES = (
-    OptionRule(
-        field="cuda_graphs",
-        value=True,
-        forbidden={
-            "device": ("cpu",),
-            "precision": ("fp16",),
-            "compile": (True,),
-            "lr_schedule": ("onecycle", "cosine"),
-        },
-        why="a captured CUDA graph needs a GPU, a constant learning rate, and no fp16 "
-        "(its gradient scaler checks for overflow on the host) or compile",
-    ),
-)
-
-
 def _same(a: object, b: object) -> bool:
     # In Python True == 1; in JSON (and to the user) they differ.
     return a == b and isinstance(a, bool) == isinstance(b, bool)
 
 
-def _one_of(value: object, choices: tuple[object, ...]) -> bool:
-    return any(_same(value, choice) for choice in choices)
+@dataclass(frozen=True)
+class Condition:
+    """A field's value is one of `values`, or (with `at_least`) an integer of at least that."""
+
+    field: str
+    values: tuple[object, ...] = ()
+    at_least: int | None = None
+
+    def holds(self, value: object) -> bool:
+        if self.at_least is not None:
+            return type(value) is int and value >= self.at_least
+        return any(_same(value, choice) for choice in self.values)
+
+    def value_schema(self) -> dict[str, Any]:
+        if self.at_least is not None:
+            return {"type": "integer", "minimum": self.at_least}
+        return {"enum": list(self.values)}
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """When `when` holds, none of the `forbidden` conditions may; `why` says why."""
+
+    when: Condition
+    forbidden: tuple[Condition, ...]
+    why: str
+
+
+RULES = (
+    OptionRule(
+        when=Condition("cuda_graphs", (True,)),
+        forbidden=(
+            Condition("device", ("cpu",)),
+            Condition("precision", ("fp16",)),
+            Condition("compile", (True,)),
+            Condition("lr_schedule", ("onecycle", "cosine")),
+            Condition("gpus", at_least=2),
+            Condition("cpu_processes", at_least=2),
+        ),
+        why="a captured CUDA graph needs a GPU, a constant learning rate, one process, and no "
+        "fp16 (its gradient scaler checks for overflow on the host) or compile",
+    ),
+    OptionRule(
+        when=Condition("gpus", at_least=1),
+        forbidden=(Condition("device", ("cpu",)), Condition("cpu_processes", at_least=1)),
+        why="gpus trains on GPUs; device cpu and cpu_processes train on the CPU",
+    ),
+    OptionRule(
+        when=Condition("cpu_processes", at_least=1),
+        forbidden=(Condition("device", ("cuda",)),),
+        why="cpu_processes trains on the CPU",
+    ),
+    OptionRule(
+        when=Condition("compile", (True,)),
+        forbidden=(Condition("gpus", at_least=2), Condition("cpu_processes", at_least=2)),
+        why="compiling a model trained by several processes is not supported",
+    ),
+)
 
 
 def broken_rule(config: dict[str, Any], given: set[str]) -> str | None:
     """Why the resolved `config` breaks a rule, or None; `given` names the fields the job set."""
     for rule in RULES:
-        if not _same(config[rule.field], rule.value):
+        field = rule.when.field
+        if not rule.when.holds(config[field]):
             continue
         clashes = [
-            f"{name} {json.dumps(config[name])}"
-            + ("" if name in given else f" (from recipe {json.dumps(config['recipe'])})")
-            for name, values in rule.forbidden.items()
-            if _one_of(config[name], values)
+            f"{c.field} {json.dumps(config[c.field])}"
+            + ("" if c.field in given else f" (from recipe {json.dumps(config['recipe'])})")
+            for c in rule.forbidden
+            if c.holds(config[c.field])
         ]
         if clashes:
             return (
-                f"{rule.field} {json.dumps(rule.value)} cannot go with {', '.join(clashes)}: "
+                f"{field} {json.dumps(config[field])} cannot go with {', '.join(clashes)}: "
                 f"{rule.why}"
             )
     return None
 
 
-def _resolves_to(field: str, values: tuple[object, ...], default: object) -> dict[str, Any]:
-    """JSON Schema for "after the recipe, `field` is one of `values`"."""
-    given = {"required": [field], "properties": {field: {"enum": list(values)}}}
+def _resolves_to(condition: Condition, default: object) -> dict[str, Any]:
+    """JSON Schema for "after the recipe, the condition holds"."""
+    field = condition.field
+    given = {"required": [field], "properties": {field: condition.value_schema()}}
     recipes = [
-        name for name, fields in RECIPES.items() if _one_of(fields.get(field, default), values)
+        name for name, fields in RECIPES.items() if condition.holds(fields.get(field, default))
     ]
     if not recipes:
         return given
@@ -82,19 +114,20 @@ def _resolves_to(field: str, values: tuple[object, ...], default: object) -> dic
     return {"anyOf": [given, left_out]}
 
 
+def _describe(condition: Condition) -> str:
+    if condition.at_least is not None:
+        return f"{condition.field} >= {condition.at_least}"
+    return f"{condition.field} {' or '.join(json.dumps(v) for v in condition.values)}"
+
+
 def rules_json_schema(defaults: dict[str, object]) -> list[dict[str, Any]]:
     """The rules as JSON Schema, for the request body's "allOf"; `defaults` are the fields'."""
     return [
         {
-            "description": f"{rule.field} {json.dumps(rule.value)}: {rule.why}",
+            "description": f"{_describe(rule.when)}: {rule.why}",
             "anyOf": [
-                {"not": _resolves_to(rule.field, (rule.value,), defaults[rule.field])},
-                {
-                    "allOf": [
-                        {"not": _resolves_to(name, values, defaults[name])}
-                        for name, values in rule.forbidden.items()
-                    ]
-                },
+                {"not": _resolves_to(rule.when, defaults[rule.when.field])},
+                {"allOf": [{"not": _resolves_to(c, defaults[c.field])} for c in rule.forbidden]},
             ],
         }
         for rule in RULES

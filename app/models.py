@@ -1,4 +1,4 @@
-"""ORM tables: a job, its loss points and its per-epoch results."""
+"""ORM tables: a job, its loss points and its per-epoch results; the live workers."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -47,6 +47,8 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     device: Mapped[str | None] = mapped_column(String(32))
+    # GPUs a worker must have to claim the job (0: any worker); see app/placement.py.
+    gpus_needed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
 
     progress_epoch: Mapped[int] = mapped_column(Integer, default=0)
@@ -97,3 +99,20 @@ class EpochResult(Base):
     test_accuracy: Mapped[float] = mapped_column(Float)
     # Training time from the job's start to this epoch's end, summed over attempts.
     elapsed_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class WorkerRecord(Base):
+    """A worker process and what it offers; its heartbeat says it is alive."""
+
+    __tablename__ = "worker"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    cpus: Mapped[int] = mapped_column(Integer)
+    gpu_count: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    torch_version: Mapped[str] = mapped_column(String(64))
+    current_job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.models import EpochResult, Job, JobStatus, LossPoint
+from app.placement import gpus_needed
 
 
 class LostJob(Exception):
@@ -73,18 +74,22 @@ def create_job(
         idempotency_key=idempotency_key,
         request_fingerprint=request_fingerprint,
         retry_of=retry_of,
+        gpus_needed=gpus_needed(config),
     )
     session.add(job)
     session.flush()
     return job
 
 
-def claim_next_job(session: Session, owner: str, lease_seconds: float) -> Lease | None:
-    """Atomically move the oldest queued job to running under a new lease; None if none."""
+def claim_next_job(
+    session: Session, owner: str, lease_seconds: float, gpus: int = 0
+) -> Lease | None:
+    """Atomically move the oldest queued job that needs at most `gpus` GPUs to running under a
+    new lease; None if there is none."""
     now = utcnow()
     oldest_queued = (
         select(Job.id)
-        .where(Job.status == JobStatus.QUEUED)
+        .where(Job.status == JobStatus.QUEUED, Job.gpus_needed <= gpus)
         .order_by(Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # PostgreSQL; SQLite's write lock does this

@@ -11,6 +11,7 @@ from app.recipes import RECIPES, RecipeName
 
 SEED_MAX = 2**63 - 1
 COUNT_MAX = 2**31 - 1
+PROCESSES_MAX = 64
 
 
 def _integral_float_to_int(value: object) -> object:
@@ -25,6 +26,7 @@ Integer = Annotated[int, BeforeValidator(_integral_float_to_int)]
 # Bounds inside the type, so that they reach the JSON schema also where the field is optional.
 Count = Annotated[int, Field(ge=1, le=COUNT_MAX), BeforeValidator(_integral_float_to_int)]
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX), BeforeValidator(_integral_float_to_int)]
+Processes = Annotated[int, Field(ge=1, le=PROCESSES_MAX), BeforeValidator(_integral_float_to_int)]
 
 
 def _true_false_or_auto(value: object) -> object:
@@ -91,6 +93,17 @@ class JobCreate(BaseModel):
     max_train_samples: Count | None = None
     max_test_samples: Count | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpus: Processes | None = Field(
+        default=None,
+        description="GPUs of one worker to train on; from 2, DistributedDataParallel (NCCL) "
+        "with batch_size split across them (it stays the global batch). Only a worker with "
+        "this many GPUs claims the job. Absent: one device, as `device` says.",
+    )
+    cpu_processes: Processes | None = Field(
+        default=None,
+        description="Train on the CPU in this many DistributedDataParallel processes (gloo), "
+        "batch_size split across them: the multi-GPU code path, runnable without GPUs.",
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto",
         description="Autocast precision; fp16 adds a gradient scaler. auto: bf16 on a GPU "
@@ -152,6 +165,11 @@ class JobOut(BaseModel):
     heartbeat_at: datetime | None = Field(description="The running job's last heartbeat.")
     cancel_requested: bool
     retry_of: int | None = Field(description="The job this one retries.")
+    waiting_reason: str | None = Field(
+        default=None,
+        description="Why no live worker can run this queued job (it needs GPUs none of them "
+        "has, or no worker is running); null when one can, or the job is not queued.",
+    )
 
 
 class JobList(BaseModel):
@@ -207,6 +225,29 @@ class PredictionOut(ImagePrediction):
 class BatchPredictionOut(BaseModel):
     job_id: int
     predictions: list[ImagePrediction] = Field(description="One per image, in the order sent.")
+
+
+class GpuOut(BaseModel):
+    index: int
+    name: str
+    memory_mb: int
+
+
+class WorkerOut(BaseModel):
+    id: str
+    hostname: str
+    pid: int
+    started_at: datetime
+    heartbeat_at: datetime = Field(description="Renewed every few seconds while it lives.")
+    cpus: int = Field(description="CPU cores the worker may use.")
+    gpus: list[GpuOut]
+    torch_version: str
+    current_job_id: int | None = Field(description="The job it is training, if any.")
+
+
+class WorkerList(BaseModel):
+    items: list[WorkerOut] = Field(description="Live workers, oldest first.")
+    total: int
 
 
 class HealthOut(BaseModel):

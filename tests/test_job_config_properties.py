@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.schemas import COUNT_MAX, SEED_MAX, JobCreate
+from app.schemas import COUNT_MAX, PROCESSES_MAX, SEED_MAX, JobCreate
 
 INT_RANGES = {
     "epochs": (1, 1000),
@@ -19,7 +19,10 @@ INT_RANGES = {
     "max_test_samples": (1, COUNT_MAX),
     "seed": (0, SEED_MAX),
     "random_crop_padding": (0, 8),
+    "gpus": (1, PROCESSES_MAX),
+    "cpu_processes": (1, PROCESSES_MAX),
 }
+NULLABLE = {"seed", "max_train_samples", "max_test_samples", "gpus", "cpu_processes"}
 FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
     "learning_rate": (0.0, False, 10.0, True),
     "momentum": (0.0, True, 1.0, False),
@@ -47,7 +50,7 @@ JSON_VALUES = st.recursive(
 
 
 def int_ok(field: str, value: Any) -> bool:
-    if value is None and field in ("seed", "max_train_samples", "max_test_samples"):
+    if value is None and field in NULLABLE:
         return True
     if type(value) is float and value.is_integer():
         value = int(value)  # JSON's 2.0 is the integer 2
@@ -132,11 +135,13 @@ RULE_FIELDS = {
     "precision": st.sampled_from(["auto", "fp32", "bf16", "fp16"]),
     "compile": st.sampled_from(["auto", True, False]),
     "cuda_graphs": st.sampled_from(["auto", True, False]),
+    "gpus": st.sampled_from([None, 1, 2, 2.0]),
+    "cpu_processes": st.sampled_from([None, 1, 2]),
 }
 JOB_SCHEMA = jsonschema_rs.validator_for(JobCreate.model_json_schema())
 
 
-@settings(max_examples=600, derandomize=True, deadline=None)
+@settings(max_examples=1500, derandomize=True, deadline=None)
 @given(st.fixed_dictionaries({}, optional=RULE_FIELDS))
 def test_the_schema_states_exactly_the_rules_the_api_enforces(body: dict[str, Any]) -> None:
     try:
@@ -159,5 +164,43 @@ def test_a_rule_names_the_clash_and_where_it_came_from() -> None:
     assert message == (
         'Value error, cuda_graphs true cannot go with precision "fp16", lr_schedule "onecycle" '
         '(from recipe "fast"): a captured CUDA graph needs a GPU, a constant learning rate, '
-        "and no fp16 (its gradient scaler checks for overflow on the host) or compile"
+        "one process, and no fp16 (its gradient scaler checks for overflow on the host) or "
+        "compile"
     )
+
+
+def test_several_processes_rule_out_graphs_and_compile_and_the_other_device() -> None:
+    problems = {
+        json.dumps(body): _refusal(body)
+        for body in (
+            {"gpus": 2, "cuda_graphs": True},
+            {"cpu_processes": 2, "compile": True},
+            {"gpus": 1, "device": "cpu"},
+            {"gpus": 2, "cpu_processes": 2},
+            {"cpu_processes": 1, "device": "cuda"},
+        )
+    }
+    assert problems == {
+        '{"gpus": 2, "cuda_graphs": true}': "cuda_graphs true cannot go with gpus 2: a captured "
+        "CUDA graph needs a GPU, a constant learning rate, one process, and no fp16 (its "
+        "gradient scaler checks for overflow on the host) or compile",
+        '{"cpu_processes": 2, "compile": true}': "compile true cannot go with cpu_processes 2: "
+        "compiling a model trained by several processes is not supported",
+        '{"gpus": 1, "device": "cpu"}': 'gpus 1 cannot go with device "cpu": gpus trains on '
+        "GPUs; device cpu and cpu_processes train on the CPU",
+        '{"gpus": 2, "cpu_processes": 2}': "gpus 2 cannot go with cpu_processes 2: gpus trains "
+        "on GPUs; device cpu and cpu_processes train on the CPU",
+        '{"cpu_processes": 1, "device": "cuda"}': "cpu_processes 1 cannot go with device "
+        '"cuda": cpu_processes trains on the CPU',
+    }
+    # One GPU may still be graphed, and one CPU process compiled.
+    JobCreate.model_validate({"gpus": 1, "cuda_graphs": True})
+    JobCreate.model_validate({"cpu_processes": 1, "compile": True})
+
+
+def _refusal(body: dict[str, Any]) -> str:
+    try:
+        JobCreate.model_validate(body)
+    except ValidationError as exc:
+        return str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+    raise AssertionError(f"{body} accepted")

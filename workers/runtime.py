@@ -11,6 +11,8 @@ from typing import Literal, cast, get_args
 
 import torch
 
+from workers.offer import usable_cpus
+
 Precision = Literal["fp32", "bf16", "fp16"]
 
 # The tutorial CNN is so small that an eager GPU step is bound by kernel launches at every batch
@@ -88,8 +90,10 @@ def resolve_runtime(
     compile: bool | str,
     cuda_graphs: bool | str,
     bf16_supported: bool,
+    processes: int = 1,
 ) -> Runtime:
-    """The options a job trains with on `device`, with each "auto" decided."""
+    """The options one of a job's `processes` trains with on `device`, each "auto" decided;
+    `batch_size` is what this process trains on at a step."""
     on_gpu = device.type == "cuda"
     if precision != "auto" and precision not in get_args(Precision):
         raise ValueError(f"unknown precision {precision!r}")
@@ -98,11 +102,20 @@ def resolve_runtime(
         compile = False
     if cuda_graphs == "auto":
         # A graph replays fixed values: the learning rate too, so only a constant one.
-        cuda_graphs = on_gpu and lr_schedule == "constant" and precision != "fp16" and not compile
+        # Several processes synchronise gradients between steps, outside any one graph.
+        cuda_graphs = (
+            on_gpu
+            and lr_schedule == "constant"
+            and precision != "fp16"
+            and not compile
+            and processes == 1
+        )
     elif cuda_graphs and not on_gpu:
         raise UnsupportedOption(
             f"the job asks for cuda_graphs but trains on {device}; CUDA graphs need a CUDA GPU"
         )
+    elif cuda_graphs and processes > 1:
+        raise UnsupportedOption("cuda_graphs needs a job trained by one process")
     low_precision_pays = bool(cuda_graphs) and batch_size >= GRAPHED_BF16_BATCH_SIZE
     chosen: Precision
     if precision == "auto":
@@ -112,13 +125,18 @@ def resolve_runtime(
     if channels_last == "auto":
         channels_last = on_gpu and low_precision_pays
     small_cpu_batch = not on_gpu and batch_size <= SMALL_CPU_BATCH_SIZE
+    threads = None
+    if small_cpu_batch:
+        threads = 1
+    elif not on_gpu and processes > 1:
+        threads = max(1, usable_cpus() // processes)  # the processes share the cores
     return Runtime(
         device=device,
         precision=chosen,
         channels_last=bool(channels_last),
         compile=bool(compile),
         cuda_graphs=bool(cuda_graphs),
-        threads=1 if small_cpu_batch else None,
+        threads=threads,
         # Compiled graphs are traced with oneDNN's output layouts; switching it off breaks them.
         onednn=not small_cpu_batch or bool(compile),
     )

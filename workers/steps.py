@@ -25,20 +25,28 @@ class TrainStep:
         criterion: nn.Module,
         runtime: Runtime,
         loss_sums: torch.Tensor,
+        wrapped: nn.Module | None = None,
     ) -> None:
         self.model, self.optimizer, self.criterion = model, optimizer, criterion
         self.runtime, self.loss_sums = runtime, loss_sums
-        # The compiled wrapper shares the model's parameters; checkpoints save `model` itself.
-        self.forward: nn.Module = torch.compile(model) if runtime.compile else model  # type: ignore[assignment]
+        # What runs the forward pass: `model` itself, or a wrapper sharing its parameters (the
+        # DistributedDataParallel one); checkpoints save `model`.
+        forward = wrapped or model
+        self.forward: nn.Module = torch.compile(forward) if runtime.compile else forward  # type: ignore[assignment]
         self.scaler = (
             torch.amp.GradScaler(runtime.device.type) if runtime.precision == "fp16" else None
         )
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def __call__(
+        self, images: torch.Tensor, labels: torch.Tensor, scale: float | None = None
+    ) -> None:
+        """One step; `scale` multiplies the criterion's loss (a rank's share of a batch)."""
         self.optimizer.zero_grad(set_to_none=True)
         dtype = self.runtime.autocast_dtype
         with torch.autocast(self.runtime.device.type, dtype=dtype, enabled=dtype is not None):
             loss = self.criterion(self.forward(images), labels)
+            if scale is not None:
+                loss = loss * scale
         if self.scaler is None:
             loss.backward()
             self.optimizer.step()
@@ -134,7 +142,10 @@ class GraphedStep:
                         value.copy_(before[key]) if key in before else value.zero_()
             self.step.loss_sums.copy_(saved["loss_sums"])
 
-    def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+    def __call__(
+        self, images: torch.Tensor, labels: torch.Tensor, scale: float | None = None
+    ) -> None:
+        assert scale is None, "a graphed step trains a whole batch in one process"
         if images.shape != self.static_images.shape:
             self.step(images, labels)
             return

@@ -4,6 +4,7 @@ The loop can stop between any two steps and hand out everything needed to contin
 it was (see `snapshot`), and it can start from such a snapshot.
 """
 
+import copy
 import logging
 import math
 import time
@@ -19,6 +20,7 @@ from app.ml.nets import build_model
 from workers.augment import AugmentPlan
 from workers.evaluate import Evaluation, evaluate
 from workers.optim import make_lr_schedule, make_optimizer
+from workers.ranks import SINGLE, Ranks
 from workers.rng import restore_rng_states, rng_states
 from workers.runtime import Runtime, UnsupportedOption, resolve_runtime
 from workers.steps import GraphedStep, TrainStep
@@ -72,6 +74,8 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 2000
     device: str = "auto"
+    gpus: int | None = None
+    cpu_processes: int | None = None
     precision: str = "auto"
     channels_last: bool | str = "auto"
     compile: bool | str = "auto"
@@ -82,6 +86,18 @@ class TrainConfig:
         """The training fields of a job's resolved config."""
         names = cls.__dataclass_fields__.keys()
         return cls(**{name: config[name] for name in names if name in config})
+
+    @property
+    def processes(self) -> int:
+        """How many processes train the job together (one per GPU, or CPU processes)."""
+        return self.gpus or self.cpu_processes or 1
+
+    @property
+    def device_kind(self) -> str:
+        """ "cpu", "cuda" or "auto", with `gpus` and `cpu_processes` taken into account."""
+        if self.gpus:
+            return "cuda"
+        return "cpu" if self.cpu_processes else self.device
 
 
 @dataclass(frozen=True)
@@ -121,12 +137,19 @@ class TrainingHooks(Protocol):
     def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None: ...
 
 
-def resolve_device(requested: str) -> torch.device:
-    """The torch device for a job's `device` option."""
+def resolve_device(requested: str, ranks: Ranks = SINGLE) -> torch.device:
+    """The torch device for a job's `device` option, in the process of rank `ranks.rank`."""
     if requested == "cpu":
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
+        if ranks.size == 1:
+            return torch.device("cuda", torch.cuda.current_device())
+        if torch.cuda.device_count() < ranks.size:
+            raise UnsupportedOption(
+                f"the job asks for {ranks.size} GPUs but this worker has "
+                f"{torch.cuda.device_count()}"
+            )
+        return torch.device("cuda", ranks.rank)  # one GPU per rank
     if requested == "cuda":
         raise UnsupportedOption(
             "the job asks for device 'cuda' but this worker has no usable CUDA GPU"
@@ -134,12 +157,13 @@ def resolve_device(requested: str) -> torch.device:
     return torch.device("cpu")
 
 
-def runtime_for(config: TrainConfig) -> Runtime:
-    """The device and speed options the job trains with on this worker."""
-    device = resolve_device(config.device)
+def runtime_for(config: TrainConfig, ranks: Ranks = SINGLE) -> Runtime:
+    """The device and speed options the job trains with on this worker (in rank `ranks.rank`)."""
+    device = resolve_device(config.device_kind, ranks)
     return resolve_runtime(
         device,
-        batch_size=config.batch_size,
+        batch_size=math.ceil(config.batch_size / ranks.size),
+        processes=ranks.size,
         lr_schedule=config.lr_schedule,
         precision=config.precision,
         channels_last=config.channels_last,
@@ -167,12 +191,22 @@ class _Run:
         train_set: ImageSet,
         test_set: ImageSet,
         num_classes: int,
+        ranks: Ranks = SINGLE,
     ) -> None:
         self.config, self.runtime, device = config, runtime, runtime.device
+        self.ranks = ranks
+        # Every rank draws the same initial weights, batch order and augmentations.
         torch.manual_seed(config.seed)
         self.shuffle = torch.Generator().manual_seed(config.seed)
         self.model = build_model(config.model, num_classes=num_classes)
         self.model.to(device).to(memory_format=runtime.memory_format)
+        self.wrapped: nn.Module | None = None
+        if ranks.size > 1:
+            # Averages the ranks' gradients during backward; the ranks' losses are scaled so
+            # that this average is the gradient of the whole batch's mean loss.
+            self.wrapped = nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
         self.optimizer = make_optimizer(config, self.model, capturable=runtime.cuda_graphs)
         self.train_data, self.test_data = train_set.to(device), test_set.to(device)
         self.size = len(self.train_data)
@@ -200,7 +234,9 @@ class _Run:
             raise ValueError("the checkpoint was made with other data; it cannot be resumed")
         device = self.runtime.device
         self.model.load_state_dict(snapshot["model"])
-        self.optimizer.load_state_dict(snapshot["optimizer"])
+        # A copy: on the CPU the optimizer would otherwise train in the snapshot's own tensors,
+        # which the ranks of a data-parallel job share through shared memory.
+        self.optimizer.load_state_dict(copy.deepcopy(snapshot["optimizer"]))
         if self.schedule is not None:
             self.schedule.load_state_dict(snapshot["lr_schedule"])
         self._scaler_state = snapshot.get("grad_scaler")
@@ -218,8 +254,13 @@ class _Run:
             self.loss_sums[0] = snapshot["window_loss"].to(device)
             self.loss_sums[1] = snapshot["epoch_loss"].to(device)
 
+    def mean_loss_sums(self) -> torch.Tensor:
+        """The loss sums averaged over the ranks, on the CPU (all ranks call this together)."""
+        return self.ranks.mean(self.loss_sums).cpu()
+
     def snapshot(self) -> dict[str, Any]:
-        sums = self.loss_sums.detach().cpu()
+        """Everything needed to continue from here (all ranks call this together)."""
+        sums = self.mean_loss_sums()
         no_order = torch.empty(0, dtype=torch.long)
         return {
             "format": SNAPSHOT_FORMAT,
@@ -247,8 +288,12 @@ class _Run:
     def make_step(self) -> TrainStep | GraphedStep:
         """The training step, made after any restore: a CUDA graph captures the state it sees."""
         config = self.config
-        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        step = TrainStep(self.model, self.optimizer, criterion, self.runtime, self.loss_sums)
+        # Ranks sum their share's losses; `batch` says how to scale the sum (see there).
+        reduction = "mean" if self.ranks.size == 1 else "sum"
+        criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction=reduction)
+        step = TrainStep(
+            self.model, self.optimizer, criterion, self.runtime, self.loss_sums, self.wrapped
+        )
         self.scaler = step.scaler
         if self.scaler is not None and self._scaler_state:
             self.scaler.load_state_dict(self._scaler_state)
@@ -277,17 +322,26 @@ class _Run:
         )
         self.augment = None if plan is None else plan.to(device)
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The images (normalised, augmented, in the runtime's layout) and labels of this step."""
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, float | None]:
+        """This rank's images (normalised, augmented, in the runtime's layout) and labels of
+        this step, and the scale of its summed loss (None: one process, a mean loss).
+
+        A rank's loss is its share's summed loss times ranks / batch: averaged over the ranks,
+        as DistributedDataParallel averages gradients, that is the whole batch's mean loss,
+        however unevenly the last batch divides.
+        """
         assert self.order is not None
         size = self.config.batch_size
-        indices = self.order[self.at.step * size : (self.at.step + 1) * size]
+        batch_indices = self.order[self.at.step * size : (self.at.step + 1) * size]
+        indices = self.ranks.shard(batch_indices)
         images = normalize(self.train_data.images[indices])
         if self.augment is not None:
             images = self.augment.apply(images, indices)
+        scale = None if self.ranks.size == 1 else self.ranks.size / len(batch_indices)
         return (
             images.contiguous(memory_format=self.runtime.memory_format),
             self.train_data.labels[indices],
+            scale,
         )
 
     def end_epoch(self) -> None:
@@ -303,29 +357,63 @@ def train(
     classes: list[str],
     hooks: TrainingHooks,
     resume: dict[str, Any] | None = None,
+    ranks: Ranks = SINGLE,
 ) -> TrainResult:
     """Train config.model on train_set, evaluating on test_set after every epoch.
 
     With `resume` (a snapshot the loop handed to `hooks.save_checkpoint`), training continues
     from that exact point: same weights, optimizer state, batch order, random state and history.
+    With several `ranks` this is rank 0, which evaluates and reports; the others run
+    `train_follower` in their own processes at the same time.
     """
-    runtime = runtime_for(config)
+    assert ranks.leader
+    run, evaluation = _train(config, train_set, test_set, classes, hooks, resume, ranks)
+    assert evaluation is not None
+    return TrainResult(model=run.model, device=str(run.runtime.device), final=evaluation)
+
+
+def train_follower(
+    config: TrainConfig,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    classes: list[str],
+    hooks: TrainingHooks,
+    resume: dict[str, Any] | None,
+    ranks: Ranks,
+) -> None:
+    """Train as a rank other than 0 beside the leader's `train`; `hooks` share its decisions."""
+    assert not ranks.leader
+    _train(config, train_set, test_set, classes, hooks, resume, ranks)
+
+
+def _train(
+    config: TrainConfig,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    classes: list[str],
+    hooks: TrainingHooks,
+    resume: dict[str, Any] | None,
+    ranks: Ranks,
+) -> tuple[_Run, Evaluation | None]:
+    runtime = runtime_for(config, ranks)
     with runtime.applied():
-        run = _Run(config, runtime, train_set, test_set, num_classes=len(classes))
+        run = _Run(config, runtime, train_set, test_set, len(classes), ranks)
         if resume is not None:
             run.restore(resume)
         step = run.make_step()
-        log.info("training on %s", runtime.describe())
+        if ranks.leader:
+            log.info("training on %s", runtime.describe())
         hooks.started(str(runtime.device), classes, run.steps_per_epoch)
         evaluation = _train_epochs(run, step, classes, hooks)
     run.model.to(memory_format=torch.contiguous_format)
-    return TrainResult(model=run.model, device=str(runtime.device), final=evaluation)
+    return run, evaluation
 
 
 def _train_epochs(
     run: _Run, step: TrainStep | GraphedStep, classes: list[str], hooks: TrainingHooks
-) -> Evaluation:
-    config = run.config
+) -> Evaluation | None:
+    """The epochs; the test-set evaluation of the last (None outside rank 0)."""
+    config, leader = run.config, run.ranks.leader
     evaluation: Evaluation | None = None
     while run.at.epoch <= config.epochs:
         at = run.at
@@ -337,7 +425,7 @@ def _train_epochs(
                 run.schedule.step()
             at.step += 1
             if at.step % config.log_every == 0:
-                window = run.loss_sums[0].item() / config.log_every
+                window = run.mean_loss_sums()[0].item() / config.log_every
                 mean = _finite(window, "loss", at.epoch, at.step)
                 run.loss_sums[0] = 0.0
                 run.loss_history.append({"epoch": at.epoch, "step": at.step, "loss": mean})
@@ -352,18 +440,19 @@ def _train_epochs(
             if at.step < run.steps_per_epoch and hooks.checkpoint_due():
                 hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)
 
-        epoch_loss = run.loss_sums[1].item() / run.steps_per_epoch
+        epoch_loss = run.mean_loss_sums()[1].item() / run.steps_per_epoch
         train_loss = _finite(epoch_loss, "loss", at.epoch, at.step)
-        evaluation = evaluate(run.model, run.test_data, classes)
-        _finite(evaluation.loss, "test loss", at.epoch, at.step)
-        metrics = EpochMetrics(
-            at.epoch, run.steps_per_epoch, train_loss, evaluation, elapsed_s=run.elapsed_s()
-        )
-        run.epoch_history.append(metrics.summary())
-        hooks.epoch_done(metrics)
+        if leader:
+            evaluation = evaluate(run.model, run.test_data, classes)
+            _finite(evaluation.loss, "test loss", at.epoch, at.step)
+            metrics = EpochMetrics(
+                at.epoch, run.steps_per_epoch, train_loss, evaluation, elapsed_s=run.elapsed_s()
+            )
+            run.epoch_history.append(metrics.summary())
+            hooks.epoch_done(metrics)
         hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)
         run.end_epoch()
 
-    if evaluation is None:  # resumed after the last epoch had already finished
+    if evaluation is None and leader:  # resumed after the last epoch had already finished
         evaluation = evaluate(run.model, run.test_data, classes)
     return evaluation

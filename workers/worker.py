@@ -29,9 +29,12 @@ from app.queue import (
     recover_expired_leases,
     release_job,
 )
+from app.registry import WorkerOffer, register_worker, unregister_worker, worker_heartbeat
 from app.settings import Settings, get_settings
+from workers.data_parallel import train_data_parallel
 from workers.datasets import DatasetCache, limit_samples
 from workers.job_run import JobRun, checkpoint_folder
+from workers.offer import detect_offer
 from workers.runtime import UnsupportedOption
 from workers.train import StopReason, TrainConfig, TrainingDiverged, TrainingInterrupted, train
 
@@ -43,11 +46,16 @@ SCHEMA_WAIT_LOG_INTERVAL_S = 10.0
 class Worker:
     """Runs queued jobs one at a time until asked to stop."""
 
-    def __init__(self, settings: Settings, worker_id: str | None = None) -> None:
+    def __init__(
+        self, settings: Settings, worker_id: str | None = None, offer: WorkerOffer | None = None
+    ) -> None:
         self.settings = settings
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.offer = offer or detect_offer()
         self.stop = threading.Event()
         self.datasets = DatasetCache(settings)
+        self.current_job: int | None = None
+        self._gone = threading.Event()
 
     def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
         """Stop after handing the current job back to the queue."""
@@ -69,11 +77,42 @@ class Worker:
             self.stop.wait(self.settings.worker_poll_seconds)
         return False
 
+    def _register(self) -> None:
+        with session_scope(write=True) as session:
+            register_worker(session, self.worker_id, self.offer)
+
+    def _beat(self) -> None:
+        """Keeps the worker's record live, with the job it runs, until the worker ends."""
+        while not self._gone.wait(self.settings.heartbeat_seconds):
+            try:
+                with session_scope(write=True) as session:
+                    if not worker_heartbeat(session, self.worker_id, self.current_job):
+                        register_worker(session, self.worker_id, self.offer)
+            except Exception:
+                log.exception("worker %s: heartbeat failed; retrying", self.worker_id)
+
     def run_forever(self) -> None:
         """Claim and run jobs until stopped."""
-        log.info("worker %s started", self.worker_id)
+        gpus = ", ".join(f"{g.name} ({g.memory_mb} MiB)" for g in self.offer.gpus) or "no GPU"
+        log.info("worker %s started: %d CPUs, %s", self.worker_id, self.offer.cpus, gpus)
         if not self.wait_for_schema():
             return
+        self._register()
+        heartbeat = threading.Thread(target=self._beat, name="worker-heartbeat", daemon=True)
+        heartbeat.start()
+        try:
+            self._claim_until_stopped()
+        finally:
+            self._gone.set()
+            heartbeat.join()
+            try:
+                with session_scope(write=True) as session:
+                    unregister_worker(session, self.worker_id)
+            except Exception:
+                log.exception("worker %s: could not remove its record", self.worker_id)
+        log.info("worker %s stopped", self.worker_id)
+
+    def _claim_until_stopped(self) -> None:
         while not self.stop.is_set():
             try:
                 ran = self.run_once()
@@ -83,7 +122,6 @@ class Worker:
                 ran = False
             if not ran:
                 self.stop.wait(self.settings.worker_poll_seconds)
-        log.info("worker %s stopped", self.worker_id)
 
     def run_once(self) -> bool:
         """Claim and run one queued job; False when the queue was empty."""
@@ -92,16 +130,21 @@ class Worker:
         if requeued or failed:
             log.warning("expired leases: %d job(s) requeued, %d failed", requeued, failed)
         with session_scope(write=True) as session:
-            lease = claim_next_job(session, self.worker_id, self.settings.lease_seconds)
+            lease = claim_next_job(
+                session, self.worker_id, self.settings.lease_seconds, gpus=len(self.offer.gpus)
+            )
         if lease is None:
             return False
         log.info(
             "worker %s claimed job %s (attempt %d)", self.worker_id, lease.job_id, lease.attempt
         )
+        self.current_job = lease.job_id
         try:
             self._run_job(lease)
         except LostJob as exc:
             log.warning("%s; leaving it to its new owner", exc)
+        finally:
+            self.current_job = None
         return True
 
     def _run_job(self, lease: Lease) -> None:
@@ -153,8 +196,10 @@ class Worker:
                 config.get("max_test_samples"),
             )
             resume = run.load_checkpoint()
-            result = train(
-                TrainConfig.from_job_config(config),
+            train_config = TrainConfig.from_job_config(config)
+            trainer = train if train_config.processes == 1 else train_data_parallel
+            result = trainer(
+                train_config,
                 dataset.train,
                 dataset.test,
                 dataset.classes,

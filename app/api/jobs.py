@@ -13,7 +13,9 @@ from sqlalchemy.orm import Session
 from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
 from app.errors import Conflict, NotFound
 from app.models import Job, JobStatus
+from app.placement import waiting_reason
 from app.queue import create_job, request_cancel
+from app.registry import most_gpus_live
 from app.schemas import (
     COUNT_MAX,
     SEED_MAX,
@@ -26,6 +28,7 @@ from app.schemas import (
     MetricsOut,
     Progress,
 )
+from app.settings import Settings
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -50,7 +53,14 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def job_out(job: Job) -> JobOut:
+def job_outs(session: Session, settings: Settings, jobs: list[Job]) -> list[JobOut]:
+    """The public view of job rows, saying why a queued one waits when no worker can run it."""
+    queued = any(job.status == JobStatus.QUEUED for job in jobs)
+    most_gpus = most_gpus_live(session, settings.lease_seconds) if queued else None
+    return [job_out(job, waiting_reason(job.status, job.gpus_needed, most_gpus)) for job in jobs]
+
+
+def job_out(job: Job, waiting: str | None = None) -> JobOut:
     """The public view of a job row."""
     return JobOut(
         id=job.id,
@@ -73,6 +83,7 @@ def job_out(job: Job) -> JobOut:
         heartbeat_at=job.heartbeat_at,
         cancel_requested=job.cancel_requested,
         retry_of=job.retry_of,
+        waiting_reason=waiting,
     )
 
 
@@ -108,7 +119,7 @@ def submit_job(
         existing = find_idempotent(session, idempotency_key, fingerprint)
         if existing is not None:
             response.status_code = 200
-            return job_out(existing)
+            return job_outs(session, settings, [existing])[0]
     config = spec.resolved()
     if config["seed"] is None:
         config["seed"] = secrets.randbelow(SEED_MAX + 1)
@@ -120,6 +131,8 @@ def submit_job(
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint,
         )
+        # Read inside the write transaction: another one after commit would queue for the lock.
+        view = job_outs(session, settings, [job])[0]
         session.commit()
     except IntegrityError:
         # Another request with the same key won the race; answer with its job.
@@ -129,14 +142,15 @@ def submit_job(
         if existing is None:
             raise
         response.status_code = 200
-        return job_out(existing)
+        return job_outs(session, settings, [existing])[0]
     response.headers["Location"] = f"/jobs/{job.id}"
-    return job_out(job)
+    return view
 
 
 @router.get("", response_model=JobList, summary="List jobs, newest first")
 def list_jobs(
     session: SessionDep,
+    settings: SettingsDep,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=COUNT_MAX)] = 0,
@@ -148,13 +162,14 @@ def list_jobs(
         query = query.where(Job.status == status)
         count = count.where(Job.status == status)
     jobs = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
-    return JobList(items=[job_out(job) for job in jobs], total=session.scalar(count) or 0)
+    return JobList(items=job_outs(session, settings, list(jobs)), total=session.scalar(count) or 0)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="Get one job")
-def get_job(job: JobDep) -> JobOut:
-    """The job's status, progress and result."""
-    return job_out(job)
+def get_job(session: SessionDep, settings: SettingsDep, job: JobDep) -> JobOut:
+    """The job's status, progress and result; for a queued job, why it waits if no live worker
+    can run it."""
+    return job_outs(session, settings, [job])[0]
 
 
 @router.get(
@@ -195,19 +210,22 @@ def get_metrics(job: JobDep) -> MetricsOut:
     },
     summary="Cancel a job",
 )
-def cancel_job(session: WriteSessionDep, job_id: JobIdPath, response: Response) -> JobOut:
+def cancel_job(
+    session: WriteSessionDep, settings: SettingsDep, job_id: JobIdPath, response: Response
+) -> JobOut:
     """A queued job is cancelled at once (200); a running one is stopped by its worker (202)."""
     outcome = request_cancel(session, job_id)
-    session.commit()
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"job {job_id} not found")
     session.refresh(job)
+    view = job_outs(session, settings, [job])[0]
+    session.commit()  # one write transaction for the whole request: no second wait for the lock
     if outcome is None:
         raise Conflict(f"job {job_id} has already finished (its status is {job.status})")
     if outcome == JobStatus.RUNNING:
         response.status_code = 202
-    return job_out(job)
+    return view
 
 
 @router.post(
@@ -231,9 +249,10 @@ def retry_job(
     retry = create_job(
         session, dict(job.config), max_attempts=settings.max_attempts, retry_of=job.id
     )
+    view = job_outs(session, settings, [retry])[0]
     session.commit()
     response.headers["Location"] = f"/jobs/{retry.id}"
-    return job_out(retry)
+    return view
 
 
 def request_fingerprint(spec: JobCreate) -> str:

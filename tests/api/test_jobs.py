@@ -24,6 +24,8 @@ TUTORIAL_DEFAULTS = {
     "max_train_samples": None,
     "max_test_samples": None,
     "device": "auto",
+    "gpus": None,
+    "cpu_processes": None,
     "precision": "auto",
     "channels_last": "auto",
     "compile": "auto",
@@ -104,8 +106,8 @@ def test_a_recipe_fills_in_what_the_job_leaves_out(client: TestClient) -> None:
         (
             {"recipe": "fast", "cuda_graphs": True},
             'body: cuda_graphs true cannot go with lr_schedule "onecycle" (from recipe "fast"): '
-            "a captured CUDA graph needs a GPU, a constant learning rate, and no fp16 (its "
-            "gradient scaler checks for overflow on the host) or compile",
+            "a captured CUDA graph needs a GPU, a constant learning rate, one process, and no "
+            "fp16 (its gradient scaler checks for overflow on the host) or compile",
         ),
         ([1, 2], "body: must be a JSON object (with Content-Type: application/json)"),
     ],
@@ -247,6 +249,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/jobs/{job_id}/metrics",
         "/jobs/{job_id}/cancel",
         "/jobs/{job_id}/retry",
+        "/workers",
         "/predict",
         "/predict/batch",
         "/healthz",

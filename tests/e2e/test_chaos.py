@@ -8,6 +8,7 @@ import random
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,6 +51,21 @@ def run_to_end(client: httpx.Client, job_id: int) -> dict[str, object]:
     )
     assert isinstance(job, dict)
     return job
+
+
+def assert_same_run(
+    client: httpx.Client, job_id: int, reference: dict[str, Any], **tolerance: float
+) -> None:
+    """The job's metrics are the reference run's: loss points (within `tolerance`) and results."""
+    metrics = client.get(f"/jobs/{job_id}/metrics").json()
+    assert [(p["epoch"], p["step"]) for p in metrics["loss_history"]] == [
+        (p["epoch"], p["step"]) for p in reference["loss_history"]
+    ]
+    assert [p["loss"] for p in metrics["loss_history"]] == pytest.approx(
+        [p["loss"] for p in reference["loss_history"]], **tolerance
+    )
+    assert metrics["test_accuracy"] == reference["test_accuracy"]
+    assert metrics["confusion_matrix"] == reference["confusion_matrix"]
 
 
 def kill_during_checkpoint_write(worker: Process, folder: Path) -> bool:
@@ -116,15 +132,7 @@ def test_sigkill_at_random_moments_loses_nothing(
             resumes += 1
         else:
             assert resumed is None  # killed before its first checkpoint: started over
-        metrics = client.get(f"/jobs/{job_id}/metrics").json()
-        assert [(p["epoch"], p["step"]) for p in metrics["loss_history"]] == [
-            (p["epoch"], p["step"]) for p in reference_metrics["loss_history"]
-        ]
-        assert [p["loss"] for p in metrics["loss_history"]] == pytest.approx(
-            [p["loss"] for p in reference_metrics["loss_history"]], abs=1e-6
-        )
-        assert metrics["test_accuracy"] == reference_metrics["test_accuracy"]
-        assert metrics["confusion_matrix"] == reference_metrics["confusion_matrix"]
+        assert_same_run(client, job_id, reference_metrics, abs=1e-6)
         assert not folder.exists()  # checkpoints (and stale temporaries) cleared on success
 
     jobs = client.get("/jobs", params={"limit": 1000}).json()["items"]

@@ -112,7 +112,9 @@ def epoch_batches(config: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor]
     batches = []
     for step in range(training.steps_per_epoch):
         training.at.step = step
-        batches.append(training.batch())
+        images, labels, scale = training.batch()
+        assert scale is None  # one process: a mean loss, unscaled
+        batches.append((images, labels))
     return batches
 
 

@@ -227,3 +227,30 @@ def test_the_fast_recipe_runs_as_a_job(migrated_env: Env, synthetic_cifar: Path)
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.steps_per_epoch == 7  # 400 images in batches of 64
     assert [(p.epoch, p.step) for p in job.loss_points] == [(1, 3), (1, 6), (2, 3), (2, 6)]
+
+
+def test_a_two_process_job_trains_as_the_same_job_in_one(
+    migrated_env: Env, synthetic_cifar: Path
+) -> None:
+    limits = {"max_train_samples": 200, "max_test_samples": 50, "batch_size": 5}
+    one = queue(**limits)
+    two = queue(**limits, device="auto", cpu_processes=2)
+    worker = Worker(migrated_env.settings(), worker_id="w1")
+    assert worker.run_once() and worker.run_once()
+
+    single, double = load(one), load(two)
+    assert double.status == JobStatus.SUCCEEDED, double.error
+    assert double.device == "cpu" and double.steps_per_epoch == 40
+    assert [(p.epoch, p.step) for p in double.loss_points] == [(1, 25), (2, 25)]
+    assert [p.loss for p in double.loss_points] == pytest.approx(
+        [p.loss for p in single.loss_points], rel=1e-4
+    )
+    assert double.confusion_matrix == single.confusion_matrix
+    assert double.model_path == f"jobs/{two}/model-attempt1.pt"
+    saved = load_model(migrated_env.artifacts_dir / double.model_path)
+    reference = load_model(migrated_env.artifacts_dir / str(single.model_path))
+    pairs = zip(
+        saved.model.state_dict().values(), reference.model.state_dict().values(), strict=True
+    )
+    for a, b in pairs:
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

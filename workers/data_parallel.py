@@ -1,0 +1,292 @@
+"""A job trained by several processes with DistributedDataParallel, one per GPU (NCCL) or
+several on the CPU (gloo).
+
+The worker's own process is rank 0: it keeps the job's lease, records progress, evaluates and
+writes checkpoints and the model, exactly as for a one-process job. The other ranks are spawned
+with torch.multiprocessing and only train. Whether to stop (cancel, shutdown, lost lease) and
+when to checkpoint are decided by rank 0 every SYNC_EVERY steps and at each epoch's end, and
+sent to the others over a small gloo group, so that every rank stops at the same step.
+"""
+
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from app.ml.images import ImageSet
+from workers.ranks import Ranks
+from workers.train import (
+    EpochMetrics,
+    StopReason,
+    TrainConfig,
+    TrainingDiverged,
+    TrainingHooks,
+    TrainingInterrupted,
+    TrainResult,
+    runtime_for,
+    train,
+    train_follower,
+)
+
+log = logging.getLogger("trainserve.worker")
+
+# Steps between two decisions of rank 0; a cancel or shutdown waits at most this many steps.
+# A decision costs a gloo broadcast (about 0.4 ms on 2 CPU cores, as long as a small step).
+SYNC_EVERY = 20
+# How long a rank waits for the others at a collective: rank 0 evaluates meanwhile, and a rank
+# that died before it joined is only noticed after this long.
+COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+# How long the other ranks get to finish after rank 0 is done or has failed.
+FOLLOWER_EXIT_S = 60.0
+# How long the other ranks get to start (import torch, receive the data, reach the store).
+FOLLOWER_START_S = 300.0
+STOP_CODES: list[StopReason | None] = [None, *StopReason]
+
+
+class _SharedDecisions:
+    """The stop and checkpoint decisions, made by rank 0 and broadcast to every rank."""
+
+    def __init__(self, ranks: Ranks, leader_hooks: TrainingHooks | None) -> None:
+        self.ranks, self.leader_hooks = ranks, leader_hooks
+        group = dist.new_group(backend="gloo")  # CPU messages: no GPU sync to read them
+        assert isinstance(group, dist.ProcessGroup)
+        self.group = group
+        self.steps_per_epoch = 0
+        self.step = 0
+        self._checkpoint_due = False
+
+    def stop_reason(self) -> StopReason | None:
+        self._checkpoint_due = False
+        if self.step % SYNC_EVERY and self.step != self.steps_per_epoch:
+            return None
+        decision = torch.zeros(2, dtype=torch.long)
+        if self.leader_hooks is not None:
+            reason = self.leader_hooks.stop_reason()
+            decision[0] = STOP_CODES.index(reason)
+            decision[1] = reason is None and self.leader_hooks.checkpoint_due()
+        dist.broadcast(decision, src=0, group=self.group)
+        self._checkpoint_due = bool(decision[1])
+        return STOP_CODES[int(decision[0])]
+
+    def checkpoint_due(self) -> bool:
+        return self._checkpoint_due
+
+
+class LeaderHooks:
+    """Rank 0's hooks: the job's own, with stop and checkpoint decisions shared."""
+
+    def __init__(self, hooks: TrainingHooks, ranks: Ranks) -> None:
+        self.hooks = hooks
+        self.decisions = _SharedDecisions(ranks, hooks)
+
+    def started(self, device: str, classes: list[str], steps_per_epoch: int) -> None:
+        self.decisions.steps_per_epoch = steps_per_epoch
+        self.hooks.started(device, classes, steps_per_epoch)
+
+    def progress(self, epoch: int, step: int) -> None:
+        self.decisions.step = step
+        self.hooks.progress(epoch, step)
+
+    def loss_point(self, epoch: int, step: int, loss: float) -> None:
+        self.decisions.step = step
+        self.hooks.loss_point(epoch, step, loss)
+
+    def epoch_done(self, metrics: EpochMetrics) -> None:
+        self.hooks.epoch_done(metrics)
+
+    def stop_reason(self) -> StopReason | None:
+        return self.decisions.stop_reason()
+
+    def checkpoint_due(self) -> bool:
+        return self.decisions.checkpoint_due()
+
+    def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
+        self.hooks.save_checkpoint(snapshot, epoch, step)
+
+
+class FollowerHooks:
+    """The other ranks' hooks: nothing recorded, rank 0's decisions followed."""
+
+    def __init__(self, ranks: Ranks) -> None:
+        self.decisions = _SharedDecisions(ranks, None)
+
+    def started(self, device: str, classes: list[str], steps_per_epoch: int) -> None:
+        self.decisions.steps_per_epoch = steps_per_epoch
+
+    def progress(self, epoch: int, step: int) -> None:
+        self.decisions.step = step
+
+    def loss_point(self, epoch: int, step: int, loss: float) -> None:
+        self.decisions.step = step
+
+    def epoch_done(self, metrics: EpochMetrics) -> None:
+        pass
+
+    def stop_reason(self) -> StopReason | None:
+        return self.decisions.stop_reason()
+
+    def checkpoint_due(self) -> bool:
+        return self.decisions.checkpoint_due()
+
+    def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
+        pass
+
+
+def _backend(config: TrainConfig) -> str:
+    return "nccl" if config.device_kind == "cuda" else "gloo"
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to end this process when the worker that spawned it dies (Linux)."""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def _ready_key(rank: int) -> str:
+    return f"rank{rank}-ready"
+
+
+def _follow(
+    index: int,
+    parent_pid: int,
+    size: int,
+    store_path: str,
+    config: TrainConfig,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    classes: list[str],
+    resume: dict[str, Any] | None,
+) -> None:
+    """A spawned rank (1 and up): trains until rank 0 says stop or the job ends."""
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the worker died before the line above took effect
+        return
+    # Stopping is rank 0's to decide: a Ctrl-C to the terminal's process group must not
+    # kill this rank under it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ranks = Ranks(rank=index + 1, size=size)
+    if config.device_kind == "cuda":
+        torch.cuda.set_device(ranks.rank)
+    store = dist.FileStore(store_path, size)
+    store.set(_ready_key(ranks.rank), "1")
+    dist.init_process_group(
+        _backend(config),
+        store=store,
+        rank=ranks.rank,
+        world_size=size,
+        timeout=COLLECTIVE_TIMEOUT,
+    )
+    try:
+        train_follower(config, train_set, test_set, classes, FollowerHooks(ranks), resume, ranks)
+    except (TrainingInterrupted, TrainingDiverged):
+        pass  # rank 0 saw the same and reports it
+    finally:
+        dist.destroy_process_group()
+
+
+def train_data_parallel(
+    config: TrainConfig,
+    train_set: ImageSet,
+    test_set: ImageSet,
+    classes: list[str],
+    hooks: TrainingHooks,
+    resume: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train with config.processes processes: this one as rank 0, the others spawned."""
+    size = config.processes
+    runtime_for(config, Ranks(rank=0, size=size))  # an option this worker lacks fails here
+    folder = Path(tempfile.mkdtemp(prefix="trainserve-ddp-"))
+    store_path = str(folder / "store")
+    # Spawned, not forked: a forked CUDA context is unusable. The datasets' tensors reach the
+    # other ranks through shared memory, not copies.
+    followers = mp.start_processes(
+        _follow,
+        args=(os.getpid(), size, store_path, config, train_set, test_set, classes, resume),
+        nprocs=size - 1,
+        join=False,
+        start_method="spawn",
+    )
+    assert followers is not None
+    ranks = Ranks(rank=0, size=size)
+    try:
+        if config.device_kind == "cuda":
+            torch.cuda.set_device(0)
+        store = dist.FileStore(store_path, size)
+        _wait_until_ready(store, followers)
+        dist.init_process_group(
+            _backend(config),
+            store=store,
+            rank=0,
+            world_size=size,
+            timeout=COLLECTIVE_TIMEOUT,
+        )
+        try:
+            result = train(
+                config, train_set, test_set, classes, LeaderHooks(hooks, ranks), resume, ranks
+            )
+        finally:
+            dist.destroy_process_group()
+        _join(followers)
+        return result
+    except BaseException as exc:
+        failure = _follower_failure(followers)
+        _stop(followers)
+        if failure is not None and not isinstance(exc, TrainingInterrupted | TrainingDiverged):
+            raise RuntimeError(f"a training process failed: {failure}") from exc
+        raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _wait_until_ready(store: dist.Store, followers: mp.ProcessContext) -> None:
+    """Wait for every other rank to reach the store, failing at once if one dies first
+    (the process group's own rendezvous would wait out its whole timeout)."""
+    keys = [_ready_key(rank) for rank in range(1, len(followers.processes) + 1)]
+    deadline = time.monotonic() + FOLLOWER_START_S
+    while not store.check(keys):
+        for rank, process in enumerate(followers.processes, start=1):
+            if not process.is_alive():
+                raise RuntimeError(f"training process {rank} exited before it started")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"training processes not started after {FOLLOWER_START_S:.0f} s")
+        time.sleep(0.05)
+
+
+def _join(followers: mp.ProcessContext) -> None:
+    """Wait for the other ranks to exit after a finished job; an error in one is the job's."""
+    if not followers.join(timeout=FOLLOWER_EXIT_S):
+        log.warning("a training process did not exit after the job; killing it")
+        _stop(followers)
+
+
+def _follower_failure(followers: mp.ProcessContext) -> str | None:
+    """Why another rank failed, if one did (looked for briefly: its error ended ours)."""
+    try:
+        followers.join(timeout=5)
+    except mp.ProcessRaisedException as exc:
+        return f"rank {exc.error_index + 1} raised {str(exc).strip().splitlines()[-1]}"
+    except mp.ProcessExitedException as exc:
+        how = f"was killed by {exc.signal_name}" if exc.signal_name else f"exited ({exc.exit_code})"
+        return f"rank {exc.error_index + 1} {how}"
+    return None
+
+
+def _stop(followers: mp.ProcessContext) -> None:
+    for process in followers.processes:
+        if process.is_alive():
+            process.kill()
+        process.join(timeout=FOLLOWER_EXIT_S)

@@ -1,7 +1,6 @@
 """The `trainserve` command: run the API, a worker, both, or the migrations."""
 
 import argparse
-import ctypes
 import ipaddress
 import logging
 import os
@@ -12,7 +11,9 @@ from types import FrameType
 
 import uvicorn
 
+from app.checks import check_api, check_worker
 from app.logs import configure_logging
+from app.parent_death import signal_when_parent_dies
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("trainserve")
@@ -75,14 +76,9 @@ def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-PR_SET_PDEATHSIG = 1
-
-
 def _stop_with_parent() -> None:
-    """In the worker child: have Linux send SIGTERM if `up` dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    """In the worker child: SIGTERM when `up` dies, even by SIGKILL."""
+    signal_when_parent_dies(signal.SIGTERM)
 
 
 def run_up(host: str, port: int) -> None:
@@ -125,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
             )
     commands.add_parser("worker", help="run a training worker")
     commands.add_parser("migrate", help="apply database migrations")
+    check = commands.add_parser(
+        "check", help="health check for containers: exit 0 when healthy, 1 when not"
+    )
+    check.add_argument("what", choices=["api", "worker"], help="the API on loopback, or a worker")
+    check.add_argument("--port", type=int, default=8000, help="the API's port")
     return parser
 
 
@@ -142,6 +143,11 @@ def main(argv: list[str] | None = None) -> None:
         run_worker()
     elif args.command == "migrate":
         run_migrations()
+    elif args.command == "check":
+        problem = check_api(args.port) if args.what == "api" else check_worker()
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":

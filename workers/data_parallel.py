@@ -8,12 +8,10 @@ when to checkpoint are decided by rank 0 every SYNC_EVERY steps and at each epoc
 sent to the others over a small gloo group, so that every rank stops at the same step.
 """
 
-import ctypes
 import logging
 import os
 import shutil
 import signal
-import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -25,6 +23,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from app.ml.images import ImageSet
+from app.parent_death import signal_when_parent_dies
 from workers.ranks import Ranks
 from workers.train import (
     EpochMetrics,
@@ -147,14 +146,6 @@ def _backend(config: TrainConfig) -> str:
     return "nccl" if config.device_kind == "cuda" else "gloo"
 
 
-def _die_with_parent() -> None:
-    """Ask the kernel to end this process when the worker that spawned it dies (Linux)."""
-    if sys.platform != "linux":
-        return
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
 def _ready_key(rank: int) -> str:
     return f"rank{rank}-ready"
 
@@ -171,7 +162,7 @@ def _follow(
     resume: dict[str, Any] | None,
 ) -> None:
     """A spawned rank (1 and up): trains until rank 0 says stop or the job ends."""
-    _die_with_parent()
+    signal_when_parent_dies(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the worker died before the line above took effect
         return
     # Stopping is rank 0's to decide: a Ctrl-C to the terminal's process group must not

@@ -66,8 +66,8 @@ else
     mount=$(buildah mount "$base")
     cp -a "$work/rootfs/." "$mount/"
     buildah umount "$base" >/dev/null
-    buildah config --annotation "$standin_label=$(date -u +%F)" --env PATH=/usr/local/bin:/usr/bin:/bin \
-        --cmd python3 "$base"
+    buildah config --annotation "$standin_label=$(date -u +%F)" --cmd python3 \
+        --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$base"
     buildah commit -q "$base" "$base_image" >/dev/null
     buildah rm "$base" >/dev/null
     rm -rf "$work/rootfs"
@@ -89,6 +89,10 @@ chown -R 10001:10001 "$work/volume"
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 key=build-test-admin-key
 container=$(buildah from --pull=never "$image")
+# buildah run gives every run its own copy of an image's VOLUME (a Docker engine mounts the
+# named volume there instead); drop the declaration in this working container, so that the
+# folder mounted at that path is the one every run sees.
+buildah config --volume /var/lib/trainserve- "$container"
 run_in_image() {
     buildah run --isolation chroot --network host \
         -v "$work/volume:/var/lib/trainserve" -v "$work/data:/var/lib/trainserve/data:ro" \
@@ -123,7 +127,7 @@ run_in_image trainserve check worker || fail "the worker's health check"
 curl -fsS "${auth[@]}" "$url/jobs/$id" | .venv/bin/python -c '
 import json, sys
 job = json.load(sys.stdin)
-print(f"job {job[\"id\"]} {job[\"status\"]} on {job[\"device\"]}: test accuracy {job[\"test_accuracy\"]}")'
+print("job {id} {status} on {device}: test accuracy {test_accuracy}".format(**job))'
 
 step "classify an image over HTTP"
 .venv/bin/python - "$work/data" "$work/image.png" <<'PY'
@@ -144,6 +148,6 @@ import json, sys
 answer = json.load(sys.stdin)
 classes = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
 assert answer["label"] in classes and abs(sum(answer["probabilities"].values()) - 1) < 1e-3, answer
-print(f"predicted {answer[\"label\"]!r} with job {answer[\"job_id\"]}")' || fail "the prediction"
+print("predicted {label!r} by the model of job {job_id}".format(**answer))' || fail "the prediction"
 
 step "passed: image $size"

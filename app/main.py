@@ -8,7 +8,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import health, jobs, predict, workers
+from app.api import health, jobs, plots, predict, workers
 from app.errors import install_error_handlers
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
@@ -46,6 +46,7 @@ def create_app() -> FastAPI:
     """Build the application with its routers and error handlers."""
     app = FastAPI(title="trainserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(jobs.router)
+    app.include_router(plots.router)
     app.include_router(predict.router)
     app.include_router(workers.router)
     app.include_router(health.router)

@@ -249,6 +249,8 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/jobs/{job_id}/metrics",
         "/jobs/{job_id}/cancel",
         "/jobs/{job_id}/retry",
+        "/jobs/{job_id}/plots/loss.png",
+        "/jobs/{job_id}/plots/confusion.png",
         "/workers",
         "/predict",
         "/predict/batch",

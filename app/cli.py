@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from types import FrameType
 
 import uvicorn
@@ -47,6 +48,8 @@ def run_api(host: str, port: int, workers: int = 1) -> None:
         # Migrate once here rather than racing in every server process.
         run_migrations()
         os.environ["TRAINSERVE_MIGRATE_ON_START"] = "0"
+        # Each server process writes its metrics here; a scrape of any one adds them all up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trainserve-metrics-")
     uvicorn.run(
         "app.main:app",
         host=host,

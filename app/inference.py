@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from app.metrics import PREDICTION_BATCH
 from app.ml.predictor import ImageRejected, Prediction, Predictor, decode_image
 
 log = logging.getLogger("trainserve.inference")
@@ -108,6 +109,8 @@ class Batcher:
                 decoded.append(exc)
         images = [image for item in decoded if not isinstance(item, Exception) for image in item]
         self.batch_sizes = [*self.batch_sizes[-(RECENT_BATCHES - 1) :], len(images)]
+        if images:
+            PREDICTION_BATCH.observe(len(images))
         log.debug("forward pass over %d images from %d requests", len(images), len(requests))
         predictions = self.predictor.predict(torch.stack(images)) if images else []
         outcomes: list[list[Prediction] | Exception] = []

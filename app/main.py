@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import health, jobs, plots, predict, workers
 from app.errors import install_error_handlers
+from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
 from app.model_cache import ModelCache
@@ -65,6 +66,8 @@ def create_app() -> FastAPI:
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(ApiKeys, settings=settings)
     app.add_middleware(RequestId)
+    # Outermost but for CORS: it counts what the layers inside refuse (401, 413) too.
+    app.add_middleware(RequestMetrics, routes_from=app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -54,6 +54,8 @@ class Job(Base):
     progress_epoch: Mapped[int] = mapped_column(Integer, default=0)
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
     steps_per_epoch: Mapped[int | None] = mapped_column(Integer)
+    # Training images a second over the last heartbeat interval (all ranks together).
+    images_per_s: Mapped[float | None] = mapped_column(Float)
 
     classes: Mapped[list[str] | None] = mapped_column(JSON)
     test_accuracy: Mapped[float | None] = mapped_column(Float)

@@ -154,9 +154,18 @@ def _update_leased(session: Session, lease: Lease, **values: Any) -> None:
         raise LostJob(f"job {lease.job_id} is no longer leased to {lease.owner}")
 
 
-def heartbeat(session: Session, lease: Lease, lease_seconds: float, epoch: int, step: int) -> bool:
-    """Renew the lease and store progress; True when a cancel has been requested."""
+def heartbeat(
+    session: Session,
+    lease: Lease,
+    lease_seconds: float,
+    epoch: int,
+    step: int,
+    images_per_s: float | None = None,
+) -> bool:
+    """Renew the lease and store progress (and the training rate, when measured); True when a
+    cancel has been requested."""
     now = utcnow()
+    rate = {} if images_per_s is None else {"images_per_s": images_per_s}
     _update_leased(
         session,
         lease,
@@ -164,6 +173,7 @@ def heartbeat(session: Session, lease: Lease, lease_seconds: float, epoch: int, 
         heartbeat_at=now,
         progress_epoch=epoch,
         progress_step=step,
+        **rate,
     )
     return bool(session.scalar(select(Job.cancel_requested).where(Job.id == lease.job_id)))
 

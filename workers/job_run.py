@@ -37,8 +37,13 @@ class JobRun:
     the lease is lost it says so, and training stops without writing anything more.
     """
 
-    def __init__(self, lease: Lease, settings: Settings, shutdown: threading.Event) -> None:
+    def __init__(
+        self, lease: Lease, settings: Settings, shutdown: threading.Event, batch_size: int = 1
+    ) -> None:
         self.lease, self.settings, self.shutdown = lease, settings, shutdown
+        self.batch_size = batch_size
+        self.steps_per_epoch: int | None = None
+        self._rate_mark: tuple[float, int] | None = None  # (time, global step) at the last beat
         self.checkpoints = CheckpointStore(
             checkpoint_folder(settings.artifacts_dir, lease.job_id),
             pause_s=settings.failpoint_checkpoint_pause_seconds,
@@ -62,13 +67,24 @@ class JobRun:
         self._finished.set()
         self._heartbeat.join()
 
+    def _images_per_s(self, epoch: int, step: int) -> float | None:
+        """Training images a second since the last beat; None until two beats have seen it."""
+        if self.steps_per_epoch is None or epoch < 1:
+            return None
+        now, done = time.monotonic(), (epoch - 1) * self.steps_per_epoch + step
+        mark, self._rate_mark = self._rate_mark, (now, done)
+        if mark is None or now <= mark[0] or done < mark[1]:
+            return None
+        return (done - mark[1]) * self.batch_size / (now - mark[0])
+
     def _beat(self) -> None:
         while not self._finished.wait(self.settings.heartbeat_seconds):
             epoch, step = self._position
+            rate = self._images_per_s(epoch, step)
             try:
                 with session_scope(write=True) as session:
                     cancel = heartbeat(
-                        session, self.lease, self.settings.lease_seconds, epoch, step
+                        session, self.lease, self.settings.lease_seconds, epoch, step, rate
                     )
             except LostJob:
                 log.warning(
@@ -121,6 +137,7 @@ class JobRun:
         log.info(
             "job %s: training on %s, %d steps per epoch", self.lease.job_id, device, steps_per_epoch
         )
+        self.steps_per_epoch = steps_per_epoch
         with session_scope(write=True) as session:
             record_start(
                 session,

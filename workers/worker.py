@@ -189,7 +189,7 @@ class Worker:
             job = session.get(Job, lease.job_id)
             assert job is not None
             config = dict(job.config)
-        with JobRun(lease, self.settings, self.stop) as run:
+        with JobRun(lease, self.settings, self.stop, config["batch_size"]) as run:
             dataset = limit_samples(
                 self.datasets.load(config["dataset"]),
                 config.get("max_train_samples"),

@@ -1,8 +1,10 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes, and the Prometheus metrics."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from app.metrics import exposition
 from app.migrations import schema_is_current
 from app.schemas import HealthOut
 
@@ -27,3 +29,15 @@ def readyz() -> HealthOut | JSONResponse:
         {"status": "not ready", "detail": "database unreachable or schema not current"},
         status_code=503,
     )
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    summary="Prometheus metrics",
+    responses={200: {"content": {"text/plain": {}}, "description": "The Prometheus text format."}},
+)
+def metrics() -> Response:
+    """Requests by route and status with latency histograms, prediction batch sizes, jobs by
+    status, the queue's depth, and running jobs' training images a second."""
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)

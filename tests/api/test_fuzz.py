@@ -35,7 +35,7 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
     assert Worker(get_settings()).run_once()
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(), headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    assert len(operations) == 13  # jobs (6), plots (2), workers, predict (2), healthz, readyz
+    assert len(operations) == 14  # jobs (6), plots (2), workers, predict (2), 3 probes/metrics
     calls = 0
 
     for operation in operations:

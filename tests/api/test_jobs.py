@@ -256,6 +256,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/predict/batch",
         "/healthz",
         "/readyz",
+        "/metrics",
     }
     post_jobs = spec["paths"]["/jobs"]["post"]
     examples = post_jobs["requestBody"]["content"]["application/json"]["examples"]

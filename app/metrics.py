@@ -1,0 +1,135 @@
+"""Prometheus metrics: what the API measures itself, and what the database says of the jobs.
+
+Workers expose no port: their figures (each running job's training rate) reach the API through
+the database, where every heartbeat stores them, and are read at each scrape along with the
+jobs by status. With several API server processes, each writes its own samples to
+PROMETHEUS_MULTIPROC_DIR (set by `trainserve api --workers N`) and a scrape adds them up.
+"""
+
+import os
+import re
+import time
+from collections.abc import Iterator
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import REGISTRY, Collector
+from sqlalchemy import func, select
+from starlette.routing import Route, compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.db import session_scope
+from app.models import Job, JobStatus
+
+REQUESTS = Counter(
+    "trainserve_http_requests", "HTTP requests answered", ["method", "route", "status"]
+)
+LATENCY = Histogram(
+    "trainserve_http_request_duration_seconds",
+    "Time from a request's arrival to the end of its response",
+    ["method", "route"],
+)
+PREDICTION_BATCH = Histogram(
+    "trainserve_prediction_batch_size",
+    "Images in one forward pass of the prediction batcher",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+)
+UNMATCHED = "unmatched"  # a path no route serves: one label, however many such paths come
+
+
+class RouteTemplates:
+    """Finds the route template a path matches ("/jobs/{job_id}"), so that labels stay few."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+
+    def of(self, path: str) -> str:
+        if self._compiled is None:  # the routes are all in place by the first request
+            templates = [*self.app.openapi()["paths"]]
+            templates += [r.path for r in self.app.routes if isinstance(r, Route)]
+            self._compiled = [(compile_path(t)[0], t) for t in dict.fromkeys(templates)]
+        for pattern, template in self._compiled:
+            if pattern.match(path):
+                return template
+        return UNMATCHED
+
+
+class RequestMetrics:
+    """Counts and times every HTTP request by method, route template and status."""
+
+    def __init__(self, app: ASGIApp, routes_from: FastAPI) -> None:
+        self.app, self.routes = app, RouteTemplates(routes_from)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when the app fails before answering
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            route, method = self.routes.of(scope["path"]), scope["method"]
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+
+
+class JobsCollector(Collector):
+    """Jobs by status, the queue's depth and running jobs' training rates, read at scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        with session_scope() as session:
+            counts = dict(
+                session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            )
+            running = session.execute(
+                select(Job.id, Job.worker_id, Job.device, Job.images_per_s).where(
+                    Job.status == JobStatus.RUNNING
+                )
+            ).all()
+        jobs = GaugeMetricFamily("trainserve_jobs", "Jobs by status", labels=["status"])
+        for status in JobStatus:
+            jobs.add_metric([status.value], counts.get(status.value, 0))
+        yield jobs
+        yield GaugeMetricFamily(
+            "trainserve_queue_depth",
+            "Jobs waiting for a worker",
+            value=counts.get(JobStatus.QUEUED.value, 0),
+        )
+        rates = GaugeMetricFamily(
+            "trainserve_training_images_per_second",
+            "Training images a second of each running job, over its last heartbeat interval",
+            labels=["job_id", "worker", "device"],
+        )
+        for job_id, worker, device, rate in running:
+            if rate is not None:
+                rates.add_metric([str(job_id), worker or "", device or ""], rate)
+        yield rates
+
+
+def exposition() -> bytes:
+    """Every metric in the Prometheus text format."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        MultiProcessCollector(registry)  # the samples of every server process
+    else:
+        registry.register(_Process())
+    registry.register(JobsCollector())
+    return generate_latest(registry)
+
+
+class _Process(Collector):
+    """This process's own metrics (one server process)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from REGISTRY.collect()

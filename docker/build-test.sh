@@ -23,9 +23,24 @@ fail() { printf '\nFAILED: %s\n' "$*" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/trainserve-build-test.XXXXXX)
 container=""
+up_pid=""
+up_command=""
+stop_up() {
+    # SIGTERM to `trainserve up` itself, which stops its worker and exits, and buildah run
+    # with it. Not to buildah: it would SIGKILL what runs inside.
+    pkill -TERM -f "python3 [^ ]*/bin/$up_command" || true
+    for _ in $(seq 60); do
+        if ! kill -0 "$up_pid" 2>/dev/null && ! pgrep -f "$up_command" >/dev/null; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    echo "trainserve up did not stop in 30 s; killing it" >&2
+    pkill -KILL -f "$up_command" || true
+    kill -KILL "$up_pid" 2>/dev/null || true
+}
 cleanup() {
-    jobs -p | xargs -r kill 2>/dev/null || true
-    wait 2>/dev/null || true
+    [ -n "$up_pid" ] && stop_up
     [ -n "$container" ] && buildah rm "$container" >/dev/null 2>&1
     buildah rmi "$image" >/dev/null 2>&1 || true
     rm -rf "$work"
@@ -113,7 +128,10 @@ run_in_image() {
         -e TRAINSERVE_DOWNLOAD=0 -e TRAINSERVE_ADMIN_KEY=$key -e TRAINSERVE_WORKER_POLL_SECONDS=0.5 \
         "$container" -- "$@"
 }
-run_in_image trainserve up --host 127.0.0.1 --port "$port" >"$work/up.log" 2>&1 &
+up_command="trainserve up --host 127.0.0.1 --port $port"
+# shellcheck disable=SC2086  # the words of the command, split on purpose
+run_in_image $up_command >"$work/up.log" 2>&1 &
+up_pid=$!
 url=http://127.0.0.1:$port
 for _ in $(seq 120); do
     curl -fsS "$url/healthz" >/dev/null 2>&1 && break
@@ -163,5 +181,12 @@ answer = json.load(sys.stdin)
 classes = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
 assert answer["label"] in classes and abs(sum(answer["probabilities"].values()) - 1) < 1e-3, answer
 print("predicted {label!r} by the model of job {job_id}".format(**answer))' || fail "the prediction"
+
+step "stop the API and the worker"
+stop_up
+up_pid=""
+! pgrep -f "$up_command" >/dev/null || fail "processes of the image outlived it"
+grep -q "worker .* stopped" "$work/up.log" || { tail -n 20 "$work/up.log"; fail "no clean stop"; }
+echo "stopped cleanly"
 
 step "passed: image $size"

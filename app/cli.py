@@ -4,6 +4,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -50,13 +51,17 @@ def run_api(host: str, port: int, workers: int = 1) -> None:
         os.environ["TRAINSERVE_MIGRATE_ON_START"] = "0"
         # Each server process writes its metrics here; a scrape of any one adds them all up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trainserve-metrics-")
-    uvicorn.run(
-        "app.main:app",
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-    )
+    try:
+        uvicorn.run(
+            "app.main:app",
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=settings.log_level.lower(),
+        )
+    finally:
+        if workers > 1:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def run_worker() -> None:

@@ -37,6 +37,8 @@ PREDICTION_BATCH = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
 UNMATCHED = "unmatched"  # a path no route serves: one label, however many such paths come
+# The client chooses the method: any other word is counted as "other", so labels stay few.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RouteTemplates:
@@ -79,7 +81,8 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, recording_send)
         finally:
-            route, method = self.routes.of(scope["path"]), scope["method"]
+            route = self.routes.of(scope["path"])
+            method = scope["method"] if scope["method"] in METHODS else "other"
             REQUESTS.labels(method, route, str(status)).inc()
             LATENCY.labels(method, route).observe(time.perf_counter() - started)
 

@@ -114,6 +114,7 @@ class WorkerRecord(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     cpus: Mapped[int] = mapped_column(Integer)
+    # len(gpus), kept as a column so that the most GPUs on offer is one SQL max().
     gpu_count: Mapped[int] = mapped_column(Integer)
     gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     torch_version: Mapped[str] = mapped_column(String(64))

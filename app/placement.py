@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from app.models import JobStatus
+
 
 def gpus_needed(config: dict[str, Any]) -> int:
     """GPUs a worker must have to run a job with this resolved config (0: any worker)."""
@@ -12,7 +14,7 @@ def gpus_needed(config: dict[str, Any]) -> int:
 
 def waiting_reason(status: str, needed: int, most_gpus: int | None) -> str | None:
     """Why no live worker can run a queued job, given the most GPUs a live worker offers."""
-    if status != "queued":
+    if status != JobStatus.QUEUED:
         return None
     if most_gpus is None:
         return "no worker is running: start one with `trainserve worker`"

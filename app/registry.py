@@ -4,7 +4,7 @@ A worker counts as live while its heartbeat is younger than a lease (TRAINSERVE_
 the same rule by which its running job would be taken from it.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select, update
@@ -49,7 +49,7 @@ def register_worker(session: Session, worker_id: str, offer: WorkerOffer) -> Non
             heartbeat_at=now,
             cpus=offer.cpus,
             gpu_count=len(offer.gpus),
-            gpus=[gpu.__dict__ for gpu in offer.gpus],
+            gpus=[asdict(gpu) for gpu in offer.gpus],
             torch_version=offer.torch_version,
             current_job_id=None,
         )

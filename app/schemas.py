@@ -228,12 +228,16 @@ class BatchPredictionOut(BaseModel):
 
 
 class GpuOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     index: int
     name: str
     memory_mb: int
 
 
 class WorkerOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     hostname: str
     pid: int

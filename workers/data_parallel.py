@@ -53,11 +53,13 @@ FOLLOWER_START_S = 300.0
 STOP_CODES: list[StopReason | None] = [None, *StopReason]
 
 
-class _SharedDecisions:
-    """The stop and checkpoint decisions, made by rank 0 and broadcast to every rank."""
+class RankHooks:
+    """A rank's training hooks. Rank 0 passes the job's own `hooks` on; the other ranks record
+    nothing. Stop and checkpoint decisions are rank 0's, taken every SYNC_EVERY steps and at
+    each epoch's end and broadcast to every rank, so that all stop at the same step."""
 
-    def __init__(self, ranks: Ranks, leader_hooks: TrainingHooks | None) -> None:
-        self.ranks, self.leader_hooks = ranks, leader_hooks
+    def __init__(self, hooks: TrainingHooks | None) -> None:
+        self.hooks = hooks  # None outside rank 0
         group = dist.new_group(backend="gloo")  # CPU messages: no GPU sync to read them
         assert isinstance(group, dist.ProcessGroup)
         self.group = group
@@ -65,81 +67,45 @@ class _SharedDecisions:
         self.step = 0
         self._checkpoint_due = False
 
+    def started(self, device: str, classes: list[str], steps_per_epoch: int) -> None:
+        self.steps_per_epoch = steps_per_epoch
+        if self.hooks is not None:
+            self.hooks.started(device, classes, steps_per_epoch)
+
+    def progress(self, epoch: int, step: int) -> None:
+        self.step = step
+        if self.hooks is not None:
+            self.hooks.progress(epoch, step)
+
+    def loss_point(self, epoch: int, step: int, loss: float) -> None:
+        self.step = step
+        if self.hooks is not None:
+            self.hooks.loss_point(epoch, step, loss)
+
+    def epoch_done(self, metrics: EpochMetrics) -> None:
+        if self.hooks is not None:
+            self.hooks.epoch_done(metrics)
+
     def stop_reason(self) -> StopReason | None:
         self._checkpoint_due = False
         if self.step % SYNC_EVERY and self.step != self.steps_per_epoch:
             return None
         decision = torch.zeros(2, dtype=torch.long)
-        if self.leader_hooks is not None:
-            reason = self.leader_hooks.stop_reason()
+        if self.hooks is not None:
+            reason = self.hooks.stop_reason()
             decision[0] = STOP_CODES.index(reason)
-            decision[1] = reason is None and self.leader_hooks.checkpoint_due()
+            decision[1] = reason is None and self.hooks.checkpoint_due()
         dist.broadcast(decision, src=0, group=self.group)
         self._checkpoint_due = bool(decision[1])
         return STOP_CODES[int(decision[0])]
 
     def checkpoint_due(self) -> bool:
+        """What the last stop_reason call decided (the loop asks right after it)."""
         return self._checkpoint_due
 
-
-class LeaderHooks:
-    """Rank 0's hooks: the job's own, with stop and checkpoint decisions shared."""
-
-    def __init__(self, hooks: TrainingHooks, ranks: Ranks) -> None:
-        self.hooks = hooks
-        self.decisions = _SharedDecisions(ranks, hooks)
-
-    def started(self, device: str, classes: list[str], steps_per_epoch: int) -> None:
-        self.decisions.steps_per_epoch = steps_per_epoch
-        self.hooks.started(device, classes, steps_per_epoch)
-
-    def progress(self, epoch: int, step: int) -> None:
-        self.decisions.step = step
-        self.hooks.progress(epoch, step)
-
-    def loss_point(self, epoch: int, step: int, loss: float) -> None:
-        self.decisions.step = step
-        self.hooks.loss_point(epoch, step, loss)
-
-    def epoch_done(self, metrics: EpochMetrics) -> None:
-        self.hooks.epoch_done(metrics)
-
-    def stop_reason(self) -> StopReason | None:
-        return self.decisions.stop_reason()
-
-    def checkpoint_due(self) -> bool:
-        return self.decisions.checkpoint_due()
-
     def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
-        self.hooks.save_checkpoint(snapshot, epoch, step)
-
-
-class FollowerHooks:
-    """The other ranks' hooks: nothing recorded, rank 0's decisions followed."""
-
-    def __init__(self, ranks: Ranks) -> None:
-        self.decisions = _SharedDecisions(ranks, None)
-
-    def started(self, device: str, classes: list[str], steps_per_epoch: int) -> None:
-        self.decisions.steps_per_epoch = steps_per_epoch
-
-    def progress(self, epoch: int, step: int) -> None:
-        self.decisions.step = step
-
-    def loss_point(self, epoch: int, step: int, loss: float) -> None:
-        self.decisions.step = step
-
-    def epoch_done(self, metrics: EpochMetrics) -> None:
-        pass
-
-    def stop_reason(self) -> StopReason | None:
-        return self.decisions.stop_reason()
-
-    def checkpoint_due(self) -> bool:
-        return self.decisions.checkpoint_due()
-
-    def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
-        pass
+        if self.hooks is not None:
+            self.hooks.save_checkpoint(snapshot, epoch, step)
 
 
 def _backend(config: TrainConfig) -> str:
@@ -182,7 +148,7 @@ def _follow(
         timeout=COLLECTIVE_TIMEOUT,
     )
     try:
-        train_follower(config, train_set, test_set, classes, FollowerHooks(ranks), resume, ranks)
+        train_follower(config, train_set, test_set, classes, RankHooks(None), resume, ranks)
     except (TrainingInterrupted, TrainingDiverged):
         pass  # rank 0 saw the same and reports it
     finally:
@@ -226,9 +192,7 @@ def train_data_parallel(
             timeout=COLLECTIVE_TIMEOUT,
         )
         try:
-            result = train(
-                config, train_set, test_set, classes, LeaderHooks(hooks, ranks), resume, ranks
-            )
+            result = train(config, train_set, test_set, classes, RankHooks(hooks), resume, ranks)
         finally:
             dist.destroy_process_group()
         _join(followers)

@@ -19,6 +19,7 @@ from app.ml.images import ImageSet, normalize
 from app.ml.nets import build_model
 from workers.augment import AugmentPlan
 from workers.evaluate import Evaluation, evaluate
+from workers.offer import usable_cpus
 from workers.optim import make_lr_schedule, make_optimizer
 from workers.ranks import SINGLE, Ranks
 from workers.rng import restore_rng_states, rng_states
@@ -140,6 +141,13 @@ class TrainingHooks(Protocol):
 def resolve_device(requested: str, ranks: Ranks = SINGLE) -> torch.device:
     """The torch device for a job's `device` option, in the process of rank `ranks.rank`."""
     if requested == "cpu":
+        # More processes than cores only slows every one of them down, and each holds a copy
+        # of torch and the model in memory: refuse rather than overload the machine.
+        if ranks.size > usable_cpus():
+            raise UnsupportedOption(
+                f"the job asks for {ranks.size} CPU processes but this worker may use "
+                f"{usable_cpus()} cores"
+            )
         return torch.device("cpu")
     if torch.cuda.is_available():
         if ranks.size == 1:

@@ -60,6 +60,11 @@ def job_outs(session: Session, settings: Settings, jobs: list[Job]) -> list[JobO
     return [job_out(job, waiting_reason(job.status, job.gpus_needed, most_gpus)) for job in jobs]
 
 
+def job_view(session: Session, settings: Settings, job: Job) -> JobOut:
+    """The public view of one job row (see job_outs)."""
+    return job_outs(session, settings, [job])[0]
+
+
 def job_out(job: Job, waiting: str | None = None) -> JobOut:
     """The public view of a job row."""
     return JobOut(
@@ -119,7 +124,7 @@ def submit_job(
         existing = find_idempotent(session, idempotency_key, fingerprint)
         if existing is not None:
             response.status_code = 200
-            return job_outs(session, settings, [existing])[0]
+            return job_view(session, settings, existing)
     config = spec.resolved()
     if config["seed"] is None:
         config["seed"] = secrets.randbelow(SEED_MAX + 1)
@@ -132,7 +137,7 @@ def submit_job(
             request_fingerprint=fingerprint,
         )
         # Read inside the write transaction: another one after commit would queue for the lock.
-        view = job_outs(session, settings, [job])[0]
+        view = job_view(session, settings, job)
         session.commit()
     except IntegrityError:
         # Another request with the same key won the race; answer with its job.
@@ -142,7 +147,7 @@ def submit_job(
         if existing is None:
             raise
         response.status_code = 200
-        return job_outs(session, settings, [existing])[0]
+        return job_view(session, settings, existing)
     response.headers["Location"] = f"/jobs/{job.id}"
     return view
 
@@ -169,7 +174,7 @@ def list_jobs(
 def get_job(session: SessionDep, settings: SettingsDep, job: JobDep) -> JobOut:
     """The job's status, progress and result; for a queued job, why it waits if no live worker
     can run it."""
-    return job_outs(session, settings, [job])[0]
+    return job_view(session, settings, job)
 
 
 @router.get(
@@ -219,7 +224,7 @@ def cancel_job(
     if job is None:
         raise NotFound(f"job {job_id} not found")
     session.refresh(job)
-    view = job_outs(session, settings, [job])[0]
+    view = job_view(session, settings, job)
     session.commit()  # one write transaction for the whole request: no second wait for the lock
     if outcome is None:
         raise Conflict(f"job {job_id} has already finished (its status is {job.status})")
@@ -249,7 +254,7 @@ def retry_job(
     retry = create_job(
         session, dict(job.config), max_attempts=settings.max_attempts, retry_of=job.id
     )
-    view = job_outs(session, settings, [retry])[0]
+    view = job_view(session, settings, retry)
     session.commit()
     response.headers["Location"] = f"/jobs/{retry.id}"
     return view

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from app.api.deps import SessionDep, SettingsDep
 from app.registry import live_workers
-from app.schemas import GpuOut, WorkerList, WorkerOut
+from app.schemas import WorkerList, WorkerOut
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 
@@ -14,20 +14,4 @@ def list_workers(session: SessionDep, settings: SettingsDep) -> WorkerList:
     """Workers whose heartbeat is younger than a lease (TRAINSERVE_LEASE_SECONDS), oldest
     first, with their CPUs, GPUs and current job."""
     workers = live_workers(session, settings.lease_seconds)
-    return WorkerList(
-        items=[
-            WorkerOut(
-                id=worker.id,
-                hostname=worker.hostname,
-                pid=worker.pid,
-                started_at=worker.started_at,
-                heartbeat_at=worker.heartbeat_at,
-                cpus=worker.cpus,
-                gpus=[GpuOut(**gpu) for gpu in worker.gpus],
-                torch_version=worker.torch_version,
-                current_job_id=worker.current_job_id,
-            )
-            for worker in workers
-        ],
-        total=len(workers),
-    )
+    return WorkerList(items=[WorkerOut.model_validate(w) for w in workers], total=len(workers))

@@ -13,6 +13,7 @@ import torch
 from app.ml.cifar10 import load_cifar10
 from tests.workers.test_train import CLASSES, Collector, image_set
 from workers.data_parallel import SYNC_EVERY, train_data_parallel
+from workers.offer import usable_cpus
 from workers.runtime import UnsupportedOption
 from workers.train import StopReason, TrainConfig, TrainingInterrupted, TrainResult, train
 
@@ -131,6 +132,16 @@ def test_a_rank_that_dies_fails_the_run_at_once_with_a_clear_error() -> None:
     ):
         fit(TWO, KillsTheOtherRank())
     assert time.monotonic() - started < 60  # not the collectives' 10-minute timeout
+    assert not multiprocessing.active_children()
+
+
+def test_more_cpu_processes_than_cores_fail_before_any_process_starts() -> None:
+    cores = usable_cpus()
+    with pytest.raises(
+        UnsupportedOption,
+        match=f"^the job asks for {cores + 1} CPU processes but this worker may use {cores} cores$",
+    ):
+        fit(replace(ONE, device="auto", cpu_processes=cores + 1), Collector())
     assert not multiprocessing.active_children()
 
 

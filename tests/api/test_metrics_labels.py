@@ -1,0 +1,27 @@
+"""Labels of the request metrics stay few, whatever method or path a client sends."""
+
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def count(client: TestClient, method: str, route: str, status: str) -> float:
+    wanted = {"method": method, "route": route, "status": status}
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == "trainserve_http_requests_total" and sample.labels == wanted:
+                return float(sample.value)
+    return 0.0
+
+
+def test_unknown_methods_and_paths_share_one_label_each(client: TestClient) -> None:
+    # The counters live for the whole test process: compare before and after.
+    before = count(client, "other", "/jobs/{job_id}", "405")
+    unmatched_before = count(client, "GET", "unmatched", "404")
+    for method in ("BREW", "PROPFIND", "X-ANYTHING"):
+        assert client.request(method, "/jobs/1").status_code == 405
+    for path in ("/a", "/b/c", "/jobs/1/nothing"):
+        assert client.get(path).status_code == 404
+    assert count(client, "other", "/jobs/{job_id}", "405") == before + 3
+    assert count(client, "GET", "unmatched", "404") == unmatched_before + 3
+    for method in ("BREW", "PROPFIND", "X-ANYTHING"):
+        assert f'method="{method}"' not in client.get("/metrics").text

@@ -8,7 +8,7 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import health, jobs, plots, predict, workers
+from app.api import events, health, jobs, plots, predict, workers
 from app.errors import install_error_handlers
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
@@ -22,8 +22,9 @@ log = logging.getLogger("trainserve.api")
 
 DESCRIPTION = """Train PyTorch image classifiers over REST and serve them.
 
-Submit a job with `POST /jobs`, follow it with `GET /jobs/{id}` and `GET /jobs/{id}/metrics`,
-then classify images with `POST /predict`. Every error is JSON `{"detail": "..."}`.
+Submit a job with `POST /jobs`, follow it live with `GET /jobs/{id}/events` (or read
+`GET /jobs/{id}` and `GET /jobs/{id}/metrics`), then classify images with `POST /predict`.
+Every error is JSON `{"detail": "..."}`.
 """
 
 
@@ -47,6 +48,7 @@ def create_app() -> FastAPI:
     """Build the application with its routers and error handlers."""
     app = FastAPI(title="trainserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.include_router(jobs.router)
+    app.include_router(events.router)
     app.include_router(plots.router)
     app.include_router(predict.router)
     app.include_router(workers.router)

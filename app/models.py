@@ -1,4 +1,4 @@
-"""ORM tables: a job, its loss points and its per-epoch results; the live workers."""
+"""ORM tables: a job, its loss points, its per-epoch results and its event log; the live workers."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -119,3 +119,18 @@ class WorkerRecord(Base):
     gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     torch_version: Mapped[str] = mapped_column(String(64))
     current_job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+
+
+class JobEvent(Base):
+    """One thing that happened to a job, in the order it happened (see app/job_events.py)."""
+
+    __tablename__ = "job_event"
+    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"))
+    # 1, 2, 3... per job: the SSE event id a client resumes after.
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

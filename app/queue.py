@@ -3,17 +3,19 @@
 A running job carries a lease: the worker that claimed it (`worker_id`), the attempt number it
 claimed (`attempts`) and an expiry that the worker's heartbeat keeps pushing forward. Every write a
 worker makes is guarded by all three, so a worker that has lost its lease writes nothing more.
-Callers pass sessions opened with `session_scope(write=True)`.
+Callers pass sessions opened with `session_scope(write=True)`. Each change also appends its
+event to the job's event log (app/job_events.py), in the same transaction.
 """
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, select, update
+from sqlalchemy import and_, delete, false, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.job_events import EventKind, append_event, status_event
 from app.models import EpochResult, Job, JobStatus, LossPoint
 from app.placement import gpus_needed
 
@@ -78,6 +80,7 @@ def create_job(
     )
     session.add(job)
     session.flush()
+    status_event(session, job.id, JobStatus.QUEUED, retry_of=retry_of)
     return job
 
 
@@ -108,7 +111,10 @@ def claim_next_job(
         )
         .returning(Job.id, Job.attempts)
     ).one_or_none()
-    return None if row is None else Lease(job_id=row[0], owner=owner, attempt=row[1])
+    if row is None:
+        return None
+    status_event(session, row[0], JobStatus.RUNNING, attempt=row[1], worker_id=owner)
+    return Lease(job_id=row[0], owner=owner, attempt=row[1])
 
 
 def recover_expired_leases(session: Session, now: datetime | None = None) -> tuple[int, int]:
@@ -118,25 +124,32 @@ def recover_expired_leases(session: Session, now: datetime | None = None) -> tup
     """
     now = now or utcnow()
     expired = and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
-    failed = session.execute(
+    error = (
+        "the job's worker was lost (its lease expired without a heartbeat) "
+        "on every one of its attempts; giving up"
+    )
+    failed = session.scalars(
         update(Job)
         .where(expired, Job.attempts >= Job.max_attempts)
-        .values(
-            status=JobStatus.FAILED,
-            finished_at=now,
-            lease_expires_at=None,
-            error=(
-                "the job's worker was lost (its lease expired without a heartbeat) "
-                "on every one of its attempts; giving up"
-            ),
-        )
-    ).rowcount  # type: ignore[attr-defined]
-    requeued = session.execute(
+        .values(status=JobStatus.FAILED, finished_at=now, lease_expires_at=None, error=error)
+        .returning(Job.id)
+    ).all()
+    for job_id in failed:
+        status_event(session, job_id, JobStatus.FAILED, error=error)
+    requeued = session.scalars(
         update(Job)
         .where(expired, Job.attempts < Job.max_attempts)
         .values(status=JobStatus.QUEUED, worker_id=None, lease_expires_at=None)
-    ).rowcount  # type: ignore[attr-defined]
-    return requeued, failed
+        .returning(Job.id)
+    ).all()
+    for job_id in requeued:
+        status_event(
+            session,
+            job_id,
+            JobStatus.QUEUED,
+            reason="its worker was lost (the lease expired); it resumes from its last checkpoint",
+        )
+    return len(requeued), len(failed)
 
 
 def _update_leased(session: Session, lease: Lease, **values: Any) -> None:
@@ -175,7 +188,22 @@ def heartbeat(
         progress_step=step,
         **rate,
     )
-    return bool(session.scalar(select(Job.cancel_requested).where(Job.id == lease.job_id)))
+    cancel_requested, steps_per_epoch = session.execute(
+        select(Job.cancel_requested, Job.steps_per_epoch).where(Job.id == lease.job_id)
+    ).one()
+    if epoch >= 1:
+        append_event(
+            session,
+            lease.job_id,
+            EventKind.PROGRESS,
+            {
+                "epoch": epoch,
+                "step": step,
+                "steps_per_epoch": steps_per_epoch,
+                "images_per_s": images_per_s,
+            },
+        )
+    return bool(cancel_requested)
 
 
 def record_start(
@@ -188,6 +216,12 @@ def record_start(
         device=device,
         classes=classes,
         steps_per_epoch=steps_per_epoch,
+    )
+    append_event(
+        session,
+        lease.job_id,
+        EventKind.STARTED,
+        {"device": device, "classes": classes, "steps_per_epoch": steps_per_epoch},
     )
 
 
@@ -202,8 +236,13 @@ def restore_history(
 ) -> None:
     """Make the stored history exactly what a checkpoint holds (empty when starting over)."""
     _update_leased(session, lease, progress_epoch=epoch, progress_step=step)
-    session.execute(delete(LossPoint).where(LossPoint.job_id == lease.job_id))
-    session.execute(delete(EpochResult).where(EpochResult.job_id == lease.job_id))
+    dropped = sum(
+        session.execute(delete(table).where(table.job_id == lease.job_id)).rowcount  # type: ignore[attr-defined]
+        for table in (LossPoint, EpochResult)
+    )
+    if dropped or loss_points or epochs:
+        # Clients drop what they were sent after this point; the worker records it again.
+        append_event(session, lease.job_id, EventKind.REWOUND, {"epoch": epoch, "step": step})
     if loss_points:
         session.execute(
             insert(LossPoint),
@@ -237,6 +276,12 @@ def record_loss_point(session: Session, lease: Lease, point: LossRecord) -> None
             job_id=lease.job_id, epoch=point.epoch, step=point.step, loss=point.loss
         )
     )
+    append_event(
+        session,
+        lease.job_id,
+        EventKind.LOSS,
+        {"epoch": point.epoch, "step": point.step, "loss": point.loss},
+    )
 
 
 def record_epoch(session: Session, lease: Lease, result: EpochRecord, steps: int) -> None:
@@ -251,6 +296,18 @@ def record_epoch(session: Session, lease: Lease, result: EpochRecord, steps: int
             test_accuracy=result.test_accuracy,
             elapsed_s=result.elapsed_s,
         )
+    )
+    append_event(
+        session,
+        lease.job_id,
+        EventKind.EPOCH,
+        {
+            "epoch": result.epoch,
+            "train_loss": result.train_loss,
+            "test_loss": result.test_loss,
+            "test_accuracy": result.test_accuracy,
+            "elapsed_s": result.elapsed_s,
+        },
     )
 
 
@@ -268,6 +325,14 @@ def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
         model_path=results.model_path,
         model_sha256=results.model_sha256,
     )
+    status_event(
+        session,
+        lease.job_id,
+        JobStatus.SUCCEEDED,
+        test_accuracy=results.test_accuracy,
+        per_class_accuracy=results.per_class_accuracy,
+        confusion_matrix=results.confusion_matrix,
+    )
 
 
 def fail_job(session: Session, lease: Lease, message: str) -> None:
@@ -280,6 +345,7 @@ def fail_job(session: Session, lease: Lease, message: str) -> None:
         lease_expires_at=None,
         error=message,
     )
+    status_event(session, lease.job_id, JobStatus.FAILED, error=message)
 
 
 def cancel_running_job(session: Session, lease: Lease) -> None:
@@ -287,6 +353,7 @@ def cancel_running_job(session: Session, lease: Lease) -> None:
     _update_leased(
         session, lease, status=JobStatus.CANCELLED, finished_at=utcnow(), lease_expires_at=None
     )
+    status_event(session, lease.job_id, JobStatus.CANCELLED)
 
 
 def release_job(session: Session, lease: Lease) -> None:
@@ -298,6 +365,12 @@ def release_job(session: Session, lease: Lease) -> None:
         worker_id=None,
         lease_expires_at=None,
         attempts=Job.attempts - 1,
+    )
+    status_event(
+        session,
+        lease.job_id,
+        JobStatus.QUEUED,
+        reason="its worker stopped; the next worker resumes it from its last checkpoint",
     )
 
 
@@ -313,10 +386,17 @@ def request_cancel(session: Session, job_id: int) -> str | None:
         .values(status=JobStatus.CANCELLED, finished_at=utcnow())
     ).rowcount  # type: ignore[attr-defined]
     if cancelled:
+        status_event(session, job_id, JobStatus.CANCELLED)
         return JobStatus.CANCELLED
     flagged = session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+        .where(Job.id == job_id, Job.status == JobStatus.RUNNING, Job.cancel_requested == false())
         .values(cancel_requested=True)
     ).rowcount  # type: ignore[attr-defined]
-    return JobStatus.RUNNING if flagged else None
+    if flagged:
+        append_event(session, job_id, EventKind.CANCEL_REQUESTED, {})
+        return JobStatus.RUNNING
+    running = session.scalar(
+        select(func.count()).where(Job.id == job_id, Job.status == JobStatus.RUNNING)
+    )
+    return JobStatus.RUNNING if running else None

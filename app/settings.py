@@ -103,6 +103,23 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser (comma-separated); none: "
         "CORS off.",
     )
+    events_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="How often an open event stream (GET /jobs/{id}/events) looks for new events.",
+    )
+    events_max_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="Longest one event stream stays open; the client then resumes with "
+        "Last-Event-ID (browsers and `trainserve submit --follow` do so by themselves).",
+    )
+    shutdown_grace_seconds: int = Field(
+        default=10,
+        ge=0,
+        description="How long a stopping API waits for open requests and event streams.",
+    )
     log_level: str = Field(default="INFO", description="Log level of the API and the worker.")
     model_cache_size: int = Field(
         default=4, ge=1, description="Trained models kept in memory by the API."

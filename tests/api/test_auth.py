@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from app.cli import open_access_warning
+from app.cli.server import open_access_warning
 from app.main import create_app
 from app.settings import Settings, get_settings
 from tests.conftest import Env

@@ -247,6 +247,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/jobs",
         "/jobs/{job_id}",
         "/jobs/{job_id}/metrics",
+        "/jobs/{job_id}/events",
         "/jobs/{job_id}/cancel",
         "/jobs/{job_id}/retry",
         "/jobs/{job_id}/plots/loss.png",

@@ -1,6 +1,5 @@
-"""The `trainserve` command: run the API, a worker, both, or the migrations."""
+"""`trainserve api|up|worker|migrate|check`: the service's own processes."""
 
-import argparse
 import ipaddress
 import logging
 import os
@@ -9,11 +8,12 @@ import signal
 import subprocess
 import sys
 import tempfile
+from enum import StrEnum
 from types import FrameType
+from typing import Annotated
 
-import uvicorn
+import typer
 
-from app.checks import check_api, check_worker
 from app.logs import configure_logging
 from app.parent_death import signal_when_parent_dies
 from app.settings import Settings, get_settings
@@ -21,6 +21,7 @@ from app.settings import Settings, get_settings
 log = logging.getLogger("trainserve")
 
 WORKER_STOP_TIMEOUT_S = 60
+PANEL = "Run the service"
 
 
 def open_access_warning(host: str, settings: Settings) -> str | None:
@@ -41,6 +42,8 @@ def open_access_warning(host: str, settings: Settings) -> str | None:
 
 def run_api(host: str, port: int, workers: int = 1) -> None:
     """Serve the API under uvicorn, in `workers` processes (migrations are applied at start)."""
+    import uvicorn
+
     settings = get_settings()
     warning = open_access_warning(host, settings)
     if warning:
@@ -58,6 +61,9 @@ def run_api(host: str, port: int, workers: int = 1) -> None:
             port=port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            # Event streams stay open until their job ends: without a limit, a stop would wait
+            # for every one of them.
+            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         )
     finally:
         if workers > 1:
@@ -111,52 +117,63 @@ def run_up(host: str, port: int) -> None:
                 worker.wait()
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="trainserve", description="Train image classifiers over REST and serve them."
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in (
-        ("api", "serve the HTTP API"),
-        ("up", "serve the HTTP API with one training worker beside it"),
-    ):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--host", default="127.0.0.1", help="address to listen on")
-        sub.add_argument("--port", type=int, default=8000, help="port to listen on")
-        if name == "api":
-            sub.add_argument(
-                "--workers", type=int, default=1, help="server processes (uvicorn workers)"
-            )
-    commands.add_parser("worker", help="run a training worker")
-    commands.add_parser("migrate", help="apply database migrations")
-    check = commands.add_parser(
-        "check", help="health check for containers: exit 0 when healthy, 1 when not"
-    )
-    check.add_argument("what", choices=["api", "worker"], help="the API on loopback, or a worker")
-    check.add_argument("--port", type=int, default=8000, help="the API's port")
-    return parser
+Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Port = Annotated[int, typer.Option(help="Port to listen on.")]
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `trainserve` console script."""
-    args = build_parser().parse_args(argv)
-    configure_logging(get_settings().log_level)
-    if args.command == "api":
-        if args.workers < 1:
-            raise SystemExit("trainserve api: --workers must be at least 1")
-        run_api(args.host, args.port, args.workers)
-    elif args.command == "up":
-        run_up(args.host, args.port)
-    elif args.command == "worker":
+def register(cli: typer.Typer) -> None:
+    """Add the commands that run the service's own processes."""
+
+    @cli.command("api", rich_help_panel=PANEL)
+    def api_command(
+        host: Host = "127.0.0.1",
+        port: Port = 8000,
+        workers: Annotated[
+            int, typer.Option(min=1, help="Server processes (uvicorn workers).")
+        ] = 1,
+    ) -> None:
+        """Serve the HTTP API."""
+        _logging()
+        run_api(host, port, workers)
+
+    @cli.command("up", rich_help_panel=PANEL)
+    def up_command(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+        """Serve the HTTP API with one training worker beside it."""
+        _logging()
+        run_up(host, port)
+
+    @cli.command("worker", rich_help_panel=PANEL)
+    def worker_command() -> None:
+        """Run a training worker."""
+        _logging()
         run_worker()
-    elif args.command == "migrate":
+
+    @cli.command("migrate", rich_help_panel=PANEL)
+    def migrate_command() -> None:
+        """Apply database migrations."""
+        _logging()
         run_migrations()
-    elif args.command == "check":
-        problem = check_api(args.port) if args.what == "api" else check_worker()
+
+    @cli.command("check", rich_help_panel=PANEL)
+    def check_command(
+        what: Annotated[
+            Checked, typer.Argument(help="The API on loopback, or a worker on this machine.")
+        ],
+        port: Annotated[int, typer.Option(help="The API's port.")] = 8000,
+    ) -> None:
+        """Health check for containers: exit 0 when healthy, 1 when not."""
+        from app.checks import check_api, check_worker
+
+        problem = check_api(port) if what == Checked.API else check_worker()
         if problem is not None:
             print(problem, file=sys.stderr)
-            raise SystemExit(1)
+            raise typer.Exit(1)
 
 
-if __name__ == "__main__":
-    main()
+class Checked(StrEnum):
+    API = "api"
+    WORKER = "worker"
+
+
+def _logging() -> None:
+    configure_logging(get_settings().log_level)

@@ -1,0 +1,160 @@
+"""The trainserve command against a real server and worker with API keys on."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.conftest import CIFAR_CLASSES, Env, synthetic_split
+from tests.e2e.conftest import TRAINSERVE, Service
+
+pytestmark = pytest.mark.e2e
+
+ADMIN = "cli-admin-key"
+
+
+def run(service: Service, *args: str, key: str | None = ADMIN) -> subprocess.CompletedProcess:
+    """`trainserve ARGS` as a user runs it, the server named by TRAINSERVE_URL."""
+    environment = {**os.environ, "TRAINSERVE_URL": service.url, "COLUMNS": "200"}
+    environment.pop("TRAINSERVE_API_KEY", None)
+    if key is not None:
+        environment["TRAINSERVE_API_KEY"] = key
+    return subprocess.run(
+        [TRAINSERVE, *args], env=environment, capture_output=True, text=True, timeout=300
+    )
+
+
+def percent(fraction: float) -> str:
+    return f"{100 * fraction:.2f}%"
+
+
+@pytest.fixture
+def keyed_service(env: Env, service: Service) -> Service:
+    service.overrides["TRAINSERVE_ADMIN_KEY"] = ADMIN
+    service.start_api()
+    service.start_worker()
+    return service
+
+
+def test_submit_follow_then_read_the_job_every_way(
+    keyed_service: Service, synthetic_cifar: Path
+) -> None:
+    service = keyed_service
+    submitted = run(
+        service,
+        "submit",
+        *("--epochs", "2", "--batch-size", "16", "--log-every", "5", "--seed", "3"),
+        *("--lr", "0.01", "--set", "max_train_samples=160", "--follow"),
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    with service.client() as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN}"
+        job = client.get("/jobs/1").json()
+        metrics = client.get("/jobs/1/metrics").json()
+        listed = client.get("/jobs", params={"limit": 20}).json()
+    assert job["status"] == "succeeded"
+    assert job["config"]["max_train_samples"] == 160 and job["config"]["learning_rate"] == 0.01
+    lines = submitted.stdout.splitlines()
+    assert lines[0] == "job 1 queued"
+    for epoch in metrics["epochs"]:
+        assert (
+            f"epoch {epoch['epoch']}: train loss {epoch['train_loss']:.3f}, "
+            f"test loss {epoch['test_loss']:.3f}, "
+            f"test accuracy {percent(epoch['test_accuracy'])}"
+        ) in lines
+    assert f"test accuracy {percent(metrics['test_accuracy'])}" in submitted.stdout
+    for name in CIFAR_CLASSES:
+        row = next(line for line in lines if line.strip("│ ").startswith(name + " "))
+        assert percent(metrics["per_class_accuracy"][name]) in row
+    # The bar ends at the last step of the last epoch, with the last loss point.
+    last_loss = metrics["loss_history"][-1]["loss"]
+    assert any(
+        "20/20" in line and "epoch 2/2" in line and f"loss {last_loss:.3f}" in line
+        for line in lines
+    ), submitted.stdout
+
+    for args, expected in (
+        (("jobs", "--json"), listed),
+        (("show", "1", "--json"), job),
+        (("metrics", "1", "--json"), metrics),
+    ):
+        result = run(service, *args)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout) == expected
+    table = run(service, "jobs").stdout
+    assert "1 job" in table and "succeeded" in table and percent(job["test_accuracy"]) in table
+    shown = run(service, "show", "1").stdout
+    assert "succeeded" in shown and "attempts" in shown and "1 of 3" in shown
+    read = run(service, "metrics", "1").stdout
+    assert f"{metrics['loss_history'][0]['loss']:.3f}" in read and "TEST ACCURACY" in read
+
+    images = []
+    for index, pixels in enumerate(synthetic_split(3, seed=9)[0]):
+        path = service.env.root / f"image-{index}.png"
+        Image.fromarray(pixels.transpose(1, 2, 0)).save(path)
+        images.append(path)
+    junk = service.env.root / "notes.png"
+    junk.write_bytes(b"not an image at all")
+    predicted = run(service, "predict", *map(str, images), str(junk), "--top", "2")
+    assert predicted.returncode == 1  # one file was refused
+    with service.client() as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN}"
+        for path, line in zip(images, predicted.stdout.splitlines(), strict=True):
+            answer = client.post(
+                "/predict", files={"file": (path.name, path.read_bytes())}, params={"top_k": 2}
+            ).json()
+            first, second = answer["top_k"]
+            assert line == (
+                f"{path}: {first['label']} {percent(first['probability'])}, "
+                f"{second['label']} {percent(second['probability'])} (job 1)"
+            )
+    assert predicted.stderr.startswith(f"error: {junk}: ")
+    assert predicted.stderr.strip().endswith("(HTTP 422)")
+    assert len(predicted.stderr.strip().splitlines()) == 1
+
+
+def test_cancel_and_every_error_is_one_line_and_a_failing_exit(
+    keyed_service: Service,
+) -> None:
+    service = keyed_service
+    # No worker here has two GPUs, so the job stays queued and says why.
+    submitted = run(service, "submit", "--gpus", "2", "--json")
+    assert submitted.returncode == 0, submitted.stderr
+    job = json.loads(submitted.stdout)
+    assert job["status"] == "queued" and job["waiting_reason"]
+    cancelled = run(service, "cancel", str(job["id"]))
+    assert (cancelled.returncode, cancelled.stdout) == (0, f"job {job['id']} cancelled\n")
+
+    for args, key, message in (
+        (
+            ("cancel", str(job["id"])),
+            ADMIN,
+            f"error: job {job['id']} has already finished (its status is cancelled) (HTTP 409)",
+        ),
+        (("show", "999"), ADMIN, "error: job 999 not found (HTTP 404)"),
+        (
+            ("jobs",),
+            None,
+            "error: missing or invalid API key: send Authorization: Bearer <key> (HTTP 401)",
+        ),
+        (
+            ("jobs",),
+            "wrong-key",
+            "error: missing or invalid API key: send Authorization: Bearer <key> (HTTP 401)",
+        ),
+    ):
+        result = run(service, *args, key=key)
+        assert (result.returncode, result.stdout, result.stderr) == (1, "", message + "\n")
+
+    refused = run(service, "submit", "--set", "epochs=many")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: epochs: ") and "(HTTP 422)" in refused.stderr
+    assert len(refused.stderr.splitlines()) == 1
+    unreachable = run(service, "jobs", "--url", "http://127.0.0.1:9")
+    assert unreachable.returncode == 1
+    assert unreachable.stderr.startswith("error: cannot reach the server at http://127.0.0.1:9")
+    bad_option = run(service, "submit", "--set", "novalue")
+    assert bad_option.returncode == 2 and "is not KEY=VALUE" in bad_option.stderr

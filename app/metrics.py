@@ -17,7 +17,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
-from starlette.routing import Route, compile_path
+from starlette.routing import Mount, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import session_scope
@@ -51,7 +51,9 @@ class RouteTemplates:
     def of(self, path: str) -> str:
         if self._compiled is None:  # the routes are all in place by the first request
             templates = [*self.app.openapi()["paths"]]
-            templates += [r.path for r in self.app.routes if isinstance(r, Route)]
+            routes = self.app.routes
+            templates += [r.path for r in routes if isinstance(r, Route)]
+            templates += [f"{r.path}/{{path:path}}" for r in routes if isinstance(r, Mount)]
             self._compiled = [(compile_path(t)[0], t) for t in dict.fromkeys(templates)]
         for pattern, template in self._compiled:
             if pattern.match(path):

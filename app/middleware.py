@@ -17,7 +17,10 @@ from app.settings import Settings
 JSON_BODY_LIMIT_BYTES = 64 * 1024
 PREDICT_PREFIX = "/predict"
 BATCH_PREDICT_PATH = "/predict/batch"
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+# The probes, and the dashboard's page and files: they hold no data, and the page asks for the
+# key before it calls the API.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+OPEN_PREFIX = "/ui/"
 READ_METHODS = frozenset({"GET", "HEAD"})
 REQUEST_ID_HEADER = b"x-request-id"
 
@@ -87,6 +90,7 @@ class ApiKeys:
         if (
             scope["type"] != "http"
             or scope["path"] in OPEN_PATHS
+            or (scope["path"].startswith(OPEN_PREFIX) and scope["method"] in READ_METHODS)
             or not (self.admin or self.predict)
         ):
             await self.app(scope, receive, send)

@@ -2,12 +2,14 @@
 # Sets up ./.venv with the test tools and runs the linters and the whole test suite: against
 # SQLite, and then against PostgreSQL too when TRAINSERVE_TEST_POSTGRES_URL names a server
 # (`export TRAINSERVE_TEST_POSTGRES_URL=$(scripts/postgres.sh)` starts one on loopback).
+# The browser test (Debian's chromium and chromium-driver; skipped without them) leaves its
+# screenshot of the dashboard in docs/dashboard.png, the README's picture.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev
 .venv/bin/ruff check .
 .venv/bin/mypy app workers tests benchmarks
-.venv/bin/python -m pytest --database=sqlite "$@"
+TRAINSERVE_SCREENSHOT_DIR=docs .venv/bin/python -m pytest --database=sqlite "$@"
 if [ -n "${TRAINSERVE_TEST_POSTGRES_URL:-}" ]; then
     .venv/bin/python -m pytest --database=postgresql "$@"
 fi

@@ -1,0 +1,189 @@
+"""The dashboard in headless Chromium against a real server and worker, with API keys on."""
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service as ChromeService
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
+
+from tests.conftest import Env, synthetic_split
+from tests.e2e.conftest import Service, wait_for
+
+pytestmark = pytest.mark.e2e
+
+WebDriver = webdriver.Chrome
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+ADMIN = "dashboard-admin-key"
+SCREENSHOT_NAME = "dashboard.png"
+# Enough steps for the synthetic classes to be learnt, so that the picture shows a real curve.
+JOB = {
+    "epochs": 3,
+    "batch_size": 16,
+    "optimizer": "adam",
+    "learning_rate": 0.003,
+    "log_every": 5,
+    "seed": 3,
+}
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        message = f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})"
+        if os.environ.get("TRAINSERVE_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",  # tests may run as root
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        # Without these, Chromium keeps calling hosts that a closed network refuses.
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1400,1080",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(
+        service=ChromeService(executable_path=str(CHROMEDRIVER)), options=options
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def until(driver: WebDriver, script: str, timeout_s: float = 60) -> object:
+    """Wait until the script returns something truthy in the page; that value."""
+    return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(
+        lambda d: d.execute_script(script), message=f"never true: {script}"
+    )
+
+
+def console_errors(driver: WebDriver) -> list[dict]:
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def chart_data(driver: WebDriver, canvas: str) -> dict[str, Any]:
+    data: dict[str, Any] = driver.execute_script(
+        f"const c = Chart.getChart('{canvas}'); "
+        "return {labels: c.data.labels, data: c.data.datasets[0].data};"
+    )
+    return data
+
+
+def test_the_dashboard_shows_jobs_charts_submits_and_classifies(
+    env: Env, service: Service, synthetic_cifar: Path, browser: WebDriver
+) -> None:
+    service.overrides["TRAINSERVE_ADMIN_KEY"] = ADMIN
+    service.start_api()
+    service.start_worker()
+    api = httpx.Client(
+        base_url=service.url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+    )
+    first = api.post("/jobs", json=JOB).json()["id"]
+    wait_for(
+        lambda: api.get(f"/jobs/{first}").json()["status"] == "succeeded", 120, "never trained"
+    )
+    metrics = api.get(f"/jobs/{first}/metrics").json()
+
+    # With keys on, the page asks for one before it calls the API.
+    browser.get(service.url + "/")
+    until(browser, "return !document.querySelector('#notice').hidden")
+    assert "needs an API key" in browser.find_element(By.ID, "notice").text
+    browser.find_element(By.ID, "api-key").send_keys(ADMIN)
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
+    until(browser, f"return document.querySelector('tr[data-job-id=\"{first}\"] .status')")
+    row = browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{first}"]')
+    assert "succeeded" in row.text
+    assert f"{100 * metrics['test_accuracy']:.2f}%" in row.text
+
+    # A finished job's page: loss curve, accuracy by epoch, by class, confusion matrix.
+    browser.get(f"{service.url}/#/jobs/{first}")
+    until(browser, "return document.querySelectorAll('#confusion tr').length === 11")
+    assert browser.find_element(By.ID, "job-status").text == "succeeded"
+    loss = chart_data(browser, "loss-chart")["data"]
+    assert [point["y"] for point in loss] == [p["loss"] for p in metrics["loss_history"]]
+    # Against epochs, as the tutorial draws it: 25 steps an epoch, a point every 5.
+    assert [point["x"] for point in loss] == [(i + 1) / 5 for i in range(15)]
+    accuracy = chart_data(browser, "accuracy-chart")
+    assert accuracy["labels"] == ["epoch 1", "epoch 2", "epoch 3"]
+    assert accuracy["data"] == [100 * e["test_accuracy"] for e in metrics["epochs"]]
+    classes = chart_data(browser, "class-chart")
+    assert classes["labels"] == list(metrics["per_class_accuracy"])
+    assert classes["data"] == [100 * a for a in metrics["per_class_accuracy"].values()]
+    cells = browser.execute_script(
+        "return [...document.querySelectorAll('#confusion tr')].slice(1)"
+        ".map(r => [...r.querySelectorAll('td')].map(c => Number(c.textContent)))"
+    )
+    assert cells == metrics["confusion_matrix"]
+
+    # An image dropped on the job's page is classified by that job's model.
+    image = env.root / "upload.png"
+    Image.fromarray(synthetic_split(1, seed=11)[0][0].transpose(1, 2, 0)).save(image)
+    browser.find_element(By.CSS_SELECTOR, "#view .predict-file").send_keys(str(image))
+    until(browser, "return document.querySelector('.predicted-label').textContent")
+    answer = api.post(
+        "/predict", files={"file": ("upload.png", image.read_bytes())}, params={"job_id": first}
+    ).json()
+    label = browser.find_element(By.CSS_SELECTOR, ".predicted-label").text
+    assert (
+        label
+        == f"{answer['label']} ({100 * answer['probabilities'][answer['label']]:.2f}%, job {first})"
+    )
+    shown = browser.execute_script(
+        "return [...document.querySelectorAll('.probabilities tr')].map(r => r.dataset.label)"
+    )
+    assert shown == sorted(answer["probabilities"], key=answer["probabilities"].get, reverse=True)
+    save_screenshot(browser, env.root)
+
+    # The form submits a job, and its page follows it live to the end.
+    browser.get(service.url + "/#/")
+    form = browser.find_element(By.ID, "submit-form")
+    for name, value in (("epochs", "1"), ("max_train_samples", "160"), ("log_every", "5")):
+        field = form.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    form.find_element(By.NAME, "batch_size").send_keys("16")
+    form.find_element(By.ID, "submit-job").click()
+    until(browser, "return location.hash === '#/jobs/2'")
+    until(browser, "return document.querySelector('#job-status').textContent === 'succeeded'", 120)
+    submitted = api.get("/jobs/2").json()
+    assert {k: submitted["config"][k] for k in ("epochs", "max_train_samples", "batch_size")} == {
+        "epochs": 1,
+        "max_train_samples": 160,
+        "batch_size": 16,
+    }
+    live_loss = chart_data(browser, "loss-chart")["data"]
+    expected = api.get("/jobs/2/metrics").json()["loss_history"]
+    assert [point["y"] for point in live_loss] == [p["loss"] for p in expected]
+    assert console_errors(browser) == []
+    api.close()
+
+
+def save_screenshot(browser: WebDriver, folder: Path) -> None:
+    """A picture of the finished job's page; also where TRAINSERVE_SCREENSHOT_DIR says (the
+    README's picture is made this way by scripts/test.sh)."""
+    path = folder / SCREENSHOT_NAME
+    assert browser.save_screenshot(str(path))
+    with Image.open(path) as picture:
+        assert picture.size[0] >= 1000
+    target = os.environ.get("TRAINSERVE_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(target) / SCREENSHOT_NAME)

@@ -69,6 +69,11 @@ RULES = (
         why="cpu_processes trains on the CPU",
     ),
     OptionRule(
+        when=Condition("early_stopping_patience", at_least=1),
+        forbidden=(Condition("gpus", at_least=2), Condition("cpu_processes", at_least=2)),
+        why="early stopping is not supported yet for a job trained by several processes",
+    ),
+    OptionRule(
         when=Condition("compile", (True,)),
         forbidden=(Condition("gpus", at_least=2), Condition("cpu_processes", at_least=2)),
         why="compiling a model trained by several processes is not supported",

@@ -61,6 +61,8 @@ class Job(Base):
     test_accuracy: Mapped[float | None] = mapped_column(Float)
     per_class_accuracy: Mapped[dict[str, float] | None] = mapped_column(JSON)
     confusion_matrix: Mapped[list[list[int]] | None] = mapped_column(JSON)
+    # Early stopping: the epoch whose weights were kept.
+    best_epoch: Mapped[int | None] = mapped_column(Integer)
     model_path: Mapped[str | None] = mapped_column(String(500))
     model_sha256: Mapped[str | None] = mapped_column(String(64))
 
@@ -101,6 +103,9 @@ class EpochResult(Base):
     test_accuracy: Mapped[float] = mapped_column(Float)
     # Training time from the job's start to this epoch's end, summed over attempts.
     elapsed_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # On the training images held out by validation_fraction; none without.
+    validation_loss: Mapped[float | None] = mapped_column(Float)
+    validation_accuracy: Mapped[float | None] = mapped_column(Float)
 
 
 class WorkerRecord(Base):

@@ -38,6 +38,7 @@ class FinalResults:
     confusion_matrix: list[list[int]]
     model_path: str
     model_sha256: str
+    best_epoch: int | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,20 @@ class EpochRecord:
     test_loss: float
     test_accuracy: float
     elapsed_s: float | None = None  # training seconds up to this epoch's end (older records: none)
+    validation_loss: float | None = None
+    validation_accuracy: float | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The record as the epoch_result row and the epoch event hold it."""
+        return {
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            "test_loss": self.test_loss,
+            "test_accuracy": self.test_accuracy,
+            "elapsed_s": self.elapsed_s,
+            "validation_loss": self.validation_loss,
+            "validation_accuracy": self.validation_accuracy,
+        }
 
 
 def create_job(
@@ -254,17 +269,7 @@ def restore_history(
     if epochs:
         session.execute(
             insert(EpochResult),
-            [
-                {
-                    "job_id": lease.job_id,
-                    "epoch": e.epoch,
-                    "train_loss": e.train_loss,
-                    "test_loss": e.test_loss,
-                    "test_accuracy": e.test_accuracy,
-                    "elapsed_s": e.elapsed_s,
-                }
-                for e in epochs
-            ],
+            [{"job_id": lease.job_id, **e.fields()} for e in epochs],
         )
 
 
@@ -287,28 +292,8 @@ def record_loss_point(session: Session, lease: Lease, point: LossRecord) -> None
 def record_epoch(session: Session, lease: Lease, result: EpochRecord, steps: int) -> None:
     """Append the results of a finished epoch."""
     _update_leased(session, lease, progress_epoch=result.epoch, progress_step=steps)
-    session.execute(
-        insert(EpochResult).values(
-            job_id=lease.job_id,
-            epoch=result.epoch,
-            train_loss=result.train_loss,
-            test_loss=result.test_loss,
-            test_accuracy=result.test_accuracy,
-            elapsed_s=result.elapsed_s,
-        )
-    )
-    append_event(
-        session,
-        lease.job_id,
-        EventKind.EPOCH,
-        {
-            "epoch": result.epoch,
-            "train_loss": result.train_loss,
-            "test_loss": result.test_loss,
-            "test_accuracy": result.test_accuracy,
-            "elapsed_s": result.elapsed_s,
-        },
-    )
+    session.execute(insert(EpochResult).values(job_id=lease.job_id, **result.fields()))
+    append_event(session, lease.job_id, EventKind.EPOCH, result.fields())
 
 
 def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
@@ -324,6 +309,7 @@ def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
         confusion_matrix=results.confusion_matrix,
         model_path=results.model_path,
         model_sha256=results.model_sha256,
+        best_epoch=results.best_epoch,
     )
     status_event(
         session,
@@ -332,6 +318,7 @@ def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
         test_accuracy=results.test_accuracy,
         per_class_accuracy=results.per_class_accuracy,
         confusion_matrix=results.confusion_matrix,
+        best_epoch=results.best_epoch,
     )
 
 

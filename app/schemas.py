@@ -12,6 +12,8 @@ from app.recipes import RECIPES, RecipeName
 SEED_MAX = 2**63 - 1
 COUNT_MAX = 2**31 - 1
 PROCESSES_MAX = 64
+# Held out for early stopping when the job names no validation_fraction.
+DEFAULT_VALIDATION_FRACTION = 0.1
 
 
 def _integral_float_to_int(value: object) -> object:
@@ -92,6 +94,21 @@ class JobCreate(BaseModel):
     log_every: Count = Field(default=2000, description="Mini-batches per loss point.")
     max_train_samples: Count | None = None
     max_test_samples: Count | None = None
+    validation_fraction: float | None = Field(
+        default=None,
+        gt=0,
+        le=0.5,
+        description="Hold out this fraction of each class's training images (drawn with the "
+        "seed) and report the loss and accuracy on them after every epoch. Default: 0.1 with "
+        "early_stopping_patience, none otherwise.",
+    )
+    early_stopping_patience: Integer | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Stop when the validation loss has not improved for this many epochs; the "
+        "model saved (and tested) has the weights of the epoch with the lowest validation loss.",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     gpus: Processes | None = Field(
         default=None,
@@ -134,10 +151,13 @@ class JobCreate(BaseModel):
         """Every field's value: the recipe's where the job gives none, the job's own otherwise."""
         recipe = RECIPES[self.recipe]
         given = self.model_fields_set
-        return {
+        values = {
             name: recipe[name] if name in recipe and name not in given else value
             for name, value in self.model_dump().items()
         }
+        if values["early_stopping_patience"] and values["validation_fraction"] is None:
+            values["validation_fraction"] = DEFAULT_VALIDATION_FRACTION
+        return values
 
 
 class Progress(BaseModel):
@@ -188,6 +208,10 @@ class EpochOut(BaseModel):
     train_loss: float
     test_loss: float
     test_accuracy: float
+    validation_loss: float | None = Field(
+        default=None, description="On the held-out training images (validation_fraction)."
+    )
+    validation_accuracy: float | None = None
     elapsed_s: float | None = Field(
         description="Seconds of training (evaluation included) from the job's start to the end "
         "of this epoch, summed over attempts; null for epochs recorded before this was kept."
@@ -197,6 +221,11 @@ class EpochOut(BaseModel):
 class MetricsOut(BaseModel):
     job_id: int
     status: JobStatus
+    best_epoch: int | None = Field(
+        default=None,
+        description="With early stopping: the epoch whose weights were kept (lowest validation "
+        "loss).",
+    )
     classes: list[str] | None
     loss_history: list[LossPointOut]
     epochs: list[EpochOut]

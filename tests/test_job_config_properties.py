@@ -21,13 +21,23 @@ INT_RANGES = {
     "random_crop_padding": (0, 8),
     "gpus": (1, PROCESSES_MAX),
     "cpu_processes": (1, PROCESSES_MAX),
+    "early_stopping_patience": (1, 1000),
 }
-NULLABLE = {"seed", "max_train_samples", "max_test_samples", "gpus", "cpu_processes"}
+NULLABLE = {
+    "seed",
+    "max_train_samples",
+    "max_test_samples",
+    "gpus",
+    "cpu_processes",
+    "early_stopping_patience",
+    "validation_fraction",
+}
 FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
     "learning_rate": (0.0, False, 10.0, True),
     "momentum": (0.0, True, 1.0, False),
     "weight_decay": (0.0, True, 1.0, True),
     "label_smoothing": (0.0, True, 1.0, False),
+    "validation_fraction": (0.0, False, 0.5, True),
 }
 CHOICES = {
     "model": {"tutorial_cnn"},
@@ -61,6 +71,8 @@ def int_ok(field: str, value: Any) -> bool:
 
 
 def float_ok(field: str, value: Any) -> bool:
+    if value is None and field in NULLABLE:
+        return True
     if type(value) not in (int, float) or not math.isfinite(value):
         return False
     low, low_in, high, high_in = FLOAT_RANGES[field]
@@ -137,6 +149,7 @@ RULE_FIELDS = {
     "cuda_graphs": st.sampled_from(["auto", True, False]),
     "gpus": st.sampled_from([None, 1, 2, 2.0]),
     "cpu_processes": st.sampled_from([None, 1, 2]),
+    "early_stopping_patience": st.sampled_from([None, 1, 5]),
 }
 JOB_SCHEMA = jsonschema_rs.validator_for(JobCreate.model_json_schema())
 

@@ -88,12 +88,15 @@ def test_a_job_s_life_is_told_in_order_with_newest_progress_only(migrated_env: E
         "test_loss": 0.6,
         "test_accuracy": 0.5,
         "elapsed_s": 2.5,
+        "validation_loss": None,
+        "validation_accuracy": None,
     }
     assert by_seq[8] == {
         "status": "succeeded",
         "test_accuracy": 0.5,
         "per_class_accuracy": {"a": 1.0, "b": 0.0},
         "confusion_matrix": [[1, 0], [1, 0]],
+        "best_epoch": None,
     }
     assert [e.seq for e in events(job_id, after=5)] == [6, 7, 8]
 

@@ -2,9 +2,10 @@
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from app.ml.cifar10 import ALL_FILES, ensure_cifar10, load_cifar10
-from app.ml.images import ImageSet, balanced_indices
+from app.ml.cifar10 import ALL_FILES, DatasetError, ensure_cifar10, load_cifar10
+from app.ml.images import ImageSet, balanced_indices, stratified_split
 from app.settings import OFFICIAL_CIFAR10_URL, Settings
 
 IMAGE_SIZE = (32, 32)
@@ -68,3 +69,18 @@ def limit_samples(
         classes=dataset.classes,
         image_size=dataset.image_size,
     )
+
+
+def hold_out(train: ImageSet, config: dict[str, Any]) -> tuple[ImageSet, ImageSet | None]:
+    """The training images to train on and those held out for validation, as the job's
+    validation_fraction and seed say (none held out without a fraction)."""
+    fraction = config.get("validation_fraction")
+    if not fraction:
+        return train, None
+    kept, held = stratified_split(train.labels, fraction, config["seed"])
+    if held.numel() == 0:
+        raise DatasetError(
+            f"validation_fraction {fraction} holds out no image: every class has fewer than "
+            "2 training images"
+        )
+    return train.subset(kept), train.subset(held)

@@ -166,12 +166,15 @@ class JobRun:
             100 * metrics.evaluation.accuracy,
         )
         with session_scope(write=True) as session:
+            validation = metrics.validation
             record = EpochRecord(
                 epoch=metrics.epoch,
                 train_loss=metrics.train_loss,
                 test_loss=metrics.evaluation.loss,
                 test_accuracy=metrics.evaluation.accuracy,
                 elapsed_s=metrics.elapsed_s,
+                validation_loss=None if validation is None else validation.loss,
+                validation_accuracy=None if validation is None else validation.accuracy,
             )
             record_epoch(session, self.lease, record, metrics.steps)
 

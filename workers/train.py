@@ -18,6 +18,7 @@ from torch import nn
 from app.ml.images import ImageSet, normalize
 from app.ml.nets import build_model
 from workers.augment import AugmentPlan
+from workers.early_stopping import EarlyStopping
 from workers.evaluate import Evaluation, evaluate
 from workers.offer import usable_cpus
 from workers.optim import make_lr_schedule, make_optimizer
@@ -81,6 +82,7 @@ class TrainConfig:
     channels_last: bool | str = "auto"
     compile: bool | str = "auto"
     cuda_graphs: bool | str = "auto"
+    early_stopping_patience: int | None = None
 
     @classmethod
     def from_job_config(cls, config: dict[str, Any]) -> "TrainConfig":
@@ -108,14 +110,17 @@ class EpochMetrics:
     train_loss: float
     evaluation: Evaluation
     elapsed_s: float  # training time from the job's start to this epoch's end, over attempts
+    validation: Evaluation | None = None  # on the held-out training images, when there are some
 
-    def summary(self) -> dict[str, float | int]:
+    def summary(self) -> dict[str, float | int | None]:
         return {
             "epoch": self.epoch,
             "train_loss": self.train_loss,
             "test_loss": self.evaluation.loss,
             "test_accuracy": self.evaluation.accuracy,
             "elapsed_s": self.elapsed_s,
+            "validation_loss": None if self.validation is None else self.validation.loss,
+            "validation_accuracy": None if self.validation is None else self.validation.accuracy,
         }
 
 
@@ -124,6 +129,7 @@ class TrainResult:
     model: nn.Module
     device: str
     final: Evaluation
+    best_epoch: int | None = None  # early stopping: the epoch whose weights `model` has
 
 
 class TrainingHooks(Protocol):
@@ -200,6 +206,7 @@ class _Run:
         test_set: ImageSet,
         num_classes: int,
         ranks: Ranks = SINGLE,
+        validation_set: ImageSet | None = None,
     ) -> None:
         self.config, self.runtime, device = config, runtime, runtime.device
         self.ranks = ranks
@@ -217,6 +224,8 @@ class _Run:
             )
         self.optimizer = make_optimizer(config, self.model, capturable=runtime.cuda_graphs)
         self.train_data, self.test_data = train_set.to(device), test_set.to(device)
+        self.validation_data = None if validation_set is None else validation_set.to(device)
+        self.early_stopping = EarlyStopping(config.early_stopping_patience)
         self.size = len(self.train_data)
         self.steps_per_epoch = math.ceil(self.size / config.batch_size)
         self.schedule = make_lr_schedule(
@@ -228,7 +237,7 @@ class _Run:
         # [loss since the last loss point, loss this epoch]; stays on the device between reads
         self.loss_sums = torch.zeros(2, device=device)
         self.loss_history: list[dict[str, float | int]] = []
-        self.epoch_history: list[dict[str, float | int]] = []
+        self.epoch_history: list[dict[str, float | int | None]] = []
         self.scaler: torch.amp.GradScaler | None = None
         self._scaler_state: dict[str, Any] | None = None
         self._elapsed_before = 0.0  # training seconds of earlier attempts
@@ -253,6 +262,7 @@ class _Run:
         self.at = _Position(epoch=snapshot["epoch"], step=snapshot["step"])
         self.loss_history = list(snapshot["loss_history"])
         self.epoch_history = list(snapshot["epochs"])
+        self.early_stopping.restore(snapshot.get("early_stopping"))
         if self.at.step == self.steps_per_epoch:  # that epoch was finished and evaluated
             self.at = _Position(epoch=self.at.epoch + 1, step=0)
         else:
@@ -288,6 +298,7 @@ class _Run:
             "loss_history": self.loss_history,
             "epochs": self.epoch_history,
             "elapsed_s": self.elapsed_s(),
+            "early_stopping": self.early_stopping.state(),
         }
 
     def elapsed_s(self) -> float:
@@ -366,8 +377,10 @@ def train(
     hooks: TrainingHooks,
     resume: dict[str, Any] | None = None,
     ranks: Ranks = SINGLE,
+    validation_set: ImageSet | None = None,
 ) -> TrainResult:
-    """Train config.model on train_set, evaluating on test_set after every epoch.
+    """Train config.model on train_set, evaluating on test_set (and validation_set, which early
+    stopping watches) after every epoch.
 
     With `resume` (a snapshot the loop handed to `hooks.save_checkpoint`), training continues
     from that exact point: same weights, optimizer state, batch order, random state and history.
@@ -375,9 +388,16 @@ def train(
     `train_follower` in their own processes at the same time.
     """
     assert ranks.leader
-    run, evaluation = _train(config, train_set, test_set, classes, hooks, resume, ranks)
+    run, evaluation = _train(
+        config, train_set, test_set, classes, hooks, resume, ranks, validation_set
+    )
     assert evaluation is not None
-    return TrainResult(model=run.model, device=str(run.runtime.device), final=evaluation)
+    return TrainResult(
+        model=run.model,
+        device=str(run.runtime.device),
+        final=evaluation,
+        best_epoch=run.early_stopping.best_epoch,
+    )
 
 
 def train_follower(
@@ -402,10 +422,11 @@ def _train(
     hooks: TrainingHooks,
     resume: dict[str, Any] | None,
     ranks: Ranks,
+    validation_set: ImageSet | None = None,
 ) -> tuple[_Run, Evaluation | None]:
     runtime = runtime_for(config, ranks)
     with runtime.applied():
-        run = _Run(config, runtime, train_set, test_set, len(classes), ranks)
+        run = _Run(config, runtime, train_set, test_set, len(classes), ranks, validation_set)
         if resume is not None:
             run.restore(resume)
         step = run.make_step()
@@ -423,7 +444,7 @@ def _train_epochs(
     """The epochs; the test-set evaluation of the last (None outside rank 0)."""
     config, leader = run.config, run.ranks.leader
     evaluation: Evaluation | None = None
-    while run.at.epoch <= config.epochs:
+    while run.at.epoch <= config.epochs and not run.early_stopping.stopped:
         at = run.at
         run.model.train()
         run.start_epoch()
@@ -453,14 +474,26 @@ def _train_epochs(
         if leader:
             evaluation = evaluate(run.model, run.test_data, classes)
             _finite(evaluation.loss, "test loss", at.epoch, at.step)
+            validation = None
+            if run.validation_data is not None:
+                validation = evaluate(run.model, run.validation_data, classes)
+                _finite(validation.loss, "validation loss", at.epoch, at.step)
+                run.early_stopping.observe(at.epoch, validation.loss, run.model)
             metrics = EpochMetrics(
-                at.epoch, run.steps_per_epoch, train_loss, evaluation, elapsed_s=run.elapsed_s()
+                at.epoch,
+                run.steps_per_epoch,
+                train_loss,
+                evaluation,
+                elapsed_s=run.elapsed_s(),
+                validation=validation,
             )
             run.epoch_history.append(metrics.summary())
             hooks.epoch_done(metrics)
         hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)
         run.end_epoch()
 
-    if evaluation is None and leader:  # resumed after the last epoch had already finished
+    if run.early_stopping.restore_best(run.model):
+        evaluation = None  # the test results must be the kept weights'
+    if evaluation is None and leader:  # or resumed after the last epoch had already finished
         evaluation = evaluate(run.model, run.test_data, classes)
     return evaluation

@@ -32,7 +32,7 @@ from app.queue import (
 from app.registry import WorkerOffer, register_worker, unregister_worker, worker_heartbeat
 from app.settings import Settings, get_settings
 from workers.data_parallel import train_data_parallel
-from workers.datasets import DatasetCache, limit_samples
+from workers.datasets import DatasetCache, hold_out, limit_samples
 from workers.job_run import JobRun, checkpoint_folder
 from workers.offer import detect_offer
 from workers.runtime import UnsupportedOption
@@ -197,15 +197,21 @@ class Worker:
             )
             resume = run.load_checkpoint()
             train_config = TrainConfig.from_job_config(config)
-            trainer = train if train_config.processes == 1 else train_data_parallel
-            result = trainer(
-                train_config,
-                dataset.train,
-                dataset.test,
-                dataset.classes,
-                run,
-                resume=resume,
-            )
+            if train_config.processes == 1:
+                training, validation = hold_out(dataset.train, config)
+                result = train(
+                    train_config,
+                    training,
+                    dataset.test,
+                    dataset.classes,
+                    run,
+                    resume=resume,
+                    validation_set=validation,
+                )
+            else:
+                result = train_data_parallel(
+                    train_config, dataset.train, dataset.test, dataset.classes, run, resume=resume
+                )
             run.confirm_lease()
             # Named by attempt, so that a worker that lost its lease a moment ago cannot
             # overwrite the file its successor records.
@@ -227,6 +233,7 @@ class Worker:
                         confusion_matrix=result.final.confusion_matrix,
                         model_path=relative_path.as_posix(),
                         model_sha256=sha256,
+                        best_epoch=result.best_epoch,
                     ),
                 )
         shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)

@@ -28,13 +28,14 @@ EVENTS_DESCRIPTION = """Everything recorded for the job, oldest first, then new 
 happen; the stream ends after the job's final `status` event. Each event's `data` is JSON:
 
 - `status`: `{"status": ...}` with `attempt` and `worker_id` when running, `error` when failed,
-  `reason` when requeued, `test_accuracy`, `per_class_accuracy` and `confusion_matrix` when
-  succeeded;
+  `reason` when requeued, `test_accuracy`, `per_class_accuracy`, `confusion_matrix` and
+  `best_epoch` when succeeded;
 - `started`: `device`, `classes`, `steps_per_epoch` (again after each resume);
 - `progress`: `epoch`, `step`, `steps_per_epoch`, `images_per_s` (every heartbeat; only the
   newest is replayed);
 - `loss`: `epoch`, `step`, `loss` (every `log_every` mini-batches);
-- `epoch`: `epoch`, `train_loss`, `test_loss`, `test_accuracy`, `elapsed_s`;
+- `epoch`: `epoch`, `train_loss`, `test_loss`, `test_accuracy`, `elapsed_s`,
+  `validation_loss`, `validation_accuracy`;
 - `rewound`: `epoch`, `step`: the job resumed from its checkpoint there; drop loss points and
   epochs after it, they are sent again;
 - `cancel_requested`: `{}`.

@@ -185,6 +185,7 @@ def get_metrics(job: JobDep) -> MetricsOut:
     return MetricsOut(
         job_id=job.id,
         status=JobStatus(job.status),
+        best_epoch=job.best_epoch,
         classes=job.classes,
         loss_history=[
             LossPointOut(epoch=p.epoch, step=p.step, loss=p.loss) for p in job.loss_points
@@ -196,6 +197,8 @@ def get_metrics(job: JobDep) -> MetricsOut:
                 test_loss=e.test_loss,
                 test_accuracy=e.test_accuracy,
                 elapsed_s=e.elapsed_s,
+                validation_loss=e.validation_loss,
+                validation_accuracy=e.validation_accuracy,
             )
             for e in job.epoch_results
         ],

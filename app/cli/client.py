@@ -73,6 +73,8 @@ def follow_job(remote: Remote, job: dict[str, Any]) -> None:
     final = live.final or {}
     status = final.get("status", live.status)
     if status == "succeeded":
+        if final.get("best_epoch"):
+            out.print(f"early stopping kept the weights of epoch {final['best_epoch']}")
         out.print(render.per_class_table(final["per_class_accuracy"], final["test_accuracy"]))
         return
     reason = f": {final['error']}" if final.get("error") else ""
@@ -180,7 +182,7 @@ def register(cli: typer.Typer) -> None:
             render.print_json(out, found)
             return
         out.print(render.loss_table(found["loss_history"]))
-        out.print(render.epochs_table(found["epochs"]))
+        out.print(render.epochs_table(found["epochs"], found["best_epoch"]))
         if found["per_class_accuracy"]:
             out.print(render.per_class_table(found["per_class_accuracy"], found["test_accuracy"]))
         else:

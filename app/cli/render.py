@@ -89,19 +89,31 @@ def job_table(job: dict[str, Any]) -> Table:
     return table
 
 
-def epochs_table(epochs: list[dict[str, Any]]) -> Table:
-    table = Table(title="epochs", title_justify="left")
-    for column in ("EPOCH", "TRAIN LOSS", "TEST LOSS", "TEST ACCURACY", "TIME"):
+def epochs_table(epochs: list[dict[str, Any]], best_epoch: int | None = None) -> Table:
+    validated = any(epoch.get("validation_loss") is not None for epoch in epochs)
+    kept = "" if best_epoch is None else f" (early stopping kept epoch {best_epoch})"
+    table = Table(title="epochs" + kept, title_justify="left")
+    columns = ["EPOCH", "TRAIN LOSS", "TEST LOSS", "TEST ACCURACY", "TIME"]
+    if validated:
+        columns[2:2] = ["VAL LOSS", "VAL ACCURACY"]
+    for column in columns:
         table.add_column(column, justify="right")
     for epoch in epochs:
+        row = [str(epoch["epoch"]), f"{epoch['train_loss']:.3f}"]
+        if validated:
+            held_out = epoch.get("validation_loss")
+            row += (
+                ["-", "-"]
+                if held_out is None
+                else [f"{held_out:.3f}", percent(epoch["validation_accuracy"])]
+            )
         elapsed = epoch["elapsed_s"]
-        table.add_row(
-            str(epoch["epoch"]),
-            f"{epoch['train_loss']:.3f}",
+        row += [
             f"{epoch['test_loss']:.3f}",
             percent(epoch["test_accuracy"]),
             "-" if elapsed is None else f"{elapsed:.1f}s",
-        )
+        ]
+        table.add_row(*row)
     return table
 
 
@@ -186,8 +198,10 @@ class LiveJob:
                 self.bar.update(self.task, loss=f"{self.loss:.3f}")
         elif event.kind == "epoch":
             self._move(data["epoch"], self.steps_per_epoch or 0)
+            held_out = data.get("validation_loss")
+            validation = "" if held_out is None else f"validation loss {held_out:.3f}, "
             self.bar.console.print(
-                f"epoch {data['epoch']}: train loss {data['train_loss']:.3f}, "
+                f"epoch {data['epoch']}: train loss {data['train_loss']:.3f}, {validation}"
                 f"test loss {data['test_loss']:.3f}, "
                 f"test accuracy {percent(data['test_accuracy'])}"
             )

@@ -253,7 +253,10 @@ function jobView(view, jobId) {
       parsing: false,
       scales: { x: { type: "linear", title: { display: true, text: "epoch" } } },
     }),
-    accuracy: chart($("#accuracy-chart"), "line", [{ label: "test accuracy %", data: [] }], {
+    accuracy: chart($("#accuracy-chart"), "line", [
+      { label: "test accuracy %", data: [] },
+      { label: "validation accuracy %", data: [], hidden: true },
+    ], {
       scales: { y: { min: 0, max: 100 } },
     }),
     classes: chart($("#class-chart"), "bar", [{ label: "test accuracy %", data: [] }], {
@@ -274,6 +277,7 @@ function jobView(view, jobId) {
     .then((found) => {
       job.epochs = found.config.epochs;
       job.stepsPerEpoch = found.progress.steps_per_epoch;
+      job.found = found;
       showJob(found);
       state.leave.push(followEvents(jobId, (kind, data) => onEvent(job, charts, kind, data)));
     })
@@ -284,6 +288,10 @@ function showJob(found) {
   statusBadge($("#job-status"), found.status);
   $("#cancel-job").hidden = FINISHED.has(found.status);
   $("#job-progress").style.width = `${(100 * progressOf(found)).toFixed(1)}%`;
+  showSummary(found);
+}
+
+function showSummary(found) {
   const config = found.config;
   $("#job-summary").textContent =
     `${config.epochs} epochs, batch ${config.batch_size}, ${config.optimizer} ` +
@@ -300,12 +308,16 @@ function onEvent(job, charts, kind, data) {
     }
     if (data.status === "succeeded") {
       $("#job-progress").style.width = "100%";
+      if (data.best_epoch) {
+        $("#job-summary").textContent += ` · early stopping kept epoch ${data.best_epoch}`;
+      }
       showClasses(charts.classes, data.per_class_accuracy);
       showConfusion(job.classes || Object.keys(data.per_class_accuracy), data.confusion_matrix);
     }
   } else if (kind === "started") {
     job.stepsPerEpoch = data.steps_per_epoch;
     job.classes = data.classes;
+    showSummary(Object.assign({}, job.found, { device: data.device }));
   } else if (kind === "progress") {
     setProgress(job, data.epoch, data.step);
   } else if (kind === "loss") {
@@ -340,6 +352,10 @@ function drawLoss(job, lossChart) {
 function drawAccuracy(job, accuracyChart) {
   accuracyChart.data.labels = job.epochResults.map((e) => `epoch ${e.epoch}`);
   accuracyChart.data.datasets[0].data = job.epochResults.map((e) => 100 * e.test_accuracy);
+  const validated = job.epochResults.some((e) => e.validation_accuracy != null);
+  accuracyChart.data.datasets[1].hidden = !validated;
+  accuracyChart.data.datasets[1].data = job.epochResults.map((e) =>
+    e.validation_accuracy == null ? null : 100 * e.validation_accuracy);
   accuracyChart.update();
 }
 

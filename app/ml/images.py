@@ -51,6 +51,25 @@ def balanced_indices(labels: torch.Tensor, limit: int | None) -> torch.Tensor:
     return torch.sort(order[:limit]).values
 
 
+def stratified_split(
+    labels: torch.Tensor, fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the examples kept for training and of those held out: round(fraction * n) of
+    each class's n examples (at least one, and never all), drawn at random with `seed`."""
+    generator = torch.Generator().manual_seed(seed)
+    held: list[torch.Tensor] = []
+    for label in torch.unique(labels, sorted=True):
+        members = torch.nonzero(labels == label).flatten()
+        if members.numel() < 2:
+            continue  # a class of one example cannot give any away
+        count = min(max(1, round(fraction * members.numel())), members.numel() - 1)
+        held.append(members[torch.randperm(members.numel(), generator=generator)[:count]])
+    held_out = torch.sort(torch.cat(held)).values if held else torch.empty(0, dtype=torch.long)
+    keep = torch.ones(labels.shape[0], dtype=torch.bool)
+    keep[held_out] = False
+    return torch.nonzero(keep).flatten(), held_out
+
+
 @lru_cache(maxsize=8)
 def _mean_and_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # Made once per device: building them per batch would copy from the host at every step.

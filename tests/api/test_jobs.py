@@ -23,6 +23,8 @@ TUTORIAL_DEFAULTS = {
     "log_every": 2000,
     "max_train_samples": None,
     "max_test_samples": None,
+    "validation_fraction": None,
+    "early_stopping_patience": None,
     "device": "auto",
     "gpus": None,
     "cpu_processes": None,
@@ -202,6 +204,7 @@ def test_metrics_of_a_queued_job_are_empty(client: TestClient) -> None:
     assert client.get(f"/jobs/{job_id}/metrics").json() == {
         "job_id": job_id,
         "status": "queued",
+        "best_epoch": None,
         "classes": None,
         "loss_history": [],
         "epochs": [],

@@ -17,6 +17,7 @@ from app.settings import Settings
 JSON_BODY_LIMIT_BYTES = 64 * 1024
 PREDICT_PREFIX = "/predict"
 BATCH_PREDICT_PATH = "/predict/batch"
+DATASETS_PATH = "/datasets"
 # The probes, and the dashboard's page and files: they hold no data, and the page asks for the
 # key before it calls the API.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
@@ -143,6 +144,7 @@ class BodyLimit:
         self.app = app
         self.predict_limit = settings.max_predict_bytes
         self.batch_limit = settings.max_batch_predict_bytes
+        self.dataset_limit = settings.max_dataset_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in READ_METHODS:
@@ -151,6 +153,8 @@ class BodyLimit:
         path: str = scope["path"]
         if path == BATCH_PREDICT_PATH:
             limit = self.batch_limit
+        elif path == DATASETS_PATH:
+            limit = self.dataset_limit
         elif path.startswith(PREDICT_PREFIX):
             limit = self.predict_limit
         else:

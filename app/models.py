@@ -139,3 +139,35 @@ class JobEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DatasetStatus(StrEnum):
+    QUEUED = "queued"  # uploaded and checked; waits for a worker to decode it
+    INGESTING = "ingesting"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class Dataset(Base):
+    """An uploaded dataset: its upload, then the decoded tensors a worker made of it."""
+
+    __tablename__ = "dataset"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    # How to make it: image_size, test_fraction, seed.
+    options: Mapped[dict[str, Any]] = mapped_column(JSON)
+    upload_bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    classes: Mapped[list[str] | None] = mapped_column(JSON)
+    # Images per class in each split: {"train": {"cat": 5000, ...}, "test": {...}}.
+    counts: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
+    image_size: Mapped[int | None] = mapped_column(Integer)
+    # "archive": the archive's own test/ folders; "drawn": held out with test_fraction.
+    test_split: Mapped[str | None] = mapped_column(String(16))
+    ignored_files: Mapped[int | None] = mapped_column(Integer)

@@ -1,12 +1,13 @@
 """Request and response bodies of the HTTP API."""
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from app.job_rules import broken_rule, rules_json_schema
-from app.models import JobStatus
+from app.models import DatasetStatus, JobStatus
 from app.recipes import RECIPES, RecipeName
 
 SEED_MAX = 2**63 - 1
@@ -29,6 +30,21 @@ Integer = Annotated[int, BeforeValidator(_integral_float_to_int)]
 Count = Annotated[int, Field(ge=1, le=COUNT_MAX), BeforeValidator(_integral_float_to_int)]
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX), BeforeValidator(_integral_float_to_int)]
 Processes = Annotated[int, Field(ge=1, le=PROCESSES_MAX), BeforeValidator(_integral_float_to_int)]
+Patience = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_integral_float_to_int)]
+Fraction = Annotated[float, Field(gt=0, le=0.5)]
+
+
+DATASET_NAME = re.compile(r"^(cifar10|ds-[0-9a-f]{12})$")
+
+
+def _dataset_name(value: object) -> object:
+    # Before the pattern check, to say what is meant rather than quote the regular expression.
+    if isinstance(value, str) and not DATASET_NAME.match(value):
+        raise ValueError(
+            f'{value[:40]!r} is neither "cifar10" nor a dataset id (ds- and 12 hex digits; '
+            "see GET /datasets)"
+        )
+    return value
 
 
 def _true_false_or_auto(value: object) -> object:
@@ -69,7 +85,11 @@ class JobCreate(BaseModel):
         "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
     )
     model: Literal["tutorial_cnn"] = "tutorial_cnn"
-    dataset: Literal["cifar10"] = "cifar10"
+    dataset: Annotated[str, BeforeValidator(_dataset_name)] = Field(
+        default="cifar10",
+        pattern=DATASET_NAME.pattern,
+        description='"cifar10", or the id of a ready uploaded dataset (POST /datasets).',
+    )
     epochs: Integer = Field(default=2, ge=1, le=1000)
     batch_size: Integer = Field(default=4, ge=1, le=65536)
     optimizer: Literal["sgd", "adam"] = "sgd"
@@ -94,18 +114,14 @@ class JobCreate(BaseModel):
     log_every: Count = Field(default=2000, description="Mini-batches per loss point.")
     max_train_samples: Count | None = None
     max_test_samples: Count | None = None
-    validation_fraction: float | None = Field(
+    validation_fraction: Fraction | None = Field(
         default=None,
-        gt=0,
-        le=0.5,
         description="Hold out this fraction of each class's training images (drawn with the "
         "seed) and report the loss and accuracy on them after every epoch. Default: 0.1 with "
         "early_stopping_patience, none otherwise.",
     )
-    early_stopping_patience: Integer | None = Field(
+    early_stopping_patience: Patience | None = Field(
         default=None,
-        ge=1,
-        le=1000,
         description="Stop when the validation loss has not improved for this many epochs; the "
         "model saved (and tested) has the weights of the epoch with the lowest validation loss.",
     )
@@ -280,6 +296,41 @@ class WorkerOut(BaseModel):
 
 class WorkerList(BaseModel):
     items: list[WorkerOut] = Field(description="Live workers, oldest first.")
+    total: int
+
+
+class DatasetOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str = Field(description='What a job names in its "dataset" field.')
+    name: str = Field(description="The uploaded file's name.")
+    kind: Literal["images"]
+    status: DatasetStatus = Field(
+        description="queued (waits for a worker to decode it), ingesting, ready or failed."
+    )
+    options: dict[str, object] = Field(description="image_size, test_fraction and seed.")
+    upload_bytes: int
+    created_at: datetime
+    finished_at: datetime | None
+    error: str | None = Field(
+        description="Why it failed (for example, the files that are not images)."
+    )
+    classes: list[str] | None = Field(description="Class names: train/'s folder names, sorted.")
+    counts: dict[str, dict[str, int]] | None = Field(
+        description='Images per class in each split: {"train": {...}, "test": {...}}.'
+    )
+    image_size: int | None = Field(description="Every image was resized to this square size.")
+    test_split: Literal["archive", "drawn"] | None = Field(
+        description="archive: its own test/ folders; drawn: test_fraction of each class of "
+        "train/, drawn with the seed."
+    )
+    ignored_files: int | None = Field(
+        description="Entries skipped: folders, files beside the splits and desktop junk."
+    )
+
+
+class DatasetList(BaseModel):
+    items: list[DatasetOut] = Field(description="Newest first.")
     total: int
 
 

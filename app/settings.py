@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest /predict/batch request body, in bytes.",
     )
+    max_dataset_bytes: int = Field(
+        default=1024**3,
+        ge=1024,
+        description="Largest dataset upload (POST /datasets request body), in bytes.",
+    )
     max_predict_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest /predict request body, in bytes."
     )

@@ -10,7 +10,15 @@ from app.db import Base, get_engine
 from app.migrations import alembic_config, head_revision, schema_is_current, upgrade_to_head
 from tests.conftest import Env
 
-TABLES = {"alembic_version", "job", "loss_point", "epoch_result", "worker", "job_event"}
+TABLES = {
+    "alembic_version",
+    "job",
+    "loss_point",
+    "epoch_result",
+    "worker",
+    "job_event",
+    "dataset",
+}
 
 
 def differences() -> list[object]:

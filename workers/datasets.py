@@ -4,7 +4,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.dataset_queue import images_path
 from app.ml.cifar10 import ALL_FILES, DatasetError, ensure_cifar10, load_cifar10
+from app.ml.image_folders import load_image_folders
 from app.ml.images import ImageSet, balanced_indices, stratified_split
 from app.settings import OFFICIAL_CIFAR10_URL, Settings
 
@@ -36,9 +38,9 @@ class DatasetCache:
         self._value: LoadedDataset | None = None
 
     def load(self, name: str) -> LoadedDataset:
-        """The full dataset called `name`; only "cifar10" exists so far."""
+        """The full dataset called `name`: "cifar10", or an uploaded one by its id."""
         if name != "cifar10":
-            raise ValueError(f"unknown dataset {name!r}")
+            return self._load_uploaded(name)
         folder = ensure_cifar10(
             self.settings.data_dir,
             download=self.settings.download,
@@ -50,6 +52,22 @@ class DatasetCache:
             self._value = None  # frees the old copy before the new one is decoded
             train, test, classes = load_cifar10(folder)
             self._key, self._value = key, LoadedDataset(train, test, classes, IMAGE_SIZE)
+        return self._value
+
+    def _load_uploaded(self, dataset_id: str) -> LoadedDataset:
+        path = images_path(self.settings.data_dir, dataset_id)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise DatasetError(
+                f"dataset {dataset_id} is not on this worker's disk ({path}): it was deleted, "
+                "or this worker does not share the API's TRAINSERVE_DATA_DIR"
+            ) from None
+        key = (path.resolve(), ((path.name, stat.st_size, stat.st_mtime_ns),))
+        if key != self._key or self._value is None:
+            self._value = None
+            train, test, classes, size = load_image_folders(path)
+            self._key, self._value = key, LoadedDataset(train, test, classes, (size, size))
         return self._value
 
 

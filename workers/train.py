@@ -213,7 +213,9 @@ class _Run:
         # Every rank draws the same initial weights, batch order and augmentations.
         torch.manual_seed(config.seed)
         self.shuffle = torch.Generator().manual_seed(config.seed)
-        self.model = build_model(config.model, num_classes=num_classes)
+        self.model = build_model(
+            config.model, num_classes=num_classes, image_size=train_set.images.shape[-1]
+        )
         self.model.to(device).to(memory_format=runtime.memory_format)
         self.wrapped: nn.Module | None = None
         if ranks.size > 1:

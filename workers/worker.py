@@ -33,6 +33,7 @@ from app.registry import WorkerOffer, register_worker, unregister_worker, worker
 from app.settings import Settings, get_settings
 from workers.data_parallel import train_data_parallel
 from workers.datasets import DatasetCache, hold_out, limit_samples
+from workers.ingest import claim_dataset, ingest
 from workers.job_run import JobRun, checkpoint_folder
 from workers.offer import detect_offer
 from workers.runtime import UnsupportedOption
@@ -124,7 +125,12 @@ class Worker:
                 self.stop.wait(self.settings.worker_poll_seconds)
 
     def run_once(self) -> bool:
-        """Claim and run one queued job; False when the queue was empty."""
+        """Decode one uploaded dataset, or else claim and run one queued job; False when there
+        was nothing to do."""
+        dataset = claim_dataset(self.settings, self.worker_id)
+        if dataset is not None:
+            ingest(self.settings, self.worker_id, dataset)
+            return True
         with session_scope(write=True) as session:
             requeued, failed = recover_expired_leases(session)
         if requeued or failed:

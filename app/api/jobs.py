@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.api.datasets import check_usable
 from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
 from app.errors import Conflict, NotFound
 from app.models import Job, JobStatus
@@ -98,7 +99,12 @@ def job_out(job: Job, waiting: str | None = None) -> JobOut:
     response_model=JobOut,
     responses={
         200: {"model": JobOut, "description": "Idempotent replay: the job made for this key."},
-        409: {"model": ErrorOut, "description": "The Idempotency-Key was used with another body."},
+        404: {"model": ErrorOut, "description": "The job names a dataset that does not exist."},
+        409: {
+            "model": ErrorOut,
+            "description": "The Idempotency-Key was used with another body, or the job's "
+            "dataset is not ready.",
+        },
         422: {"model": ErrorOut, "description": "A field is unknown, mistyped or out of range."},
     },
     summary="Submit a training job",
@@ -119,6 +125,8 @@ def submit_job(
 ) -> JobOut:
     """Queue a job; every field is optional and the defaults reproduce the tutorial."""
     spec = spec or JobCreate()
+    if spec.dataset != "cifar10":
+        check_usable(session, spec.dataset)
     fingerprint = request_fingerprint(spec) if idempotency_key else None
     if idempotency_key:
         existing = find_idempotent(session, idempotency_key, fingerprint)

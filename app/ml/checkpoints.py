@@ -93,10 +93,10 @@ def load_model(source: Path | BinaryIO, device: torch.device | str = "cpu") -> S
     values are unpickled."""
     payload = torch.load(source, map_location=device, weights_only=True)
     classes = list(payload["classes"])
-    model = build_model(payload["arch"], num_classes=len(classes))
+    height, width = payload["image_size"]
+    model = build_model(payload["arch"], num_classes=len(classes), image_size=width)
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
-    height, width = payload["image_size"]
     return SavedModel(
         model=model, arch=payload["arch"], classes=classes, image_size=(height, width)
     )

@@ -8,12 +8,16 @@ from torch import nn
 class TutorialCNN(nn.Module):
     """The CNN of PyTorch's CIFAR-10 tutorial: two 5x5 convolutions and three linear layers."""
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, image_size: int = 32) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 6, 5)
         self.pool = nn.MaxPool2d(2, 2)
         self.conv2 = nn.Conv2d(6, 16, 5)
-        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        # Two 5x5 convolutions, each followed by 2x2 pooling: 32 pixels become 5.
+        side = ((image_size - 4) // 2 - 4) // 2
+        if side < 1:
+            raise ValueError(f"images of {image_size} pixels are too small for this model")
+        self.fc1 = nn.Linear(16 * side * side, 120)
         self.fc2 = nn.Linear(120, 84)
         self.fc3 = nn.Linear(84, num_classes)
 
@@ -29,9 +33,9 @@ class TutorialCNN(nn.Module):
 ARCHITECTURES: dict[str, type[nn.Module]] = {"tutorial_cnn": TutorialCNN}
 
 
-def build_model(arch: str, num_classes: int) -> nn.Module:
-    """A freshly initialised model of the named architecture."""
+def build_model(arch: str, num_classes: int, image_size: int = 32) -> nn.Module:
+    """A freshly initialised model of the named architecture, for square images of that size."""
     try:
-        return ARCHITECTURES[arch](num_classes=num_classes)
+        return ARCHITECTURES[arch](num_classes=num_classes, image_size=image_size)
     except KeyError:
         raise ValueError(f"unknown model {arch!r}; known: {sorted(ARCHITECTURES)}") from None

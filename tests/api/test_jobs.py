@@ -95,7 +95,11 @@ def test_a_recipe_fills_in_what_the_job_leaves_out(client: TestClient) -> None:
         ({"optimizer": "rmsprop"}, "optimizer: Input should be 'sgd' or 'adam'"),
         ({"device": "tpu"}, "device: Input should be 'auto', 'cpu' or 'cuda'"),
         ({"model": "resnet"}, "model: Input should be 'tutorial_cnn'"),
-        ({"dataset": "mnist"}, "dataset: Input should be 'cifar10'"),
+        (
+            {"dataset": "mnist"},
+            "dataset: 'mnist' is neither \"cifar10\" nor a dataset id (ds- and 12 hex digits; "
+            "see GET /datasets)",
+        ),
         ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
         ({"max_train_samples": 0}, "max_train_samples: Input should be greater than or equal to 1"),
         ({"lr": 0.1}, "lr: unknown field"),
@@ -251,6 +255,8 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/jobs/{job_id}",
         "/jobs/{job_id}/metrics",
         "/jobs/{job_id}/events",
+        "/datasets",
+        "/datasets/{dataset_id}",
         "/jobs/{job_id}/cancel",
         "/jobs/{job_id}/retry",
         "/jobs/{job_id}/plots/loss.png",

@@ -1,0 +1,152 @@
+"""Uploaded datasets: upload (checked at once, decoded by a worker), list, inspect, delete."""
+
+import shutil
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.api.deps import SessionDep, SettingsDep
+from app.dataset_queue import ID_PREFIX, create_dataset, dataset_folder, new_dataset_id, upload_path
+from app.db import session_scope
+from app.errors import Conflict, InvalidInput, NotFound
+from app.ml.archives import ArchiveRejected, ImageArchive
+from app.models import Dataset, Job, JobStatus
+from app.schemas import COUNT_MAX, SEED_MAX, DatasetList, DatasetOut, ErrorOut
+
+router = APIRouter(prefix="/datasets", tags=["datasets"])
+
+DatasetId = Annotated[str, Path(pattern=f"^{ID_PREFIX}[0-9a-f]{{12}}$", max_length=32)]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "No dataset with this id."}
+}
+COPY_CHUNK_BYTES = 1024 * 1024
+
+
+def _find(session: Session, dataset_id: str) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} not found")
+    return dataset
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=DatasetOut,
+    responses={
+        413: {"model": ErrorOut, "description": "Over TRAINSERVE_MAX_DATASET_BYTES."},
+        422: {"model": ErrorOut, "description": "Not a safe zip or tar.gz of train/<class>/."},
+    },
+    summary="Upload an image-folder dataset",
+)
+def upload_dataset(
+    settings: SettingsDep,
+    response: Response,
+    file: Annotated[
+        UploadFile,
+        File(
+            description="A zip or tar.gz of train/<class>/<image> (and optionally "
+            "test/<class>/<image>), inside at most one enclosing folder."
+        ),
+    ],
+    image_size: Annotated[
+        int, Form(ge=16, le=256, description="Every image is resized to this square size.")
+    ] = 32,
+    test_fraction: Annotated[
+        float,
+        Form(
+            gt=0,
+            le=0.5,
+            description="Without test/ folders: the share of each class held out as the test set.",
+        ),
+    ] = 0.2,
+    seed: Annotated[int, Form(ge=0, le=SEED_MAX, description="Draws that test set.")] = 0,
+) -> DatasetOut:
+    """The archive's layout and safety are checked now (422 with the reason); a worker then
+    decodes every image once (status `queued`, `ingesting`, then `ready` or `failed`)."""
+    dataset_id = new_dataset_id()
+    upload = upload_path(settings.data_dir, dataset_id)
+    upload.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with upload.open("wb") as out:
+            shutil.copyfileobj(file.file, out, COPY_CHUNK_BYTES)
+        size = upload.stat().st_size
+        if size == 0:
+            raise InvalidInput("file: the upload is empty")
+        try:
+            ImageArchive(upload).layout()
+        except ArchiveRejected as exc:
+            raise InvalidInput(f"file: {exc}") from None
+        with session_scope(write=True) as session:
+            dataset = create_dataset(
+                session,
+                dataset_id,
+                name=(file.filename or "upload")[:255],
+                kind="images",
+                options={"image_size": image_size, "test_fraction": test_fraction, "seed": seed},
+                upload_bytes=size,
+            )
+            view = DatasetOut.model_validate(dataset)
+    except BaseException:
+        shutil.rmtree(dataset_folder(settings.data_dir, dataset_id), ignore_errors=True)
+        raise
+    response.headers["Location"] = f"/datasets/{dataset_id}"
+    return view
+
+
+@router.get("", response_model=DatasetList, summary="List datasets, newest first")
+def list_datasets(
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=COUNT_MAX)] = 0,
+) -> DatasetList:
+    rows = session.scalars(
+        select(Dataset).order_by(Dataset.created_at.desc(), Dataset.id).limit(limit).offset(offset)
+    ).all()
+    total = session.scalar(select(func.count()).select_from(Dataset)) or 0
+    return DatasetList(items=[DatasetOut.model_validate(row) for row in rows], total=total)
+
+
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=NOT_FOUND, summary="One dataset")
+def get_dataset(session: SessionDep, dataset_id: DatasetId) -> DatasetOut:
+    """Its status, classes, images per class and split, image size, or why it failed."""
+    return DatasetOut.model_validate(_find(session, dataset_id))
+
+
+@router.delete(
+    "/{dataset_id}",
+    status_code=204,
+    responses={
+        409: {"model": ErrorOut, "description": "A queued or running job uses it."},
+        **NOT_FOUND,
+    },
+    summary="Delete a dataset",
+)
+def delete_dataset(settings: SettingsDep, dataset_id: DatasetId) -> Response:
+    """Its row and files; refused while a queued or running job trains on it."""
+    with session_scope(write=True) as session:
+        _find(session, dataset_id)
+        unfinished = session.scalars(
+            select(Job).where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        ).all()
+        users = sorted(job.id for job in unfinished if job.config.get("dataset") == dataset_id)
+        if users:
+            raise Conflict(
+                f"dataset {dataset_id} is used by unfinished job(s) {', '.join(map(str, users))}; "
+                "cancel them or wait for them to end"
+            )
+        session.delete(session.get(Dataset, dataset_id))
+    shutil.rmtree(dataset_folder(settings.data_dir, dataset_id), ignore_errors=True)
+    return Response(status_code=204)
+
+
+def check_usable(session: Session, dataset_id: str) -> None:
+    """For a job naming the dataset: 404 when it does not exist, 409 when it is not ready."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} not found (see GET /datasets)")
+    if dataset.status != "ready":
+        reason = f": {dataset.error}" if dataset.error else ""
+        raise Conflict(f"dataset {dataset_id} is {dataset.status}{reason}; a job needs it ready")

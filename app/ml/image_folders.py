@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.ml.archives import ArchiveLimits, ArchiveRejected, ImageArchive
+from app.ml.archives import ArchiveLimits, ArchiveRejected, ImageArchive, Member
 from app.ml.checkpoints import atomic_torch_save
 from app.ml.images import ImageSet, stratified_split
 from app.ml.predictor import ACCEPTED_FORMATS
@@ -64,7 +64,8 @@ def decode_archive(
     unknown = sorted(set(layout.classes("test")) - set(classes))
     if unknown:
         raise ArchiveRejected(f"test/ has classes that train/ has not: {', '.join(unknown)}")
-    slot = {member.name: index for index, member in enumerate(layout.members)}
+    members = canonical_order(layout.members, classes)
+    slot = {member.name: index for index, member in enumerate(members)}
     images = np.zeros((len(slot), 3, image_size, image_size), dtype=np.uint8)
     failures: list[str] = []
     for name, data in archive.read(set(slot)):
@@ -80,9 +81,9 @@ def decode_archive(
             + (f"; and {more} more" if more > 0 else "")
         )
     label_of = {name: index for index, name in enumerate(classes)}
-    labels = torch.tensor([label_of[m.label] for m in layout.members], dtype=torch.long)
+    labels = torch.tensor([label_of[m.label] for m in members], dtype=torch.long)
     everything = ImageSet(images=torch.from_numpy(images), labels=labels)
-    in_test = torch.tensor([m.split == "test" for m in layout.members], dtype=torch.bool)
+    in_test = torch.tensor([m.split == "test" for m in members], dtype=torch.bool)
     if bool(in_test.any()):
         train = everything.subset(torch.nonzero(~in_test).flatten())
         test = everything.subset(torch.nonzero(in_test).flatten())
@@ -91,6 +92,21 @@ def decode_archive(
         kept, held = stratified_split(labels, test_fraction, seed)
         train, test, split = everything.subset(kept), everything.subset(held), "drawn"
     return ImageFolders(train, test, classes, image_size, split, layout.ignored)
+
+
+def canonical_order(members: list[Member], classes: list[str]) -> list[Member]:
+    """The images round-robin over the classes, each class in file-name order: the same order
+    whatever order the archive was written in, and every prefix class-balanced (as in the
+    official CIFAR-10 batches)."""
+    by_name = sorted(members, key=lambda m: m.name)
+    rank: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
+    for member in by_name:
+        key = (member.split, member.label)
+        rank[member.name] = seen.get(key, 0)
+        seen[key] = rank[member.name] + 1
+    index = {name: i for i, name in enumerate(classes)}
+    return sorted(by_name, key=lambda m: (m.split, rank[m.name], index[m.label]))
 
 
 def save_image_folders(folders: ImageFolders, path: Path) -> None:

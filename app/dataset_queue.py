@@ -23,9 +23,10 @@ ID_PREFIX = "ds-"
 class IngestResult:
     classes: list[str]
     counts: dict[str, dict[str, int]]
-    image_size: int
     test_split: str
-    ignored_files: int
+    image_size: int | None = None
+    ignored_files: int | None = None
+    feature_columns: list[str] | None = None
 
 
 def new_dataset_id() -> str:
@@ -43,6 +44,10 @@ def upload_path(data_dir: Path, dataset_id: str) -> Path:
 
 def images_path(data_dir: Path, dataset_id: str) -> Path:
     return dataset_folder(data_dir, dataset_id) / "images.pt"
+
+
+def table_path(data_dir: Path, dataset_id: str) -> Path:
+    return dataset_folder(data_dir, dataset_id) / "table.pt"
 
 
 def create_dataset(
@@ -125,6 +130,7 @@ def finish_dataset(session: Session, dataset_id: str, owner: str, result: Ingest
         image_size=result.image_size,
         test_split=result.test_split,
         ignored_files=result.ignored_files,
+        feature_columns=result.feature_columns,
     )
 
 

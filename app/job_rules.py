@@ -18,18 +18,24 @@ def _same(a: object, b: object) -> bool:
 
 @dataclass(frozen=True)
 class Condition:
-    """A field's value is one of `values`, or (with `at_least`) an integer of at least that."""
+    """A field's value is one of `values`, or (with `at_least`) an integer of at least that, or
+    (with `present`) anything but null."""
 
     field: str
     values: tuple[object, ...] = ()
     at_least: int | None = None
+    present: bool = False
 
     def holds(self, value: object) -> bool:
+        if self.present:
+            return value is not None
         if self.at_least is not None:
             return type(value) is int and value >= self.at_least
         return any(_same(value, choice) for choice in self.values)
 
     def value_schema(self) -> dict[str, Any]:
+        if self.present:  # spelled as types: a "not" here is more than fuzzers can take
+            return {"type": ["array", "boolean", "integer", "number", "object", "string"]}
         if self.at_least is not None:
             return {"type": "integer", "minimum": self.at_least}
         return {"enum": list(self.values)}
@@ -69,9 +75,25 @@ RULES = (
         why="cpu_processes trains on the CPU",
     ),
     OptionRule(
+        when=Condition("model", ("mlp",)),
+        forbidden=(
+            Condition("dataset", ("cifar10",)),
+            Condition("random_flip", (True,)),
+            Condition("random_crop_padding", at_least=1),
+            Condition("channels_last", (True,)),
+        ),
+        why="the mlp model trains on rows of a tabular dataset, which have no pixels to flip, "
+        "shift or lay out",
+    ),
+    OptionRule(
         when=Condition("early_stopping_patience", at_least=1),
         forbidden=(Condition("gpus", at_least=2), Condition("cpu_processes", at_least=2)),
         why="early stopping is not supported yet for a job trained by several processes",
+    ),
+    OptionRule(
+        when=Condition("validation_fraction", present=True),
+        forbidden=(Condition("gpus", at_least=2), Condition("cpu_processes", at_least=2)),
+        why="a validation split is not supported yet for a job trained by several processes",
     ),
     OptionRule(
         when=Condition("compile", (True,)),
@@ -120,6 +142,8 @@ def _resolves_to(condition: Condition, default: object) -> dict[str, Any]:
 
 
 def _describe(condition: Condition) -> str:
+    if condition.present:
+        return f"{condition.field} given"
     if condition.at_least is not None:
         return f"{condition.field} >= {condition.at_least}"
     return f"{condition.field} {' or '.join(json.dumps(v) for v in condition.values)}"

@@ -8,7 +8,17 @@ import torch
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app.api import dashboard, datasets, events, health, jobs, plots, predict, workers
+from app.api import (
+    dashboard,
+    datasets,
+    events,
+    health,
+    jobs,
+    plots,
+    predict,
+    predict_rows,
+    workers,
+)
 from app.errors import install_error_handlers
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
@@ -51,6 +61,7 @@ def create_app() -> FastAPI:
     app.include_router(events.router)
     app.include_router(plots.router)
     app.include_router(predict.router)
+    app.include_router(predict_rows.router)
     app.include_router(workers.router)
     app.include_router(datasets.router)
     app.include_router(health.router)

@@ -168,6 +168,8 @@ class Dataset(Base):
     # Images per class in each split: {"train": {"cat": 5000, ...}, "test": {...}}.
     counts: Mapped[dict[str, dict[str, int]] | None] = mapped_column(JSON)
     image_size: Mapped[int | None] = mapped_column(Integer)
+    # Tabular datasets: the columns a row must give, in the model's order.
+    feature_columns: Mapped[list[str] | None] = mapped_column(JSON)
     # "archive": the archive's own test/ folders; "drawn": held out with test_fraction.
     test_split: Mapped[str | None] = mapped_column(String(16))
     ignored_files: Mapped[int | None] = mapped_column(Integer)

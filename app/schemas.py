@@ -31,6 +31,8 @@ Count = Annotated[int, Field(ge=1, le=COUNT_MAX), BeforeValidator(_integral_floa
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX), BeforeValidator(_integral_float_to_int)]
 Processes = Annotated[int, Field(ge=1, le=PROCESSES_MAX), BeforeValidator(_integral_float_to_int)]
 Patience = Annotated[int, Field(ge=1, le=1000), BeforeValidator(_integral_float_to_int)]
+BatchSize = Annotated[int, Field(ge=1, le=65536), BeforeValidator(_integral_float_to_int)]
+Width = Annotated[int, Field(ge=1, le=4096), BeforeValidator(_integral_float_to_int)]
 Fraction = Annotated[float, Field(gt=0, le=0.5)]
 
 
@@ -84,14 +86,24 @@ class JobCreate(BaseModel):
         '"fast": batch 256, 6 epochs, SGD with Nesterov momentum and a one-cycle learning '
         "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
     )
-    model: Literal["tutorial_cnn"] = "tutorial_cnn"
+    model: Literal["tutorial_cnn", "mlp"] = Field(
+        default="tutorial_cnn",
+        description='"tutorial_cnn" for images; "mlp" for a tabular (CSV) dataset.',
+    )
+    hidden_layers: Annotated[list[Width], Field(min_length=1, max_length=8)] | None = Field(
+        default=None,
+        description="The mlp's hidden layer widths, input side first (ignored by "
+        "tutorial_cnn). Default: [64, 32].",
+    )
     dataset: Annotated[str, BeforeValidator(_dataset_name)] = Field(
         default="cifar10",
         pattern=DATASET_NAME.pattern,
         description='"cifar10", or the id of a ready uploaded dataset (POST /datasets).',
     )
     epochs: Integer = Field(default=2, ge=1, le=1000)
-    batch_size: Integer = Field(default=4, ge=1, le=65536)
+    batch_size: BatchSize | None = Field(
+        default=4, description="null: the whole training set at every step (full batch)."
+    )
     optimizer: Literal["sgd", "adam"] = "sgd"
     learning_rate: float = Field(default=0.001, gt=0, le=10)
     momentum: float = Field(default=0.9, ge=0, lt=1)
@@ -158,7 +170,8 @@ class JobCreate(BaseModel):
 
     @model_validator(mode="after")
     def _options_fit_together(self) -> "JobCreate":
-        problem = broken_rule(self.resolved(), self.model_fields_set)
+        values = self.resolved()
+        problem = broken_rule(values, self.model_fields_set)
         if problem is not None:
             raise ValueError(problem)
         return self
@@ -304,11 +317,13 @@ class DatasetOut(BaseModel):
 
     id: str = Field(description='What a job names in its "dataset" field.')
     name: str = Field(description="The uploaded file's name.")
-    kind: Literal["images"]
+    kind: Literal["images", "tabular"]
     status: DatasetStatus = Field(
         description="queued (waits for a worker to decode it), ingesting, ready or failed."
     )
-    options: dict[str, object] = Field(description="image_size, test_fraction and seed.")
+    options: dict[str, object] = Field(
+        description="image_size, test_fraction and seed; target and drop for a CSV."
+    )
     upload_bytes: int
     created_at: datetime
     finished_at: datetime | None
@@ -320,6 +335,9 @@ class DatasetOut(BaseModel):
         description='Images per class in each split: {"train": {...}, "test": {...}}.'
     )
     image_size: int | None = Field(description="Every image was resized to this square size.")
+    feature_columns: list[str] | None = Field(
+        description="A CSV's feature columns: what a row sent to /predict/rows must give."
+    )
     test_split: Literal["archive", "drawn"] | None = Field(
         description="archive: its own test/ folders; drawn: test_fraction of each class of "
         "train/, drawn with the seed."

@@ -24,6 +24,7 @@ INT_RANGES = {
     "early_stopping_patience": (1, 1000),
 }
 NULLABLE = {
+    "batch_size",  # the whole training set at every step
     "seed",
     "max_train_samples",
     "max_test_samples",
@@ -40,7 +41,7 @@ FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
     "validation_fraction": (0.0, False, 0.5, True),
 }
 CHOICES = {
-    "model": {"tutorial_cnn"},
+    "model": {"tutorial_cnn"},  # "mlp" alone breaks a rule: it needs a tabular dataset
     "dataset": {"cifar10"},
     "optimizer": {"sgd", "adam"},
     "device": {"auto", "cpu", "cuda"},

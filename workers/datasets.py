@@ -4,10 +4,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.dataset_queue import images_path
+from app.dataset_queue import images_path, table_path
 from app.ml.cifar10 import ALL_FILES, DatasetError, ensure_cifar10, load_cifar10
 from app.ml.image_folders import load_image_folders
 from app.ml.images import ImageSet, balanced_indices, stratified_split
+from app.ml.tables import Standardizer
+from app.ml.tabular import load_table_dataset
 from app.settings import OFFICIAL_CIFAR10_URL, Settings
 
 IMAGE_SIZE = (32, 32)
@@ -18,7 +20,8 @@ class LoadedDataset:
     train: ImageSet
     test: ImageSet
     classes: list[str]
-    image_size: tuple[int, int]
+    image_size: tuple[int, int]  # (0, 0) for a table
+    standardizer: Standardizer | None = None  # a table's feature columns and statistics
 
 
 FileIdentity = tuple[tuple[str, int, int], ...]
@@ -56,6 +59,9 @@ class DatasetCache:
 
     def _load_uploaded(self, dataset_id: str) -> LoadedDataset:
         path = images_path(self.settings.data_dir, dataset_id)
+        table = table_path(self.settings.data_dir, dataset_id)
+        if table.exists():
+            path = table
         try:
             stat = path.stat()
         except FileNotFoundError:
@@ -66,9 +72,16 @@ class DatasetCache:
         key = (path.resolve(), ((path.name, stat.st_size, stat.st_mtime_ns),))
         if key != self._key or self._value is None:
             self._value = None
-            train, test, classes, size = load_image_folders(path)
-            self._key, self._value = key, LoadedDataset(train, test, classes, (size, size))
+            self._key, self._value = key, _read_uploaded(path, table)
         return self._value
+
+
+def _read_uploaded(path: Path, table: Path) -> LoadedDataset:
+    if path == table:
+        rows = load_table_dataset(path)
+        return LoadedDataset(rows.train, rows.test, rows.classes, (0, 0), rows.standardizer)
+    train, test, classes, size = load_image_folders(path)
+    return LoadedDataset(train, test, classes, (size, size))
 
 
 def limit_samples(
@@ -86,6 +99,7 @@ def limit_samples(
         test=limited(dataset.test, max_test),
         classes=dataset.classes,
         image_size=dataset.image_size,
+        standardizer=dataset.standardizer,
     )
 
 

@@ -14,11 +14,14 @@ from app.dataset_queue import (
     finish_dataset,
     images_path,
     requeue_orphaned_datasets,
+    table_path,
     upload_path,
 )
 from app.db import session_scope
 from app.ml.archives import ArchiveRejected
 from app.ml.image_folders import decode_archive, save_image_folders
+from app.ml.tables import TableRejected
+from app.ml.tabular import prepare_table, save_table_dataset
 from app.settings import Settings
 
 log = logging.getLogger("trainserve.worker")
@@ -27,6 +30,7 @@ log = logging.getLogger("trainserve.worker")
 @dataclass(frozen=True)
 class ClaimedDataset:
     id: str
+    kind: str
     options: dict[str, Any]
 
 
@@ -37,7 +41,9 @@ def claim_dataset(settings: Settings, owner: str) -> ClaimedDataset | None:
         if requeued:
             log.warning("%d dataset(s) whose worker was lost queued again", requeued)
         dataset = claim_next_dataset(session, owner)
-        return None if dataset is None else ClaimedDataset(dataset.id, dict(dataset.options))
+        if dataset is None:
+            return None
+        return ClaimedDataset(dataset.id, dataset.kind, dict(dataset.options))
 
 
 def ingest(settings: Settings, owner: str, dataset: ClaimedDataset) -> None:
@@ -45,13 +51,7 @@ def ingest(settings: Settings, owner: str, dataset: ClaimedDataset) -> None:
     upload = upload_path(settings.data_dir, dataset.id)
     log.info("dataset %s: decoding %s", dataset.id, upload)
     try:
-        folders = decode_archive(
-            upload,
-            image_size=dataset.options["image_size"],
-            test_fraction=dataset.options["test_fraction"],
-            seed=dataset.options["seed"],
-        )
-        save_image_folders(folders, images_path(settings.data_dir, dataset.id))
+        result = _decode(settings, dataset)
     except Exception as exc:
         message = _failure_message(settings, exc)
         log.error("dataset %s failed: %s", dataset.id, message)
@@ -62,31 +62,52 @@ def ingest(settings: Settings, owner: str, dataset: ClaimedDataset) -> None:
         else:
             shutil.rmtree(dataset_folder(settings.data_dir, dataset.id), ignore_errors=True)
         return
-    result = IngestResult(
-        classes=folders.classes,
-        counts=folders.counts(),
-        image_size=folders.image_size,
-        test_split=folders.test_split,
-        ignored_files=folders.ignored,
-    )
     with session_scope(write=True) as session:
         kept = finish_dataset(session, dataset.id, owner, result)
     if not kept:  # deleted while we decoded it
         shutil.rmtree(dataset_folder(settings.data_dir, dataset.id), ignore_errors=True)
         return
     upload.unlink(missing_ok=True)
-    log.info(
-        "dataset %s ready: %d classes, %d training and %d test images",
-        dataset.id,
-        len(folders.classes),
-        len(folders.train),
-        len(folders.test),
+    log.info("dataset %s ready: %s", dataset.id, result.counts)
+
+
+def _decode(settings: Settings, dataset: ClaimedDataset) -> IngestResult:
+    """Read the upload into the file jobs train from; what it holds."""
+    upload, options = upload_path(settings.data_dir, dataset.id), dataset.options
+    if dataset.kind == "tabular":
+        table = prepare_table(
+            upload,
+            target=options["target"],
+            drop=options["drop"],
+            test_fraction=options["test_fraction"],
+            seed=options["seed"],
+        )
+        save_table_dataset(table, table_path(settings.data_dir, dataset.id))
+        return IngestResult(
+            classes=table.classes,
+            counts=table.counts(),
+            test_split="drawn",
+            feature_columns=table.standardizer.columns,
+        )
+    folders = decode_archive(
+        upload,
+        image_size=options["image_size"],
+        test_fraction=options["test_fraction"],
+        seed=options["seed"],
+    )
+    save_image_folders(folders, images_path(settings.data_dir, dataset.id))
+    return IngestResult(
+        classes=folders.classes,
+        counts=folders.counts(),
+        test_split=folders.test_split,
+        image_size=folders.image_size,
+        ignored_files=folders.ignored,
     )
 
 
 def _failure_message(settings: Settings, exc: Exception) -> str:
     """What the user reads in the dataset's `error`."""
-    if isinstance(exc, ArchiveRejected):
+    if isinstance(exc, ArchiveRejected | TableRejected):
         return str(exc)
     if isinstance(exc, FileNotFoundError):
         return "its upload is gone from the server's disk; upload it again"

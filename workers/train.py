@@ -83,6 +83,7 @@ class TrainConfig:
     compile: bool | str = "auto"
     cuda_graphs: bool | str = "auto"
     early_stopping_patience: int | None = None
+    hidden_layers: list[int] | None = None
 
     @classmethod
     def from_job_config(cls, config: dict[str, Any]) -> "TrainConfig":
@@ -180,7 +181,8 @@ def runtime_for(config: TrainConfig, ranks: Ranks = SINGLE) -> Runtime:
         processes=ranks.size,
         lr_schedule=config.lr_schedule,
         precision=config.precision,
-        channels_last=config.channels_last,
+        # Rows of features have no channels to lay out.
+        channels_last=False if config.model == "mlp" else config.channels_last,
         compile=config.compile,
         cuda_graphs=config.cuda_graphs,
         bf16_supported=device.type == "cuda" and torch.cuda.is_bf16_supported(),
@@ -213,8 +215,13 @@ class _Run:
         # Every rank draws the same initial weights, batch order and augmentations.
         torch.manual_seed(config.seed)
         self.shuffle = torch.Generator().manual_seed(config.seed)
+        examples = train_set.images.shape
         self.model = build_model(
-            config.model, num_classes=num_classes, image_size=train_set.images.shape[-1]
+            config.model,
+            num_classes=num_classes,
+            image_size=examples[-1],
+            in_features=examples[1] if len(examples) == 2 else None,
+            hidden_layers=config.hidden_layers,
         )
         self.model.to(device).to(memory_format=runtime.memory_format)
         self.wrapped: nn.Module | None = None

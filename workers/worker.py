@@ -195,16 +195,19 @@ class Worker:
             job = session.get(Job, lease.job_id)
             assert job is not None
             config = dict(job.config)
-        with JobRun(lease, self.settings, self.stop, config["batch_size"]) as run:
+        with JobRun(lease, self.settings, self.stop) as run:
             dataset = limit_samples(
                 self.datasets.load(config["dataset"]),
                 config.get("max_train_samples"),
                 config.get("max_test_samples"),
             )
+            training, validation = hold_out(dataset.train, config)
+            # No batch size: the whole training set at every step (full-batch training).
+            config["batch_size"] = config["batch_size"] or len(training)
+            run.batch_size = config["batch_size"]
             resume = run.load_checkpoint()
             train_config = TrainConfig.from_job_config(config)
             if train_config.processes == 1:
-                training, validation = hold_out(dataset.train, config)
                 result = train(
                     train_config,
                     training,
@@ -228,6 +231,8 @@ class Worker:
                 arch=config["model"],
                 classes=dataset.classes,
                 image_size=dataset.image_size,
+                standardizer=dataset.standardizer,
+                hidden_layers=train_config.hidden_layers,
             )
             with session_scope(write=True) as session:
                 finish_job(

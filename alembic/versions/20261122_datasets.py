@@ -34,6 +34,7 @@ def upgrade() -> None:
         sa.Column("classes", sa.JSON(), nullable=True),
         sa.Column("counts", sa.JSON(), nullable=True),
         sa.Column("image_size", sa.Integer(), nullable=True),
+        sa.Column("feature_columns", sa.JSON(), nullable=True),
         sa.Column("test_split", sa.String(length=16), nullable=True),
         sa.Column("ignored_files", sa.Integer(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dataset")),

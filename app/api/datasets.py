@@ -11,7 +11,8 @@ from app.api.deps import SessionDep, SettingsDep
 from app.dataset_queue import ID_PREFIX, create_dataset, dataset_folder, new_dataset_id, upload_path
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
-from app.ml.archives import ArchiveRejected, ImageArchive
+from app.ml.archives import ArchiveRejected, ImageArchive, archive_kind
+from app.ml.tables import TableRejected, read_header
 from app.models import Dataset, Job, JobStatus
 from app.schemas import COUNT_MAX, SEED_MAX, DatasetList, DatasetOut, ErrorOut
 
@@ -39,7 +40,7 @@ def _find(session: Session, dataset_id: str) -> Dataset:
         413: {"model": ErrorOut, "description": "Over TRAINSERVE_MAX_DATASET_BYTES."},
         422: {"model": ErrorOut, "description": "Not a safe zip or tar.gz of train/<class>/."},
     },
-    summary="Upload an image-folder dataset",
+    summary="Upload a dataset: an image-folder archive or a CSV table",
 )
 def upload_dataset(
     settings: SettingsDep,
@@ -63,9 +64,20 @@ def upload_dataset(
         ),
     ] = 0.2,
     seed: Annotated[int, Form(ge=0, le=SEED_MAX, description="Draws that test set.")] = 0,
+    target: Annotated[
+        str | None,
+        Form(max_length=200, description="A CSV's column holding the class of each row."),
+    ] = None,
+    drop: Annotated[
+        str | None,
+        Form(max_length=2000, description="A CSV's columns to leave out (comma-separated)."),
+    ] = None,
 ) -> DatasetOut:
-    """The archive's layout and safety are checked now (422 with the reason); a worker then
-    decodes every image once (status `queued`, `ingesting`, then `ready` or `failed`)."""
+    """An archive's layout and safety, or a CSV's columns, are checked now (422 with the
+    reason); a worker then decodes it once (status `queued`, `ingesting`, then `ready` or
+    `failed`). A CSV (comma, semicolon or tab separated) needs `target`; its other columns,
+    but those in `drop`, are the numeric features, standardised with the training split's
+    statistics."""
     dataset_id = new_dataset_id()
     upload = upload_path(settings.data_dir, dataset_id)
     upload.parent.mkdir(parents=True, exist_ok=True)
@@ -75,17 +87,31 @@ def upload_dataset(
         size = upload.stat().st_size
         if size == 0:
             raise InvalidInput("file: the upload is empty")
-        try:
-            ImageArchive(upload).layout()
-        except ArchiveRejected as exc:
-            raise InvalidInput(f"file: {exc}") from None
+        options: dict[str, Any] = {"test_fraction": test_fraction, "seed": seed}
+        if archive_kind(upload) is None and target is not None:
+            kind, dropped = "tabular", [c.strip() for c in (drop or "").split(",") if c.strip()]
+            try:
+                read_header(upload, target, dropped)
+            except TableRejected as exc:
+                raise InvalidInput(f"file: {exc}") from None
+            options.update(target=target, drop=dropped)
+        else:
+            kind = "images"
+            try:
+                ImageArchive(upload).layout()
+            except ArchiveRejected as exc:
+                hint = (
+                    " (a CSV needs the form field target)" if archive_kind(upload) is None else ""
+                )
+                raise InvalidInput(f"file: {exc}{hint}") from None
+            options["image_size"] = image_size
         with session_scope(write=True) as session:
             dataset = create_dataset(
                 session,
                 dataset_id,
                 name=(file.filename or "upload")[:255],
-                kind="images",
-                options={"image_size": image_size, "test_fraction": test_fraction, "seed": seed},
+                kind=kind,
+                options=options,
                 upload_bytes=size,
             )
             view = DatasetOut.model_validate(dataset)
@@ -142,11 +168,17 @@ def delete_dataset(settings: SettingsDep, dataset_id: DatasetId) -> Response:
     return Response(status_code=204)
 
 
-def check_usable(session: Session, dataset_id: str) -> None:
-    """For a job naming the dataset: 404 when it does not exist, 409 when it is not ready."""
+def check_usable(session: Session, dataset_id: str, model: str) -> None:
+    """For a job naming the dataset: 404 when it does not exist, 409 when it is not ready, 422
+    when the job's model does not fit its kind."""
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise NotFound(f"dataset {dataset_id} not found (see GET /datasets)")
     if dataset.status != "ready":
         reason = f": {dataset.error}" if dataset.error else ""
         raise Conflict(f"dataset {dataset_id} is {dataset.status}{reason}; a job needs it ready")
+    wanted = "mlp" if dataset.kind == "tabular" else "tutorial_cnn"
+    if model != wanted:
+        raise InvalidInput(
+            f'model: dataset {dataset_id} holds {dataset.kind} data; train it with model "{wanted}"'
+        )

@@ -126,7 +126,7 @@ def submit_job(
     """Queue a job; every field is optional and the defaults reproduce the tutorial."""
     spec = spec or JobCreate()
     if spec.dataset != "cifar10":
-        check_usable(session, spec.dataset)
+        check_usable(session, spec.dataset, spec.model)
     fingerprint = request_fingerprint(spec) if idempotency_key else None
     if idempotency_key:
         existing = find_idempotent(session, idempotency_key, fingerprint)

@@ -70,6 +70,10 @@ async def serving_batcher(
 
 
 async def predict_uploads(batcher: Batcher, uploads: list[tuple[str, bytes]]) -> list[Prediction]:
+    if batcher.predictor.saved.standardizer is not None:
+        raise InvalidInput(
+            "this job's model was trained on a table: send its rows to POST /predict/rows"
+        )
     try:
         return await batcher.predict(uploads)
     except UploadRejected as exc:

@@ -16,6 +16,7 @@ from torch import nn
 
 from app.ml.images import NORMALIZE_MEAN, NORMALIZE_STD
 from app.ml.nets import build_model
+from app.ml.tables import Standardizer
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class SavedModel:
     arch: str
     classes: list[str]
     image_size: tuple[int, int]
+    standardizer: Standardizer | None = None  # tabular models: their feature columns
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -70,9 +72,17 @@ def atomic_torch_save(payload: dict[str, Any], path: Path, *, pause_s: float = 0
 
 
 def save_model(
-    path: Path, model: nn.Module, *, arch: str, classes: list[str], image_size: tuple[int, int]
+    path: Path,
+    model: nn.Module,
+    *,
+    arch: str,
+    classes: list[str],
+    image_size: tuple[int, int],
+    standardizer: Standardizer | None = None,
+    hidden_layers: list[int] | None = None,
 ) -> str:
-    """Save the trained weights with what is needed to serve them; the file's sha256."""
+    """Save the trained weights with what is needed to serve them; the file's sha256. A tabular
+    model keeps its feature columns and their standardisation."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     return atomic_torch_save(
         {
@@ -82,6 +92,8 @@ def save_model(
             "image_size": list(image_size),
             "normalize_mean": list(NORMALIZE_MEAN),
             "normalize_std": list(NORMALIZE_STD),
+            "standardizer": None if standardizer is None else standardizer.state(),
+            "hidden_layers": hidden_layers,
             "state_dict": state,
         },
         path,
@@ -94,11 +106,23 @@ def load_model(source: Path | BinaryIO, device: torch.device | str = "cpu") -> S
     payload = torch.load(source, map_location=device, weights_only=True)
     classes = list(payload["classes"])
     height, width = payload["image_size"]
-    model = build_model(payload["arch"], num_classes=len(classes), image_size=width)
+    state = payload.get("standardizer")
+    standardizer = None if state is None else Standardizer.from_state(state)
+    model = build_model(
+        payload["arch"],
+        num_classes=len(classes),
+        image_size=width,
+        in_features=None if standardizer is None else len(standardizer.columns),
+        hidden_layers=payload.get("hidden_layers"),
+    )
     model.load_state_dict(payload["state_dict"])
     model.to(device).eval()
     return SavedModel(
-        model=model, arch=payload["arch"], classes=classes, image_size=(height, width)
+        model=model,
+        arch=payload["arch"],
+        classes=classes,
+        image_size=(height, width),
+        standardizer=standardizer,
     )
 
 

@@ -79,6 +79,9 @@ def _mean_and_std(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def normalize(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (N, 3, H, W) to float, normalised exactly as in training."""
+    """uint8 (N, 3, H, W) to float, normalised exactly as in training. Rows of tabular
+    features are floats already standardised, and pass through."""
+    if images.is_floating_point():
+        return images
     mean, std = _mean_and_std(images.device)
     return (images.float() / 255.0 - mean) / std

@@ -1,5 +1,7 @@
 """Model architectures, looked up by the name a job gives."""
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,12 +32,39 @@ class TutorialCNN(nn.Module):
         return self.fc3(x)
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"tutorial_cnn": TutorialCNN}
+class MLP(nn.Module):
+    """Fully connected layers with ReLU between them, for rows of standardised features."""
+
+    def __init__(self, in_features: int, hidden_layers: list[int], num_classes: int) -> None:
+        super().__init__()
+        widths = [in_features, *hidden_layers]
+        layers: list[nn.Module] = []
+        for width_in, width_out in pairwise(widths):
+            layers += [nn.Linear(width_in, width_out), nn.ReLU()]
+        layers.append(nn.Linear(widths[-1], num_classes))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
 
 
-def build_model(arch: str, num_classes: int, image_size: int = 32) -> nn.Module:
-    """A freshly initialised model of the named architecture, for square images of that size."""
-    try:
-        return ARCHITECTURES[arch](num_classes=num_classes, image_size=image_size)
-    except KeyError:
-        raise ValueError(f"unknown model {arch!r}; known: {sorted(ARCHITECTURES)}") from None
+ARCHITECTURES = ("tutorial_cnn", "mlp")
+DEFAULT_HIDDEN_LAYERS = [64, 32]
+
+
+def build_model(
+    arch: str,
+    num_classes: int,
+    image_size: int = 32,
+    in_features: int | None = None,
+    hidden_layers: list[int] | None = None,
+) -> nn.Module:
+    """A freshly initialised model of the named architecture: the CNN for square images of
+    `image_size`, the MLP for rows of `in_features` numbers."""
+    if arch == "tutorial_cnn":
+        return TutorialCNN(num_classes=num_classes, image_size=image_size)
+    if arch == "mlp":
+        if in_features is None:
+            raise ValueError("the mlp model trains on tabular datasets (rows of numbers)")
+        return MLP(in_features, list(hidden_layers or DEFAULT_HIDDEN_LAYERS), num_classes)
+    raise ValueError(f"unknown model {arch!r}; known: {', '.join(ARCHITECTURES)}")

@@ -156,7 +156,10 @@ def test_uploads_that_are_not_archives_or_too_big(
     with TestClient(create_app()) as client:
         csv = client.post("/datasets", files={"file": ("wine.csv", b"a;b\n1;2\n")})
         assert csv.status_code == 422
-        assert csv.json()["detail"] == "file: the file is neither a zip nor a tar.gz archive"
+        assert csv.json()["detail"] == (
+            "file: the file is neither a zip nor a tar.gz archive (a CSV needs the form field "
+            "target)"
+        )
         empty = client.post("/datasets", files={"file": ("empty.zip", b"")})
         assert (empty.status_code, empty.json()["detail"]) == (422, "file: the upload is empty")
         big = client.post("/datasets", files={"file": ("big.zip", bytes(10_000))})

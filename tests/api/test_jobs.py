@@ -24,6 +24,7 @@ TUTORIAL_DEFAULTS = {
     "max_train_samples": None,
     "max_test_samples": None,
     "validation_fraction": None,
+    "hidden_layers": None,
     "early_stopping_patience": None,
     "device": "auto",
     "gpus": None,
@@ -94,7 +95,7 @@ def test_a_recipe_fills_in_what_the_job_leaves_out(client: TestClient) -> None:
         ({"momentum": 1.0}, "momentum: Input should be less than 1"),
         ({"optimizer": "rmsprop"}, "optimizer: Input should be 'sgd' or 'adam'"),
         ({"device": "tpu"}, "device: Input should be 'auto', 'cpu' or 'cuda'"),
-        ({"model": "resnet"}, "model: Input should be 'tutorial_cnn'"),
+        ({"model": "resnet"}, "model: Input should be 'tutorial_cnn' or 'mlp'"),
         (
             {"dataset": "mnist"},
             "dataset: 'mnist' is neither \"cifar10\" nor a dataset id (ds- and 12 hex digits; "
@@ -264,6 +265,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/workers",
         "/predict",
         "/predict/batch",
+        "/predict/rows",
         "/healthz",
         "/readyz",
         "/metrics",

@@ -2,6 +2,7 @@
 
 import io
 import struct
+import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -45,6 +46,39 @@ def zip_of_png() -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("cat.png", encode(rgb(), "PNG"))
     return buffer.getvalue()
+
+
+def zip_of(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def tar_gz(entries: list[tuple[tarfile.TarInfo, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for info, data in entries:
+            info.size = len(data) if info.isfile() else 0
+            archive.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return buffer.getvalue()
+
+
+def tar_gz_with_link() -> bytes:
+    link = tarfile.TarInfo("train/a/link.png")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    return tar_gz([(tarfile.TarInfo("train/a/1.png"), b"x"), (link, b"")])
+
+
+# 64 MiB of zeros in one entry: about 64 KiB compressed.
+GZIP_BOMB = tar_gz([(tarfile.TarInfo("train/a/zero.png"), bytes(64 * 1024 * 1024))])
+
+
+def send_dataset(
+    data: bytes, filename: str, form: dict[str, str]
+) -> Callable[[httpx.Client], httpx.Response]:
+    return lambda client: client.post("/datasets", files={"file": (filename, data)}, data=form)
 
 
 SVG = (
@@ -184,4 +218,46 @@ HOSTILE_INPUTS = [
         404,
         "job 999 not found",
     ),
+    *[
+        Hostile(f"dataset: {name}", send_dataset(data, filename, form), 422, detail)
+        for name, data, filename, form, detail in (
+            (
+                "zip-slip",
+                zip_of({"train/a/1.png": b"x", "../../evil.png": b"x"}),
+                "slip.zip",
+                {},
+                "file: unsafe entry name '../../evil.png': '..' is not allowed",
+            ),
+            (
+                "symbolic link in a tar.gz",
+                tar_gz_with_link(),
+                "link.tar.gz",
+                {},
+                "file: links are not allowed: 'train/a/link.png'",
+            ),
+            (
+                "gzip bomb",
+                GZIP_BOMB,
+                "bomb.tar.gz",
+                {},
+                f"file: the archive expands to more than {200 * len(GZIP_BOMB)} bytes (at most "
+                "8589934592 bytes, and 200 times its own size): refused as a possible archive bomb",
+            ),
+            (
+                "PDF",
+                PDF,
+                "x.pdf",
+                {},
+                "file: the file is neither a zip nor a tar.gz archive (a CSV needs the form field "
+                "target)",
+            ),
+            (
+                "CSV without its target column",
+                b"a,b\n1,2\n",
+                "t.csv",
+                {"target": "quality"},
+                "file: no column 'quality' in the CSV; its columns are 'a', 'b'",
+            ),
+        )
+    ],
 ]

@@ -6,7 +6,6 @@ worker stopped being live (see app/registry.py) goes back to the queue for anoth
 
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.models import Dataset, DatasetStatus, WorkerRecord
+from app.registry import is_live
 
 ID_PREFIX = "ds-"
 
@@ -94,9 +94,7 @@ def claim_next_dataset(session: Session, owner: str) -> Dataset | None:
 
 def requeue_orphaned_datasets(session: Session, lease_seconds: float) -> int:
     """Put back in the queue the datasets being ingested by workers that are no longer live."""
-    live = select(WorkerRecord.id).where(
-        WorkerRecord.heartbeat_at >= utcnow() - timedelta(seconds=lease_seconds)
-    )
+    live = select(WorkerRecord.id).where(is_live(lease_seconds))
     result = session.execute(
         update(Dataset)
         .where(Dataset.status == DatasetStatus.INGESTING, Dataset.worker_id.not_in(live))

@@ -23,10 +23,10 @@ def loss_png(
     title: str,
     points: Sequence[tuple[int, int, float]],
     steps_per_epoch: int | None,
-    epochs: Sequence[tuple[int, float, float]],
+    epochs: Sequence[tuple[int, float]],
 ) -> bytes:
     """Loss points (epoch, step, loss) at their fractional epoch, and each finished epoch's
-    (epoch, train loss, test loss)."""
+    (epoch, test loss)."""
     figure = Figure(figsize=SIZE_INCHES, dpi=DPI, layout="constrained")
     axes = figure.subplots()
     per_epoch = steps_per_epoch or 1
@@ -37,8 +37,8 @@ def loss_png(
     )
     if epochs:
         axes.plot(
-            [epoch for epoch, *_ in epochs],
-            [test for *_, test in epochs],
+            [epoch for epoch, _ in epochs],
+            [test for _, test in epochs],
             "o--",
             label="test loss (end of epoch)",
         )

@@ -7,7 +7,7 @@ the same rule by which its running job would be taken from it.
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -74,12 +74,17 @@ def _live_since(lease_seconds: float, now: datetime | None = None) -> datetime:
     return (now or utcnow()) - timedelta(seconds=lease_seconds)
 
 
+def is_live(lease_seconds: float) -> ColumnElement[bool]:
+    """The condition a live worker's record meets."""
+    return WorkerRecord.heartbeat_at >= _live_since(lease_seconds)
+
+
 def live_workers(session: Session, lease_seconds: float) -> list[WorkerRecord]:
     """Workers whose heartbeat is younger than a lease, oldest first."""
     return list(
         session.scalars(
             select(WorkerRecord)
-            .where(WorkerRecord.heartbeat_at >= _live_since(lease_seconds))
+            .where(is_live(lease_seconds))
             .order_by(WorkerRecord.started_at, WorkerRecord.id)
         )
     )
@@ -88,8 +93,6 @@ def live_workers(session: Session, lease_seconds: float) -> list[WorkerRecord]:
 def most_gpus_live(session: Session, lease_seconds: float) -> int | None:
     """The most GPUs any live worker offers; None when no worker is live."""
     count, most = session.execute(
-        select(func.count(), func.max(WorkerRecord.gpu_count)).where(
-            WorkerRecord.heartbeat_at >= _live_since(lease_seconds)
-        )
+        select(func.count(), func.max(WorkerRecord.gpu_count)).where(is_live(lease_seconds))
     ).one()
     return None if count == 0 else int(most)

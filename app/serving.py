@@ -11,6 +11,7 @@ from app.errors import Conflict, NotFound, Unavailable
 from app.models import Job, JobStatus
 
 DEFAULT_JOB_TTL_S = 1.0
+TABLE_MODEL = "mlp"
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,12 @@ def _latest_succeeded() -> ServedJob:
     with session_scope() as session:
         job = session.scalars(
             select(Job)
-            .where(Job.status == JobStatus.SUCCEEDED, Job.model_path.is_not(None))
+            .where(
+                Job.status == JobStatus.SUCCEEDED,
+                Job.model_path.is_not(None),
+                # The default answers images: a model trained on a table takes rows instead.
+                Job.config["model"].as_string() != TABLE_MODEL,
+            )
             .order_by(Job.finished_at.desc(), Job.id.desc())
             .limit(1)
         ).first()

@@ -1,5 +1,6 @@
 """Datasets as a job names them, decoded once and kept while their files are unchanged."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,11 +51,14 @@ class DatasetCache:
             url=self.settings.cifar10_url,
             official_url=OFFICIAL_CIFAR10_URL,
         )
-        key = (folder.resolve(), _identity(folder))
+        return self._cached((folder.resolve(), _identity(folder)), lambda: _read_cifar10(folder))
+
+    def _cached(
+        self, key: tuple[Path, FileIdentity], read: Callable[[], LoadedDataset]
+    ) -> LoadedDataset:
         if key != self._key or self._value is None:
             self._value = None  # frees the old copy before the new one is decoded
-            train, test, classes = load_cifar10(folder)
-            self._key, self._value = key, LoadedDataset(train, test, classes, IMAGE_SIZE)
+            self._key, self._value = key, read()
         return self._value
 
     def _load_uploaded(self, dataset_id: str) -> LoadedDataset:
@@ -70,10 +74,12 @@ class DatasetCache:
                 "or this worker does not share the API's TRAINSERVE_DATA_DIR"
             ) from None
         key = (path.resolve(), ((path.name, stat.st_size, stat.st_mtime_ns),))
-        if key != self._key or self._value is None:
-            self._value = None
-            self._key, self._value = key, _read_uploaded(path, table)
-        return self._value
+        return self._cached(key, lambda: _read_uploaded(path, table))
+
+
+def _read_cifar10(folder: Path) -> LoadedDataset:
+    train, test, classes = load_cifar10(folder)
+    return LoadedDataset(train, test, classes, IMAGE_SIZE)
 
 
 def _read_uploaded(path: Path, table: Path) -> LoadedDataset:

@@ -37,11 +37,9 @@ class JobRun:
     the lease is lost it says so, and training stops without writing anything more.
     """
 
-    def __init__(
-        self, lease: Lease, settings: Settings, shutdown: threading.Event, batch_size: int = 1
-    ) -> None:
+    def __init__(self, lease: Lease, settings: Settings, shutdown: threading.Event) -> None:
         self.lease, self.settings, self.shutdown = lease, settings, shutdown
-        self.batch_size = batch_size
+        self.batch_size: int | None = None  # known once the data is loaded
         self.steps_per_epoch: int | None = None
         self._rate_mark: tuple[float, int] | None = None  # (time, global step) at the last beat
         self.checkpoints = CheckpointStore(
@@ -69,7 +67,7 @@ class JobRun:
 
     def _images_per_s(self, epoch: int, step: int) -> float | None:
         """Training images a second since the last beat; None until two beats have seen it."""
-        if self.steps_per_epoch is None or epoch < 1:
+        if self.steps_per_epoch is None or self.batch_size is None or epoch < 1:
             return None
         now, done = time.monotonic(), (epoch - 1) * self.steps_per_epoch + step
         mark, self._rate_mark = self._rate_mark, (now, done)

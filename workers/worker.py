@@ -218,8 +218,9 @@ class Worker:
                     validation_set=validation,
                 )
             else:
+                # A validation split is refused for several processes: `training` is all of it.
                 result = train_data_parallel(
-                    train_config, dataset.train, dataset.test, dataset.classes, run, resume=resume
+                    train_config, training, dataset.test, dataset.classes, run, resume=resume
                 )
             run.confirm_lease()
             # Named by attempt, so that a worker that lost its lease a moment ago cannot

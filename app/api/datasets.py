@@ -12,8 +12,9 @@ from app.dataset_queue import ID_PREFIX, create_dataset, dataset_folder, new_dat
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ml.archives import ArchiveRejected, ImageArchive, archive_kind
+from app.ml.image_folders import check_decoded_size
 from app.ml.tables import TableRejected, read_header
-from app.models import Dataset, Job, JobStatus
+from app.models import Dataset, DatasetStatus, Job, JobStatus
 from app.schemas import COUNT_MAX, SEED_MAX, DatasetList, DatasetOut, ErrorOut
 
 router = APIRouter(prefix="/datasets", tags=["datasets"])
@@ -88,23 +89,23 @@ def upload_dataset(
         if size == 0:
             raise InvalidInput("file: the upload is empty")
         options: dict[str, Any] = {"test_fraction": test_fraction, "seed": seed}
-        if archive_kind(upload) is None and target is not None:
-            kind, dropped = "tabular", [c.strip() for c in (drop or "").split(",") if c.strip()]
-            try:
+        try:
+            if archive_kind(upload) is None:
+                if target is None:
+                    raise InvalidInput(
+                        "file: the file is neither a zip nor a tar.gz archive (a CSV needs the "
+                        "form field target)"
+                    )
+                kind, dropped = "tabular", [c.strip() for c in (drop or "").split(",") if c.strip()]
                 read_header(upload, target, dropped)
-            except TableRejected as exc:
-                raise InvalidInput(f"file: {exc}") from None
-            options.update(target=target, drop=dropped)
-        else:
-            kind = "images"
-            try:
-                ImageArchive(upload).layout()
-            except ArchiveRejected as exc:
-                hint = (
-                    " (a CSV needs the form field target)" if archive_kind(upload) is None else ""
-                )
-                raise InvalidInput(f"file: {exc}{hint}") from None
-            options["image_size"] = image_size
+                options.update(target=target, drop=dropped)
+            else:
+                kind = "images"
+                archive = ImageArchive(upload)
+                check_decoded_size(len(archive.layout().members), image_size, archive.limits)
+                options["image_size"] = image_size
+        except (ArchiveRejected, TableRejected) as exc:
+            raise InvalidInput(f"file: {exc}") from None
         with session_scope(write=True) as session:
             dataset = create_dataset(
                 session,
@@ -174,7 +175,7 @@ def check_usable(session: Session, dataset_id: str, model: str) -> None:
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise NotFound(f"dataset {dataset_id} not found (see GET /datasets)")
-    if dataset.status != "ready":
+    if dataset.status != DatasetStatus.READY:
         reason = f": {dataset.error}" if dataset.error else ""
         raise Conflict(f"dataset {dataset_id} is {dataset.status}{reason}; a job needs it ready")
     wanted = "mlp" if dataset.kind == "tabular" else "tutorial_cnn"

@@ -42,7 +42,7 @@ def loss_plot(job: JobDep) -> Response:
             f"job {job.id}: loss",
             [(p.epoch, p.step, p.loss) for p in job.loss_points],
             job.steps_per_epoch,
-            [(e.epoch, e.train_loss, e.test_loss) for e in job.epoch_results],
+            [(e.epoch, e.test_loss) for e in job.epoch_results],
         )
     )
 

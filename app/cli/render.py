@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from app.cli.remote import JobEvent
+from app.cli.remote import FINISHED, JobEvent
 
 STATUS_STYLES = {
     "queued": "yellow",
@@ -141,10 +141,9 @@ class LiveJob:
     """A progress bar that follows a job's events: epoch, step, loss and time left."""
 
     def __init__(self, console: Console, job: dict[str, Any]) -> None:
-        self.console, self.job_id = console, job["id"]
+        self.job_id = job["id"]
         self.epochs: int = job["config"]["epochs"]
         self.steps_per_epoch: int | None = job["progress"]["steps_per_epoch"]
-        self.loss: float | None = None
         self.status: str = job["status"]
         self.final: dict[str, Any] | None = None
         self.bar = Progress(
@@ -184,7 +183,7 @@ class LiveJob:
         if event.kind == "status":
             self.status = data["status"]
             self.bar.update(self.task, status=status_text(self.status))
-            if data["status"] in ("succeeded", "failed", "cancelled"):
+            if data["status"] in FINISHED:
                 self.final = data
             elif data.get("reason"):
                 self.bar.console.print(f"job {self.job_id} requeued: {data['reason']}")
@@ -194,8 +193,7 @@ class LiveJob:
         elif event.kind in ("progress", "loss", "rewound"):
             self._move(data["epoch"], data["step"])
             if event.kind == "loss":
-                self.loss = data["loss"]
-                self.bar.update(self.task, loss=f"{self.loss:.3f}")
+                self.bar.update(self.task, loss=f"{data['loss']:.3f}")
         elif event.kind == "epoch":
             self._move(data["epoch"], self.steps_per_epoch or 0)
             held_out = data.get("validation_loss")

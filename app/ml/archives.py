@@ -37,6 +37,8 @@ class ArchiveLimits:
     # Uncompressed bytes per compressed byte, over the whole archive (JPEG and PNG barely
     # compress; text or blank images compress a lot, but not a thousandfold).
     max_ratio: float = 200.0
+    # Decoded, the images must fit in a worker's memory (with room for the copies training makes).
+    max_decoded_bytes: int = 4 * 1024**3
 
 
 @dataclass(frozen=True)

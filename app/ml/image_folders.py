@@ -10,7 +10,7 @@ from PIL import Image
 
 from app.ml.archives import ArchiveLimits, ArchiveRejected, ImageArchive, Member
 from app.ml.checkpoints import atomic_torch_save
-from app.ml.images import ImageSet, stratified_split
+from app.ml.images import ImageSet, class_counts, stratified_split
 from app.ml.predictor import ACCEPTED_FORMATS
 
 MAX_NAMED_FAILURES = 10
@@ -26,13 +26,17 @@ class ImageFolders:
     ignored: int  # junk files and folder entries skipped
 
     def counts(self) -> dict[str, dict[str, int]]:
-        """Images per class in each split."""
-        return {
-            split: {
-                name: int((data.labels == index).sum()) for index, name in enumerate(self.classes)
-            }
-            for split, data in (("train", self.train), ("test", self.test))
-        }
+        return class_counts(self.train, self.test, self.classes)
+
+
+def check_decoded_size(count: int, image_size: int, limits: ArchiveLimits) -> None:
+    """ArchiveRejected when the decoded images would not fit the memory a worker may give them."""
+    needed = count * 3 * image_size * image_size
+    if needed > limits.max_decoded_bytes:
+        raise ArchiveRejected(
+            f"{count} images of {image_size}x{image_size} pixels take {needed} bytes decoded; "
+            f"at most {limits.max_decoded_bytes}: use a smaller image_size"
+        )
 
 
 def _decode(data: bytes, size: int) -> np.ndarray:
@@ -56,6 +60,7 @@ def decode_archive(
     images, or whatever else is wrong."""
     archive = ImageArchive(path, limits or ArchiveLimits())
     layout = archive.layout()
+    check_decoded_size(len(layout.members), image_size, archive.limits)
     classes = layout.classes("train")
     if len(classes) < 2:
         raise ArchiveRejected(

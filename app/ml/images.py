@@ -51,6 +51,14 @@ def balanced_indices(labels: torch.Tensor, limit: int | None) -> torch.Tensor:
     return torch.sort(order[:limit]).values
 
 
+def class_counts(train: ImageSet, test: ImageSet, classes: list[str]) -> dict[str, dict[str, int]]:
+    """Examples per class in each split: {"train": {name: n, ...}, "test": {...}}."""
+    return {
+        split: {name: int((data.labels == index).sum()) for index, name in enumerate(classes)}
+        for split, data in (("train", train), ("test", test))
+    }
+
+
 def stratified_split(
     labels: torch.Tensor, fraction: float, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:

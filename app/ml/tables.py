@@ -3,6 +3,7 @@
 import csv
 import io
 import math
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import torch
 
 SNIFF_BYTES = 64 * 1024
 DELIMITERS = ",;\t"
-MAX_NAMED = 5
+# Feature values a worker reads at most (800 MB as doubles): no upload may exhaust its memory.
+MAX_NUMBERS = 100_000_000
 
 
 class TableRejected(Exception):
@@ -124,7 +126,8 @@ def read_table(path: Path, target: str, drop: list[str]) -> Table:
     header = read_header(path, target, drop)
     where = [header.columns.index(name) for name in header.features]
     target_at = header.columns.index(target)
-    rows: list[list[float]] = []
+    # Packed doubles, 8 bytes a number: a list of Python floats would take four times that.
+    numbers = array("d")
     values: list[str] = []
     with _open(path) as file:
         reader = csv.reader(file, delimiter=header.delimiter)
@@ -141,7 +144,9 @@ def read_table(path: Path, target: str, drop: list[str]) -> Table:
             if not label:
                 raise TableRejected(f"line {line}, column {target!r}: the target is empty")
             values.append(label)
-            rows.append([_number(row[i].strip(), header.columns[i], line) for i in where])
+            numbers.extend(_number(row[i].strip(), header.columns[i], line) for i in where)
+            if len(numbers) > MAX_NUMBERS:
+                raise TableRejected(f"the table holds more than {MAX_NUMBERS} feature values")
     classes = _class_order(set(values))
     if len(classes) < 2:
         raise TableRejected(
@@ -149,7 +154,7 @@ def read_table(path: Path, target: str, drop: list[str]) -> Table:
         )
     index = {name: i for i, name in enumerate(classes)}
     return Table(
-        features=torch.tensor(rows, dtype=torch.float64),
+        features=torch.frombuffer(numbers, dtype=torch.float64).view(-1, len(where)).clone(),
         labels=torch.tensor([index[v] for v in values], dtype=torch.long),
         classes=classes,
         feature_columns=header.features,

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from app.ml.checkpoints import atomic_torch_save
-from app.ml.images import ImageSet, stratified_split
+from app.ml.images import ImageSet, class_counts, stratified_split
 from app.ml.tables import Standardizer, read_table, standardization
 
 
@@ -19,10 +19,7 @@ class TableDataset:
     standardizer: Standardizer
 
     def counts(self) -> dict[str, dict[str, int]]:
-        return {
-            split: {name: int((data.labels == i).sum()) for i, name in enumerate(self.classes)}
-            for split, data in (("train", self.train), ("test", self.test))
-        }
+        return class_counts(self.train, self.test, self.classes)
 
 
 def prepare_table(

@@ -64,6 +64,15 @@ def test_bad_tables_name_what_is_wrong(
     assert message in str(refused.value)
 
 
+def test_a_table_too_big_for_memory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.ml.tables.MAX_NUMBERS", 5)
+    path = write(tmp_path / "t.csv", "a,b,c\n1,2,x\n3,4,y\n5,6,x\n")
+    with pytest.raises(TableRejected, match="the table holds more than 5 feature values"):
+        read_table(path, "c", [])
+
+
 def test_binary_is_not_a_table(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_bytes(b"\xff\xfe\x00\x81" * 100)

@@ -2,6 +2,7 @@
 best epoch's weights kept (and tested), and all of it surviving a resume."""
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -81,11 +82,8 @@ def test_a_resumed_job_keeps_its_early_stopping_state() -> None:
     # Interrupted in the middle of the last epoch it trains, then resumed from its checkpoint.
     stop_at = (len(whole.epochs), 10)
     first = Collector(stop_at=stop_at, stop_as=StopReason.SHUTDOWN)
-    try:
+    with pytest.raises(TrainingInterrupted):
         train(NOISE_CONFIG, train_set, test_set, CLASSES, first, validation_set=held_out)
-        raise AssertionError("the run was not interrupted")
-    except TrainingInterrupted:
-        pass
     snapshot = first.checkpoints[-1][2]
     assert snapshot["early_stopping"]["best_epoch"] == expected.best_epoch
     resumed = Collector()

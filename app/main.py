@@ -23,8 +23,8 @@ from app.errors import install_error_handlers
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
-from app.model_cache import ModelCache
-from app.serving import ServingJobs
+from app.serving.lookup import ServingJobs
+from app.serving.model_cache import ModelCache
 from app.settings import get_settings
 from app.validation import install_validation_handler
 

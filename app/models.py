@@ -47,7 +47,7 @@ class Job(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     request_fingerprint: Mapped[str | None] = mapped_column(String(64))
     device: Mapped[str | None] = mapped_column(String(32))
-    # GPUs a worker must have to claim the job (0: any worker); see app/placement.py.
+    # GPUs a worker must have to claim the job (0: any worker); see app/jobs/placement.py.
     gpus_needed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -127,7 +127,7 @@ class WorkerRecord(Base):
 
 
 class JobEvent(Base):
-    """One thing that happened to a job, in the order it happened (see app/job_events.py)."""
+    """One thing that happened to a job, in the order it happened (see app/jobs/events.py)."""
 
     __tablename__ = "job_event"
     __table_args__ = (UniqueConstraint("job_id", "seq"),)

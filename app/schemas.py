@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from app.job_rules import broken_rule, rules_json_schema
+from app.jobs.recipes import RECIPES, RecipeName
+from app.jobs.rules import broken_rule, rules_json_schema
 from app.models import DatasetStatus, JobStatus
-from app.recipes import RECIPES, RecipeName
 
 SEED_MAX = 2**63 - 1
 COUNT_MAX = 2**31 - 1

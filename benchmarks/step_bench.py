@@ -1,6 +1,6 @@
 """Bare training steps of the tutorial CNN: images/s for each precision, layout and graph choice.
 
-The worker's automatic choices on a GPU (workers/runtime.py) rest on this table: one fixed
+The worker's automatic choices on a GPU (workers/training/runtime.py) rest on this table: one fixed
 batch already on the device, the worker's own step (TrainStep, or GraphedStep replaying a
 captured CUDA graph), SGD with momentum, no data handling or evaluation.
 
@@ -19,8 +19,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from app.ml.nets import build_model
-from workers.runtime import Precision, Runtime
-from workers.steps import GraphedStep, TrainStep
+from workers.training.runtime import Precision, Runtime
+from workers.training.steps import GraphedStep, TrainStep
 
 
 def images_per_s(runtime: Runtime, batch_size: int, steps: int) -> float:

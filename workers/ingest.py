@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from app.dataset_queue import (
+from app.datasets.state import (
     IngestResult,
     claim_next_dataset,
     dataset_folder,
@@ -19,9 +19,9 @@ from app.dataset_queue import (
 )
 from app.db import session_scope
 from app.ml.archives import ArchiveRejected
+from app.ml.csv_tables import TableRejected
 from app.ml.image_folders import decode_archive, save_image_folders
-from app.ml.tables import TableRejected
-from app.ml.tabular import prepare_table, save_table_dataset
+from app.ml.table_datasets import prepare_table, save_table_dataset
 from app.settings import Settings
 
 log = logging.getLogger("trainserve.worker")

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from app.db import session_scope
-from app.ml.checkpoints import CheckpointStore
-from app.queue import (
+from app.jobs.transitions import (
     EpochRecord,
     Lease,
     LossRecord,
@@ -19,8 +18,9 @@ from app.queue import (
     record_start,
     restore_history,
 )
+from app.ml.checkpoints import CheckpointStore
 from app.settings import Settings
-from workers.train import EpochMetrics, StopReason
+from workers.training.loop import EpochMetrics, StopReason
 
 log = logging.getLogger("trainserve.worker")
 

@@ -5,7 +5,7 @@ import socket
 
 import torch
 
-from app.registry import Gpu, WorkerOffer
+from app.jobs.worker_registry import Gpu, WorkerOffer
 
 
 def usable_cpus() -> int:

@@ -13,12 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from app.db import session_scope
-from app.logs import configure_logging
-from app.migrations import schema_is_current
-from app.ml.checkpoints import save_model
-from app.ml.cifar10 import DatasetError
-from app.models import Job
-from app.queue import (
+from app.jobs.transitions import (
     FinalResults,
     Lease,
     LostJob,
@@ -29,15 +24,31 @@ from app.queue import (
     recover_expired_leases,
     release_job,
 )
-from app.registry import WorkerOffer, register_worker, unregister_worker, worker_heartbeat
+from app.jobs.worker_registry import (
+    WorkerOffer,
+    register_worker,
+    unregister_worker,
+    worker_heartbeat,
+)
+from app.logs import configure_logging
+from app.migrations import schema_is_current
+from app.ml.checkpoints import save_model
+from app.ml.cifar10 import DatasetError
+from app.models import Job
 from app.settings import Settings, get_settings
-from workers.data_parallel import train_data_parallel
-from workers.datasets import DatasetCache, hold_out, limit_samples
+from workers.dataset_cache import DatasetCache, hold_out, limit_samples
 from workers.ingest import claim_dataset, ingest
 from workers.job_run import JobRun, checkpoint_folder
 from workers.offer import detect_offer
-from workers.runtime import UnsupportedOption
-from workers.train import StopReason, TrainConfig, TrainingDiverged, TrainingInterrupted, train
+from workers.training.data_parallel import train_data_parallel
+from workers.training.loop import (
+    StopReason,
+    TrainConfig,
+    TrainingDiverged,
+    TrainingInterrupted,
+    train,
+)
+from workers.training.runtime import UnsupportedOption
 
 log = logging.getLogger("trainserve.worker")
 

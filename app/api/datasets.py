@@ -8,12 +8,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.api.deps import SessionDep, SettingsDep
-from app.dataset_queue import ID_PREFIX, create_dataset, dataset_folder, new_dataset_id, upload_path
+from app.datasets.state import (
+    ID_PREFIX,
+    create_dataset,
+    dataset_folder,
+    new_dataset_id,
+    upload_path,
+)
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.ml.archives import ArchiveRejected, ImageArchive, archive_kind
+from app.ml.csv_tables import TableRejected, read_header
 from app.ml.image_folders import check_decoded_size
-from app.ml.tables import TableRejected, read_header
 from app.models import Dataset, DatasetStatus, Job, JobStatus
 from app.schemas import COUNT_MAX, SEED_MAX, DatasetList, DatasetOut, ErrorOut
 

@@ -8,9 +8,9 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.errors import NotFound
-from app.model_cache import ModelCache
 from app.models import Job
-from app.serving import ServingJobs
+from app.serving.lookup import ServingJobs
+from app.serving.model_cache import ModelCache
 from app.settings import Settings, get_settings
 
 

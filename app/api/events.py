@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import JobIdPath, SettingsDep
 from app.db import session_scope
 from app.errors import NotFound
-from app.job_events import FINISHED, Event, events_after
+from app.jobs.events import FINISHED, Event, events_after
 from app.models import Job, JobStatus
 from app.schemas import COUNT_MAX
 

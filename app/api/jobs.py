@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from app.api.datasets import check_usable
 from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
 from app.errors import Conflict, NotFound
+from app.jobs.placement import waiting_reason
+from app.jobs.transitions import create_job, request_cancel
+from app.jobs.worker_registry import most_gpus_live
 from app.models import Job, JobStatus
-from app.placement import waiting_reason
-from app.queue import create_job, request_cancel
-from app.registry import most_gpus_live
 from app.schemas import (
     COUNT_MAX,
     SEED_MAX,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from app.api.deps import JobDep
 from app.errors import Conflict
-from app.plots import confusion_png, loss_png
+from app.jobs.plots import confusion_png, loss_png
 from app.schemas import ErrorOut
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])

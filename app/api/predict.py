@@ -9,11 +9,11 @@ from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import JOB_ID_MAX, ModelCacheDep, ServingJobsDep, SettingsDep
 from app.errors import InvalidInput
-from app.inference import Batcher, UploadRejected
 from app.ml.predictor import Prediction
-from app.model_cache import ModelCache
 from app.schemas import BatchPredictionOut, ErrorOut, PredictionOut
-from app.serving import ServingJobs
+from app.serving.batcher import Batcher, UploadRejected
+from app.serving.lookup import ServingJobs
+from app.serving.model_cache import ModelCache
 from app.settings import Settings
 
 router = APIRouter(tags=["predict"])

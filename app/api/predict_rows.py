@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import JOB_ID_MAX, ModelCacheDep, ServingJobsDep, SettingsDep
 from app.api.predict import ERRORS, TopKQuery, as_output, serving_batcher
 from app.errors import InvalidInput
-from app.ml.tables import Standardizer
+from app.ml.csv_tables import Standardizer
 from app.schemas import BatchPredictionOut
 
 router = APIRouter(tags=["predict"])

@@ -3,7 +3,7 @@
 from fastapi import APIRouter
 
 from app.api.deps import SessionDep, SettingsDep
-from app.registry import live_workers
+from app.jobs.worker_registry import live_workers
 from app.schemas import WorkerList, WorkerOut
 
 router = APIRouter(prefix="/workers", tags=["workers"])

@@ -162,7 +162,7 @@ def register(cli: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="The API's port.")] = 8000,
     ) -> None:
         """Health check for containers: exit 0 when healthy, 1 when not."""
-        from app.checks import check_api, check_worker
+        from app.cli.checks import check_api, check_worker
 
         problem = check_api(port) if what == Checked.API else check_worker()
         if problem is not None:

@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from app.db import session_scope
+from app.jobs.transitions import create_job
 from app.main import create_app
 from app.ml.checkpoints import load_model
 from app.ml.predictor import Predictor
-from app.queue import create_job
 from app.schemas import JobCreate
 from tests.conftest import Env
 from workers.worker import Worker

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.db import session_scope
+from app.jobs.transitions import create_job
 from app.main import create_app
-from app.queue import create_job
 from app.schemas import JobCreate
 from app.settings import get_settings
 from tests.conftest import Env

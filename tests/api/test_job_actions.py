@@ -7,8 +7,8 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from app.db import session_scope
+from app.jobs.transitions import claim_next_job
 from app.models import Job, JobStatus
-from app.queue import claim_next_job
 from tests.api.conftest import TrainJob
 from tests.conftest import Env
 from workers.worker import Worker

@@ -1,7 +1,7 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from app.recipes import RECIPES
+from app.jobs.recipes import RECIPES
 from tests.api.conftest import TrainJob
 from tests.conftest import CIFAR_CLASSES
 

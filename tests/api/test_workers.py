@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
 from app.db import session_scope, utcnow
+from app.jobs.worker_registry import Gpu, WorkerOffer, register_worker
 from app.models import WorkerRecord
-from app.registry import Gpu, WorkerOffer, register_worker
 from tests.conftest import Env
 from workers.offer import usable_cpus
 from workers.worker import Worker

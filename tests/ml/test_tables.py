@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.ml.tables import TableRejected, read_header, read_table
-from app.ml.tabular import prepare_table
+from app.ml.csv_tables import TableRejected, read_header, read_table
+from app.ml.table_datasets import prepare_table
 
 ROWS = [("1.5", "2", "a", "low"), ("2.5", "4", "b", "high"), ("3.5", "8", "c", "low")]
 

@@ -10,7 +10,7 @@ import pytest
 from app.ml.cifar10 import load_cifar10
 from tests.conftest import TUTORIAL_TOOL
 from tests.workers.test_train import Collector
-from workers.train import TrainConfig, train
+from workers.training.loop import TrainConfig, train
 
 # Measured on this 10,000/2,000 subset: the tutorial loop 38.4% and 40.2% (torch seeds 0, 1),
 # ours 38.9%, 39.4%, 37.4% (seeds 0-2). Runs of one recipe spread by about 1.5 points, so the

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from workers.augment import AugmentPlan, shifted
+from workers.training.augment import AugmentPlan, shifted
 
 
 def images(count: int) -> torch.Tensor:

@@ -12,10 +12,10 @@ import torch
 
 from app.ml.cifar10 import load_cifar10
 from tests.workers.test_train import CLASSES, Collector, image_set
-from workers.data_parallel import SYNC_EVERY, train_data_parallel
 from workers.offer import usable_cpus
-from workers.runtime import UnsupportedOption
-from workers.train import StopReason, TrainConfig, TrainingInterrupted, TrainResult, train
+from workers.training.data_parallel import SYNC_EVERY, train_data_parallel
+from workers.training.loop import StopReason, TrainConfig, TrainingInterrupted, TrainResult, train
+from workers.training.runtime import UnsupportedOption
 
 # Batches of 7 split 4 + 3 between two ranks; 400 images end in a batch of one image, which
 # leaves rank 1 an empty share at every epoch's last step.

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from app.db import session_scope
+from app.jobs.transitions import create_job
 from app.ml.checkpoints import CheckpointStore
 from app.models import Job, JobStatus
-from app.queue import create_job
 from app.schemas import JobCreate
 from tests.conftest import Env
 from workers.worker import Worker

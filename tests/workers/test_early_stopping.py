@@ -9,9 +9,9 @@ from torch import nn
 from app.ml.images import ImageSet, stratified_split
 from tests.conftest import synthetic_split
 from tests.workers.test_train import CLASSES, Collector, image_set
-from workers.early_stopping import EarlyStopping
-from workers.evaluate import evaluate
-from workers.train import StopReason, TrainConfig, TrainingInterrupted, train
+from workers.training.early_stopping import EarlyStopping
+from workers.training.evaluate import evaluate
+from workers.training.loop import StopReason, TrainConfig, TrainingInterrupted, train
 
 # Random labels: nothing to learn, so the held-out loss rises as the model memorises noise.
 NOISE_CONFIG = TrainConfig(

@@ -12,8 +12,8 @@ import torch
 from tests.workers.test_steps import OPTIMIZERS, assert_same_training
 from tests.workers.test_train import run
 from tests.workers.test_train_options import EASY, FAST_FEATURES
-from workers.runtime import Runtime
-from workers.train import TrainConfig
+from workers.training.loop import TrainConfig
+from workers.training.runtime import Runtime
 
 pytestmark = [
     pytest.mark.gpu,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from workers.runtime import Runtime, UnsupportedOption, resolve_runtime
+from workers.training.runtime import Runtime, UnsupportedOption, resolve_runtime
 
 CPU = torch.device("cpu")
 GPU = torch.device("cuda", 0)  # only a name here: deciding needs no GPU

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from app.ml.nets import build_model
-from workers.runtime import Runtime
-from workers.steps import GraphedStep, TrainStep
+from workers.training.runtime import Runtime
+from workers.training.steps import GraphedStep, TrainStep
 
 CPU_FP32 = Runtime(torch.device("cpu"), "fp32", False, False, False, threads=None)
 BATCH = 8

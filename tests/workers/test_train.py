@@ -9,9 +9,8 @@ from torch import nn
 
 from app.ml.images import ImageSet
 from tests.conftest import synthetic_split
-from workers.evaluate import evaluate
-from workers.runtime import UnsupportedOption
-from workers.train import (
+from workers.training.evaluate import evaluate
+from workers.training.loop import (
     EpochMetrics,
     StopReason,
     TrainConfig,
@@ -20,6 +19,7 @@ from workers.train import (
     resolve_device,
     train,
 )
+from workers.training.runtime import UnsupportedOption
 
 CLASSES = [f"class{i}" for i in range(10)]
 

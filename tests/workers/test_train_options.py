@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
-from app.recipes import RECIPES
+from app.jobs.recipes import RECIPES
 from tests.workers.test_train import CLASSES, Collector, image_set, run
-from workers.optim import OneCycle, make_optimizer
-from workers.runtime import resolve_runtime
-from workers.train import TrainConfig, TrainingInterrupted, _Run, train
+from workers.training.loop import TrainConfig, TrainingInterrupted, _Run, train
+from workers.training.optim import OneCycle, make_optimizer
+from workers.training.runtime import resolve_runtime
 
 EASY: dict[str, Any] = {
     "epochs": 8,

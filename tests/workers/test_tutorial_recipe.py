@@ -4,8 +4,8 @@ import time
 from pathlib import Path
 
 from app.db import session_scope
+from app.jobs.transitions import create_job
 from app.models import Job, JobStatus
-from app.queue import create_job
 from app.schemas import JobCreate
 from tests.conftest import Env
 from tests.e2e.conftest import Service

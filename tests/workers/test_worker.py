@@ -8,10 +8,10 @@ import torch
 from sqlalchemy import select
 
 from app.db import session_scope
+from app.jobs.transitions import claim_next_job, create_job
 from app.migrations import upgrade_to_head
 from app.ml.checkpoints import load_model
 from app.models import Job, JobStatus, LossPoint
-from app.queue import claim_next_job, create_job
 from app.schemas import JobCreate
 from tests.conftest import Env, synthetic_split, write_cifar_layout
 from workers.worker import Worker

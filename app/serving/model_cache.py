@@ -14,8 +14,8 @@ from pathlib import Path
 import torch
 
 from app.errors import Unavailable
-from app.inference import Batcher
 from app.ml.predictor import Predictor
+from app.serving.batcher import Batcher
 
 log = logging.getLogger("trainserve.api")
 

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from app.recipes import RECIPES
+from app.jobs.recipes import RECIPES
 
 
 def _same(a: object, b: object) -> bool:

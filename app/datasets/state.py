@@ -1,7 +1,7 @@
 """The only code that changes an uploaded dataset's status; each change is a guarded UPDATE.
 
 A worker claims a queued dataset, decodes it and marks it ready or failed. A dataset whose
-worker stopped being live (see app/registry.py) goes back to the queue for another.
+worker stopped being live (see app/jobs/worker_registry.py) goes back to the queue for another.
 """
 
 import secrets
@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.jobs.worker_registry import is_live
 from app.models import Dataset, DatasetStatus, WorkerRecord
-from app.registry import is_live
 
 ID_PREFIX = "ds-"
 

@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from app.dataset_queue import images_path, table_path
+from app.datasets.state import images_path, table_path
 from app.ml.cifar10 import ALL_FILES, DatasetError, ensure_cifar10, load_cifar10
+from app.ml.csv_tables import Standardizer
 from app.ml.image_folders import load_image_folders
 from app.ml.images import ImageSet, balanced_indices, stratified_split
-from app.ml.tables import Standardizer
-from app.ml.tabular import load_table_dataset
+from app.ml.table_datasets import load_table_dataset
 from app.settings import OFFICIAL_CIFAR10_URL, Settings
 
 IMAGE_SIZE = (32, 32)

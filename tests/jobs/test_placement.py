@@ -4,9 +4,9 @@ from sqlalchemy import JSON, Integer, String, column, insert, select, table
 
 from alembic import command
 from app.db import UTCDateTime, get_engine, session_scope, utcnow
+from app.jobs.transitions import claim_next_job, create_job
 from app.migrations import alembic_config, upgrade_to_head
 from app.models import Job
-from app.queue import claim_next_job, create_job
 from tests.conftest import Env
 
 

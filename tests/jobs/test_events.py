@@ -7,10 +7,8 @@ from sqlalchemy import insert
 
 from alembic import command
 from app.db import session_scope, utcnow
-from app.job_events import Event, EventKind, events_after
-from app.migrations import alembic_config, upgrade_to_head
-from app.models import EpochResult, Job, LossPoint
-from app.queue import (
+from app.jobs.events import Event, EventKind, events_after
+from app.jobs.transitions import (
     EpochRecord,
     FinalResults,
     Lease,
@@ -28,6 +26,8 @@ from app.queue import (
     request_cancel,
     restore_history,
 )
+from app.migrations import alembic_config, upgrade_to_head
+from app.models import EpochResult, Job, LossPoint
 from tests.conftest import Env
 
 CLASSES = ["a", "b"]

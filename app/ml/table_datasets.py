@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 
 from app.ml.checkpoints import atomic_torch_save
+from app.ml.csv_tables import Standardizer, read_table, standardization
 from app.ml.images import ImageSet, class_counts, stratified_split
-from app.ml.tables import Standardizer, read_table, standardization
 
 
 @dataclass(frozen=True)

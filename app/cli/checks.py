@@ -5,7 +5,7 @@ import socket
 import httpx
 
 from app.db import session_scope
-from app.registry import live_workers
+from app.jobs.worker_registry import live_workers
 from app.settings import get_settings
 
 

@@ -1,6 +1,6 @@
 """Which job answers a default prediction when lookups overlap."""
 
-from app.serving import ServedJob, ServingJobs
+from app.serving.lookup import ServedJob, ServingJobs
 
 OLD = ServedJob(1, "jobs/1/model.pt", None)
 NEW = ServedJob(2, "jobs/2/model.pt", None)

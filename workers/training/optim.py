@@ -8,7 +8,7 @@ from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 if TYPE_CHECKING:
-    from workers.train import TrainConfig
+    from workers.training.loop import TrainConfig
 
 ONE_CYCLE_WARMUP_FRACTION = 0.25
 ONE_CYCLE_START_DIVISOR = 25.0  # the warm-up starts at learning_rate / 25 ...

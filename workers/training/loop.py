@@ -17,15 +17,15 @@ from torch import nn
 
 from app.ml.images import ImageSet, normalize
 from app.ml.nets import build_model
-from workers.augment import AugmentPlan
-from workers.early_stopping import EarlyStopping
-from workers.evaluate import Evaluation, evaluate
 from workers.offer import usable_cpus
-from workers.optim import make_lr_schedule, make_optimizer
-from workers.ranks import SINGLE, Ranks
-from workers.rng import restore_rng_states, rng_states
-from workers.runtime import Runtime, UnsupportedOption, resolve_runtime
-from workers.steps import GraphedStep, TrainStep
+from workers.training.augment import AugmentPlan
+from workers.training.early_stopping import EarlyStopping
+from workers.training.evaluate import Evaluation, evaluate
+from workers.training.optim import make_lr_schedule, make_optimizer
+from workers.training.ranks import SINGLE, Ranks
+from workers.training.rng import restore_rng_states, rng_states
+from workers.training.runtime import Runtime, UnsupportedOption, resolve_runtime
+from workers.training.steps import GraphedStep, TrainStep
 
 log = logging.getLogger("trainserve.worker")
 

@@ -4,7 +4,7 @@ A running job carries a lease: the worker that claimed it (`worker_id`), the att
 claimed (`attempts`) and an expiry that the worker's heartbeat keeps pushing forward. Every write a
 worker makes is guarded by all three, so a worker that has lost its lease writes nothing more.
 Callers pass sessions opened with `session_scope(write=True)`. Each change also appends its
-event to the job's event log (app/job_events.py), in the same transaction.
+event to the job's event log (app/jobs/events.py), in the same transaction.
 """
 
 from dataclasses import dataclass
@@ -15,9 +15,9 @@ from sqlalchemy import and_, delete, false, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.job_events import EventKind, append_event, status_event
+from app.jobs.events import EventKind, append_event, status_event
+from app.jobs.placement import gpus_needed
 from app.models import EpochResult, Job, JobStatus, LossPoint
-from app.placement import gpus_needed
 
 
 class LostJob(Exception):

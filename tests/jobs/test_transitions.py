@@ -7,8 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db import session_scope, utcnow
-from app.models import Job, JobStatus, LossPoint
-from app.queue import (
+from app.jobs.transitions import (
     Lease,
     LossRecord,
     LostJob,
@@ -19,6 +18,7 @@ from app.queue import (
     recover_expired_leases,
     release_job,
 )
+from app.models import Job, JobStatus, LossPoint
 from tests.conftest import Env
 
 

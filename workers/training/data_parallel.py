@@ -24,8 +24,7 @@ import torch.multiprocessing as mp
 
 from app.ml.images import ImageSet
 from app.parent_death import signal_when_parent_dies
-from workers.ranks import Ranks
-from workers.train import (
+from workers.training.loop import (
     EpochMetrics,
     StopReason,
     TrainConfig,
@@ -37,6 +36,7 @@ from workers.train import (
     train,
     train_follower,
 )
+from workers.training.ranks import Ranks
 
 log = logging.getLogger("trainserve.worker")
 

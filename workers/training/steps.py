@@ -5,7 +5,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from workers.runtime import Runtime
+from workers.training.runtime import Runtime
 
 # Steps run before capture so that lazy allocations (optimizer state, library handles) happen
 # outside the graph; the PyTorch documentation's whole-network example warms up 3 times.

@@ -1,0 +1,1 @@
+"""Uploaded datasets: where their files live, their state, uploads and their schemas."""

@@ -1,0 +1,2 @@
+"""Serving trained models: which model answers, the model cache, the batcher, the service the
+prediction routes call."""

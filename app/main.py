@@ -26,7 +26,6 @@ from app.migrations import upgrade_to_head
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.settings import get_settings
-from app.validation import install_validation_handler
 
 log = logging.getLogger("trainserve.api")
 
@@ -68,7 +67,6 @@ def create_app() -> FastAPI:
     app.include_router(dashboard.router)
     app.mount(dashboard.ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
     install_error_handlers(app)
-    install_validation_handler(app)
     settings = get_settings()
     torch.set_num_threads(settings.inference_threads)
     app.state.model_cache = ModelCache(

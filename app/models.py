@@ -75,6 +75,16 @@ class Job(Base):
         order_by="EpochResult.epoch", cascade="all, delete-orphan", passive_deletes=True
     )
 
+    @property
+    def progress(self) -> dict[str, int | None]:
+        """Where training is: the epoch (from 1; 0 before start) and the step within it."""
+        return {
+            "epoch": self.progress_epoch,
+            "epochs": self.config["epochs"],
+            "step": self.progress_step,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
 
 class LossPoint(Base):
     """Mean training loss over one log_every window of mini-batches."""

@@ -193,9 +193,10 @@ def step_ceiling(batch_size: int, job_config: dict[str, Any]) -> float:
     sys.path.insert(0, str(REPO))
     from step_bench import images_per_s  # beside this script
 
-    from workers.training.loop import TrainConfig, runtime_for
+    from app.jobs.config import JobConfig
+    from workers.training.devices import runtime_for
 
-    runtime = runtime_for(TrainConfig.from_job_config(job_config))
+    runtime = runtime_for(JobConfig.model_validate(job_config), batch_size)
     return images_per_s(runtime, batch_size, steps=2000)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from app.db import get_engine, get_session_factory
+from app.jobs.config import JobConfig
 from app.migrations import upgrade_to_head
 from app.settings import Settings, get_settings
 from tests.databases import backend, fresh_database, postgres_server_url
@@ -202,3 +203,8 @@ def real_cifar_full(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DATA_DIR holding all of the real CIFAR-10 (50,000 train / 10,000 test)."""
     _require_shared_data()
     return _rebuild(tmp_path_factory.mktemp("cifar-full"))
+
+
+def job_config(**fields: object) -> JobConfig:
+    """A job's resolved config: the defaults (the tutorial's), seed 0, and these fields."""
+    return JobConfig.model_validate({"seed": 0, **fields})

@@ -3,13 +3,13 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from app.datasets.state import images_path, table_path
+from app.datasets.files import images_path, table_path
+from app.jobs.config import JobConfig
 from app.ml.cifar10 import ALL_FILES, DatasetError, ensure_cifar10, load_cifar10
-from app.ml.csv_tables import Standardizer
 from app.ml.image_folders import load_image_folders
 from app.ml.images import ImageSet, balanced_indices, stratified_split
+from app.ml.standardizer import Standardizer
 from app.ml.table_datasets import load_table_dataset
 from app.settings import OFFICIAL_CIFAR10_URL, Settings
 
@@ -109,13 +109,13 @@ def limit_samples(
     )
 
 
-def hold_out(train: ImageSet, config: dict[str, Any]) -> tuple[ImageSet, ImageSet | None]:
+def hold_out(train: ImageSet, config: JobConfig) -> tuple[ImageSet, ImageSet | None]:
     """The training images to train on and those held out for validation, as the job's
     validation_fraction and seed say (none held out without a fraction)."""
-    fraction = config.get("validation_fraction")
+    fraction = config.validation_fraction
     if not fraction:
         return train, None
-    kept, held = stratified_split(train.labels, fraction, config["seed"])
+    kept, held = stratified_split(train.labels, fraction, config.seed)
     if held.numel() == 0:
         raise DatasetError(
             f"validation_fraction {fraction} holds out no image: every class has fewer than "

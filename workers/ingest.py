@@ -6,16 +6,13 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from app.datasets.files import dataset_folder, images_path, table_path, upload_path
 from app.datasets.state import (
     IngestResult,
     claim_next_dataset,
-    dataset_folder,
     fail_dataset,
     finish_dataset,
-    images_path,
     requeue_orphaned_datasets,
-    table_path,
-    upload_path,
 )
 from app.db import session_scope
 from app.ml.archives import ArchiveRejected

@@ -7,20 +7,18 @@ from pathlib import Path
 from typing import Any
 
 from app.db import session_scope
-from app.jobs.transitions import (
-    EpochRecord,
-    Lease,
-    LossRecord,
-    LostJob,
+from app.jobs.progress import (
     heartbeat,
     record_epoch,
     record_loss_point,
     record_start,
     restore_history,
 )
+from app.jobs.records import EpochRecord, LossRecord
+from app.jobs.transitions import Lease, LostJob
 from app.ml.checkpoints import CheckpointStore
 from app.settings import Settings
-from workers.training.loop import EpochMetrics, StopReason
+from workers.training.hooks import EpochMetrics, StopReason
 
 log = logging.getLogger("trainserve.worker")
 
@@ -152,7 +150,7 @@ class JobRun:
         self._position = (epoch, step)
         log.info("job %s: [%d, %5d] loss: %.3f", self.lease.job_id, epoch, step, loss)
         with session_scope(write=True) as session:
-            record_loss_point(session, self.lease, LossRecord(epoch, step, loss))
+            record_loss_point(session, self.lease, LossRecord(epoch=epoch, step=step, loss=loss))
 
     def epoch_done(self, metrics: EpochMetrics) -> None:
         log.info(
@@ -164,17 +162,7 @@ class JobRun:
             100 * metrics.evaluation.accuracy,
         )
         with session_scope(write=True) as session:
-            validation = metrics.validation
-            record = EpochRecord(
-                epoch=metrics.epoch,
-                train_loss=metrics.train_loss,
-                test_loss=metrics.evaluation.loss,
-                test_accuracy=metrics.evaluation.accuracy,
-                elapsed_s=metrics.elapsed_s,
-                validation_loss=None if validation is None else validation.loss,
-                validation_accuracy=None if validation is None else validation.accuracy,
-            )
-            record_epoch(session, self.lease, record, metrics.steps)
+            record_epoch(session, self.lease, metrics.record(), metrics.steps)
 
     def stop_reason(self) -> StopReason | None:
         if self.lost.is_set():

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from app.db import session_scope
+from app.jobs.config import JobConfig
 from app.jobs.transitions import (
     FinalResults,
     Lease,
@@ -41,13 +42,13 @@ from workers.ingest import claim_dataset, ingest
 from workers.job_run import JobRun, checkpoint_folder
 from workers.offer import detect_offer
 from workers.training.data_parallel import train_data_parallel
-from workers.training.loop import (
+from workers.training.hooks import (
     StopReason,
-    TrainConfig,
     TrainingDiverged,
     TrainingInterrupted,
-    train,
+    TrainInputs,
 )
+from workers.training.loop import train
 from workers.training.runtime import UnsupportedOption
 
 log = logging.getLogger("trainserve.worker")
@@ -205,34 +206,28 @@ class Worker:
         with session_scope() as session:
             job = session.get(Job, lease.job_id)
             assert job is not None
-            config = dict(job.config)
+            config = JobConfig.model_validate(job.config)
         with JobRun(lease, self.settings, self.stop) as run:
             dataset = limit_samples(
-                self.datasets.load(config["dataset"]),
-                config.get("max_train_samples"),
-                config.get("max_test_samples"),
+                self.datasets.load(config.dataset),
+                config.max_train_samples,
+                config.max_test_samples,
             )
             training, validation = hold_out(dataset.train, config)
-            # No batch size: the whole training set at every step (full-batch training).
-            config["batch_size"] = config["batch_size"] or len(training)
-            run.batch_size = config["batch_size"]
-            resume = run.load_checkpoint()
-            train_config = TrainConfig.from_job_config(config)
-            if train_config.processes == 1:
-                result = train(
-                    train_config,
-                    training,
-                    dataset.test,
-                    dataset.classes,
-                    run,
-                    resume=resume,
-                    validation_set=validation,
-                )
+            inputs = TrainInputs(
+                config,
+                training,
+                dataset.test,
+                dataset.classes,
+                validation_set=validation,
+                resume=run.load_checkpoint(),
+            )
+            run.batch_size = inputs.batch_size
+            if config.processes == 1:
+                result = train(inputs, run)
             else:
                 # A validation split is refused for several processes: `training` is all of it.
-                result = train_data_parallel(
-                    train_config, training, dataset.test, dataset.classes, run, resume=resume
-                )
+                result = train_data_parallel(inputs, run)
             run.confirm_lease()
             # Named by attempt, so that a worker that lost its lease a moment ago cannot
             # overwrite the file its successor records.
@@ -240,11 +235,11 @@ class Worker:
             sha256 = save_model(
                 self.settings.artifacts_dir / relative_path,
                 result.model,
-                arch=config["model"],
+                arch=config.model,
                 classes=dataset.classes,
                 image_size=dataset.image_size,
                 standardizer=dataset.standardizer,
-                hidden_layers=train_config.hidden_layers,
+                hidden_layers=config.hidden_layers,
             )
             with session_scope(write=True) as session:
                 finish_job(

@@ -3,7 +3,7 @@
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from app.db import session_scope
@@ -11,6 +11,7 @@ from app.errors import NotFound
 from app.models import Job
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
+from app.serving.service import Predictions
 from app.settings import Settings, get_settings
 
 
@@ -54,17 +55,20 @@ JobDep = Annotated[Job, Depends(_job)]
 WriteJobDep = Annotated[Job, Depends(_write_job)]
 
 
-def _model_cache(request: Request) -> ModelCache:
-    cache: ModelCache = request.app.state.model_cache
-    return cache
+async def _predictions(request: Request) -> Predictions:
+    # async: nothing here blocks, and a plain def would cost every prediction a thread hop.
+    state = request.app.state
+    models: ModelCache = state.model_cache
+    serving: ServingJobs = state.serving_jobs
+    return Predictions(serving, models, get_settings().artifacts_dir)
 
 
-ModelCacheDep = Annotated[ModelCache, Depends(_model_cache)]
+PredictionsDep = Annotated[Predictions, Depends(_predictions)]
 
-
-def _serving_jobs(request: Request) -> ServingJobs:
-    serving: ServingJobs = request.app.state.serving_jobs
-    return serving
-
-
-ServingJobsDep = Annotated[ServingJobs, Depends(_serving_jobs)]
+JobIdQuery = Annotated[
+    int | None, Query(ge=1, le=JOB_ID_MAX, description="Default: the most recently finished job.")
+]
+TopKQuery = Annotated[
+    int | None,
+    Query(ge=1, le=1000, description="How many classes to list in `top_k` (default: all)."),
+]

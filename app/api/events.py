@@ -14,8 +14,8 @@ from app.api.deps import JobIdPath, SettingsDep
 from app.db import session_scope
 from app.errors import NotFound
 from app.jobs.events import FINISHED, Event, events_after
+from app.jobs.fields import COUNT_MAX
 from app.models import Job, JobStatus
-from app.schemas import COUNT_MAX
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

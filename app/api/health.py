@@ -3,12 +3,16 @@
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
 
 from app.metrics import exposition
 from app.migrations import schema_is_current
-from app.schemas import HealthOut
 
 router = APIRouter(tags=["health"])
+
+
+class HealthOut(BaseModel):
+    status: str
 
 
 @router.get("/healthz", response_model=HealthOut, summary="The process is up")

@@ -1,35 +1,19 @@
 """Training jobs: submit, list, inspect, and read their metrics."""
 
-import hashlib
-import json
-import secrets
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
-from app.api.datasets import check_usable
 from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
-from app.errors import Conflict, NotFound
-from app.jobs.placement import waiting_reason
-from app.jobs.transitions import create_job, request_cancel
-from app.jobs.worker_registry import most_gpus_live
+from app.errors import Conflict, ErrorOut, NotFound
+from app.jobs import submission
+from app.jobs.config import JobCreate
+from app.jobs.fields import COUNT_MAX
+from app.jobs.schemas import JobList, JobOut, MetricsOut
+from app.jobs.transitions import request_cancel
+from app.jobs.views import job_view, job_views
 from app.models import Job, JobStatus
-from app.schemas import (
-    COUNT_MAX,
-    SEED_MAX,
-    EpochOut,
-    ErrorOut,
-    JobCreate,
-    JobList,
-    JobOut,
-    LossPointOut,
-    MetricsOut,
-    Progress,
-)
-from app.settings import Settings
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -52,45 +36,6 @@ SUBMIT_EXAMPLES: dict[str, Any] = {
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "No job with this id."}
 }
-
-
-def job_outs(session: Session, settings: Settings, jobs: list[Job]) -> list[JobOut]:
-    """The public view of job rows, saying why a queued one waits when no worker can run it."""
-    queued = any(job.status == JobStatus.QUEUED for job in jobs)
-    most_gpus = most_gpus_live(session, settings.lease_seconds) if queued else None
-    return [job_out(job, waiting_reason(job.status, job.gpus_needed, most_gpus)) for job in jobs]
-
-
-def job_view(session: Session, settings: Settings, job: Job) -> JobOut:
-    """The public view of one job row (see job_outs)."""
-    return job_outs(session, settings, [job])[0]
-
-
-def job_out(job: Job, waiting: str | None = None) -> JobOut:
-    """The public view of a job row."""
-    return JobOut(
-        id=job.id,
-        status=JobStatus(job.status),
-        config=job.config,
-        created_at=job.created_at,
-        started_at=job.started_at,
-        finished_at=job.finished_at,
-        progress=Progress(
-            epoch=job.progress_epoch,
-            epochs=job.config["epochs"],
-            step=job.progress_step,
-            steps_per_epoch=job.steps_per_epoch,
-        ),
-        device=job.device,
-        error=job.error,
-        test_accuracy=job.test_accuracy,
-        attempts=job.attempts,
-        max_attempts=job.max_attempts,
-        heartbeat_at=job.heartbeat_at,
-        cancel_requested=job.cancel_requested,
-        retry_of=job.retry_of,
-        waiting_reason=waiting,
-    )
 
 
 @router.post(
@@ -124,39 +69,19 @@ def submit_job(
     ] = None,
 ) -> JobOut:
     """Queue a job; every field is optional and the defaults reproduce the tutorial."""
-    spec = spec or JobCreate()
-    if spec.dataset != "cifar10":
-        check_usable(session, spec.dataset, spec.model)
-    fingerprint = request_fingerprint(spec) if idempotency_key else None
-    if idempotency_key:
-        existing = find_idempotent(session, idempotency_key, fingerprint)
-        if existing is not None:
-            response.status_code = 200
-            return job_view(session, settings, existing)
-    config = spec.resolved()
-    if config["seed"] is None:
-        config["seed"] = secrets.randbelow(SEED_MAX + 1)
-    try:
-        job = create_job(
-            session,
-            config,
-            max_attempts=settings.max_attempts,
-            idempotency_key=idempotency_key,
-            request_fingerprint=fingerprint,
-        )
-        # Read inside the write transaction: another one after commit would queue for the lock.
-        view = job_view(session, settings, job)
-        session.commit()
-    except IntegrityError:
-        # Another request with the same key won the race; answer with its job.
-        session.rollback()
-        assert idempotency_key is not None
-        existing = find_idempotent(session, idempotency_key, fingerprint)
-        if existing is None:
-            raise
+    submitted = submission.submit_job(
+        session,
+        spec or JobCreate(),
+        max_attempts=settings.max_attempts,
+        idempotency_key=idempotency_key,
+    )
+    # Read inside the write transaction: another one after commit would queue for the lock.
+    view = job_view(session, settings.lease_seconds, submitted.job)
+    session.commit()
+    if submitted.replayed:
         response.status_code = 200
-        return job_view(session, settings, existing)
-    response.headers["Location"] = f"/jobs/{job.id}"
+    else:
+        response.headers["Location"] = f"/jobs/{view.id}"
     return view
 
 
@@ -175,14 +100,15 @@ def list_jobs(
         query = query.where(Job.status == status)
         count = count.where(Job.status == status)
     jobs = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
-    return JobList(items=job_outs(session, settings, list(jobs)), total=session.scalar(count) or 0)
+    views = job_views(session, settings.lease_seconds, list(jobs))
+    return JobList(items=views, total=session.scalar(count) or 0)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="Get one job")
 def get_job(session: SessionDep, settings: SettingsDep, job: JobDep) -> JobOut:
     """The job's status, progress and result; for a queued job, why it waits if no live worker
     can run it."""
-    return job_view(session, settings, job)
+    return job_view(session, settings.lease_seconds, job)
 
 
 @router.get(
@@ -190,30 +116,7 @@ def get_job(session: SessionDep, settings: SettingsDep, job: JobDep) -> JobOut:
 )
 def get_metrics(job: JobDep) -> MetricsOut:
     """Loss history, per-epoch results and test-set metrics; partial while the job runs."""
-    return MetricsOut(
-        job_id=job.id,
-        status=JobStatus(job.status),
-        best_epoch=job.best_epoch,
-        classes=job.classes,
-        loss_history=[
-            LossPointOut(epoch=p.epoch, step=p.step, loss=p.loss) for p in job.loss_points
-        ],
-        epochs=[
-            EpochOut(
-                epoch=e.epoch,
-                train_loss=e.train_loss,
-                test_loss=e.test_loss,
-                test_accuracy=e.test_accuracy,
-                elapsed_s=e.elapsed_s,
-                validation_loss=e.validation_loss,
-                validation_accuracy=e.validation_accuracy,
-            )
-            for e in job.epoch_results
-        ],
-        test_accuracy=job.test_accuracy,
-        per_class_accuracy=job.per_class_accuracy,
-        confusion_matrix=job.confusion_matrix,
-    )
+    return MetricsOut.model_validate(job)
 
 
 @router.post(
@@ -235,7 +138,7 @@ def cancel_job(
     if job is None:
         raise NotFound(f"job {job_id} not found")
     session.refresh(job)
-    view = job_view(session, settings, job)
+    view = job_view(session, settings.lease_seconds, job)
     session.commit()  # one write transaction for the whole request: no second wait for the lock
     if outcome is None:
         raise Conflict(f"job {job_id} has already finished (its status is {job.status})")
@@ -258,30 +161,8 @@ def retry_job(
     session: WriteSessionDep, settings: SettingsDep, job: WriteJobDep, response: Response
 ) -> JobOut:
     """Queue a new job with the same config; its `retry_of` names this one."""
-    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise Conflict(
-            f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried"
-        )
-    retry = create_job(
-        session, dict(job.config), max_attempts=settings.max_attempts, retry_of=job.id
-    )
-    view = job_view(session, settings, retry)
+    retry = submission.retry_job(session, job, max_attempts=settings.max_attempts)
+    view = job_view(session, settings.lease_seconds, retry)
     session.commit()
     response.headers["Location"] = f"/jobs/{retry.id}"
     return view
-
-
-def request_fingerprint(spec: JobCreate) -> str:
-    """A digest of the fields the client sent, to recognise a repeated submission."""
-    canonical = json.dumps(spec.model_dump(exclude_unset=True), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def find_idempotent(session: Session, key: str, fingerprint: str | None) -> Job | None:
-    """The job made earlier with this Idempotency-Key; 409 if its body differed."""
-    job = session.scalars(select(Job).where(Job.idempotency_key == key)).first()
-    if job is not None and job.request_fingerprint != fingerprint:
-        raise Conflict(
-            f"Idempotency-Key {key!r} was already used for job {job.id} with a different body"
-        )
-    return job

@@ -5,9 +5,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from app.api.deps import JobDep
-from app.errors import Conflict
+from app.errors import Conflict, ErrorOut
+from app.jobs.config import JobConfig
 from app.jobs.plots import confusion_png, loss_png
-from app.schemas import ErrorOut
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -35,7 +35,7 @@ def loss_plot(job: JobDep) -> Response:
     if not job.loss_points:
         raise Conflict(
             f"job {job.id} has no loss points yet: one is recorded every "
-            f"{job.config['log_every']} mini-batches"
+            f"{JobConfig.model_validate(job.config).log_every} mini-batches"
         )
     return _png(
         loss_png(

@@ -3,8 +3,8 @@
 from fastapi import APIRouter
 
 from app.api.deps import SessionDep, SettingsDep
+from app.jobs.schemas import WorkerList, WorkerOut
 from app.jobs.worker_registry import live_workers
-from app.schemas import WorkerList, WorkerOut
 
 router = APIRouter(prefix="/workers", tags=["workers"])
 

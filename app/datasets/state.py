@@ -4,9 +4,7 @@ A worker claims a queued dataset, decodes it and marks it ready or failed. A dat
 worker stopped being live (see app/jobs/worker_registry.py) goes back to the queue for another.
 """
 
-import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -15,8 +13,6 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.jobs.worker_registry import is_live
 from app.models import Dataset, DatasetStatus, WorkerRecord
-
-ID_PREFIX = "ds-"
 
 
 @dataclass(frozen=True)
@@ -27,27 +23,6 @@ class IngestResult:
     image_size: int | None = None
     ignored_files: int | None = None
     feature_columns: list[str] | None = None
-
-
-def new_dataset_id() -> str:
-    return ID_PREFIX + secrets.token_hex(6)
-
-
-def dataset_folder(data_dir: Path, dataset_id: str) -> Path:
-    """Where a dataset's upload and decoded tensors live."""
-    return data_dir / "datasets" / dataset_id
-
-
-def upload_path(data_dir: Path, dataset_id: str) -> Path:
-    return dataset_folder(data_dir, dataset_id) / "upload"
-
-
-def images_path(data_dir: Path, dataset_id: str) -> Path:
-    return dataset_folder(data_dir, dataset_id) / "images.pt"
-
-
-def table_path(data_dir: Path, dataset_id: str) -> Path:
-    return dataset_folder(data_dir, dataset_id) / "table.pt"
 
 
 def create_dataset(

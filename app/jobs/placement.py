@@ -1,15 +1,14 @@
 """Which workers may claim a job: the GPUs it needs against the GPUs each worker offers."""
 
-from typing import Any
-
+from app.jobs.config import JobConfig
 from app.models import JobStatus
 
 
-def gpus_needed(config: dict[str, Any]) -> int:
-    """GPUs a worker must have to run a job with this resolved config (0: any worker)."""
-    if config.get("gpus"):
-        return int(config["gpus"])
-    return 1 if config.get("device") == "cuda" else 0
+def gpus_needed(config: JobConfig) -> int:
+    """GPUs a worker must have to run a job with this config (0: any worker)."""
+    if config.gpus:
+        return config.gpus
+    return 1 if config.device == "cuda" else 0
 
 
 def waiting_reason(status: str, needed: int, most_gpus: int | None) -> str | None:

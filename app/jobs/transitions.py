@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, false, func, insert, select, update
+from sqlalchemy import and_, false, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
+from app.jobs.config import JobConfig
 from app.jobs.events import EventKind, append_event, status_event
 from app.jobs.placement import gpus_needed
-from app.models import EpochResult, Job, JobStatus, LossPoint
+from app.models import Job, JobStatus
 
 
 class LostJob(Exception):
@@ -41,49 +42,19 @@ class FinalResults:
     best_epoch: int | None = None
 
 
-@dataclass(frozen=True)
-class LossRecord:
-    epoch: int
-    step: int
-    loss: float
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    epoch: int
-    train_loss: float
-    test_loss: float
-    test_accuracy: float
-    elapsed_s: float | None = None  # training seconds up to this epoch's end (older records: none)
-    validation_loss: float | None = None
-    validation_accuracy: float | None = None
-
-    def fields(self) -> dict[str, Any]:
-        """The record as the epoch_result row and the epoch event hold it."""
-        return {
-            "epoch": self.epoch,
-            "train_loss": self.train_loss,
-            "test_loss": self.test_loss,
-            "test_accuracy": self.test_accuracy,
-            "elapsed_s": self.elapsed_s,
-            "validation_loss": self.validation_loss,
-            "validation_accuracy": self.validation_accuracy,
-        }
-
-
 def create_job(
     session: Session,
-    config: dict[str, Any],
+    config: JobConfig,
     *,
     max_attempts: int = 3,
     idempotency_key: str | None = None,
     request_fingerprint: str | None = None,
     retry_of: int | None = None,
 ) -> Job:
-    """Queue a job with a fully resolved config."""
+    """Queue a job with its resolved config."""
     job = Job(
         status=JobStatus.QUEUED,
-        config=config,
+        config=config.model_dump(mode="json"),
         progress_epoch=0,
         progress_step=0,
         attempts=0,
@@ -167,7 +138,7 @@ def recover_expired_leases(session: Session, now: datetime | None = None) -> tup
     return len(requeued), len(failed)
 
 
-def _update_leased(session: Session, lease: Lease, **values: Any) -> None:
+def update_leased(session: Session, lease: Lease, **values: Any) -> None:
     result = session.execute(
         update(Job)
         .where(
@@ -182,123 +153,9 @@ def _update_leased(session: Session, lease: Lease, **values: Any) -> None:
         raise LostJob(f"job {lease.job_id} is no longer leased to {lease.owner}")
 
 
-def heartbeat(
-    session: Session,
-    lease: Lease,
-    lease_seconds: float,
-    epoch: int,
-    step: int,
-    images_per_s: float | None = None,
-) -> bool:
-    """Renew the lease and store progress (and the training rate, when measured); True when a
-    cancel has been requested."""
-    now = utcnow()
-    rate = {} if images_per_s is None else {"images_per_s": images_per_s}
-    _update_leased(
-        session,
-        lease,
-        lease_expires_at=now + timedelta(seconds=lease_seconds),
-        heartbeat_at=now,
-        progress_epoch=epoch,
-        progress_step=step,
-        **rate,
-    )
-    cancel_requested, steps_per_epoch = session.execute(
-        select(Job.cancel_requested, Job.steps_per_epoch).where(Job.id == lease.job_id)
-    ).one()
-    if epoch >= 1:
-        append_event(
-            session,
-            lease.job_id,
-            EventKind.PROGRESS,
-            {
-                "epoch": epoch,
-                "step": step,
-                "steps_per_epoch": steps_per_epoch,
-                "images_per_s": images_per_s,
-            },
-        )
-    return bool(cancel_requested)
-
-
-def record_start(
-    session: Session, lease: Lease, *, device: str, classes: list[str], steps_per_epoch: int
-) -> None:
-    """Store where the job runs and what its dataset looks like."""
-    _update_leased(
-        session,
-        lease,
-        device=device,
-        classes=classes,
-        steps_per_epoch=steps_per_epoch,
-    )
-    append_event(
-        session,
-        lease.job_id,
-        EventKind.STARTED,
-        {"device": device, "classes": classes, "steps_per_epoch": steps_per_epoch},
-    )
-
-
-def restore_history(
-    session: Session,
-    lease: Lease,
-    *,
-    epoch: int,
-    step: int,
-    loss_points: list[LossRecord],
-    epochs: list[EpochRecord],
-) -> None:
-    """Make the stored history exactly what a checkpoint holds (empty when starting over)."""
-    _update_leased(session, lease, progress_epoch=epoch, progress_step=step)
-    dropped = sum(
-        session.execute(delete(table).where(table.job_id == lease.job_id)).rowcount  # type: ignore[attr-defined]
-        for table in (LossPoint, EpochResult)
-    )
-    if dropped or loss_points or epochs:
-        # Clients drop what they were sent after this point; the worker records it again.
-        append_event(session, lease.job_id, EventKind.REWOUND, {"epoch": epoch, "step": step})
-    if loss_points:
-        session.execute(
-            insert(LossPoint),
-            [
-                {"job_id": lease.job_id, "epoch": p.epoch, "step": p.step, "loss": p.loss}
-                for p in loss_points
-            ],
-        )
-    if epochs:
-        session.execute(
-            insert(EpochResult),
-            [{"job_id": lease.job_id, **e.fields()} for e in epochs],
-        )
-
-
-def record_loss_point(session: Session, lease: Lease, point: LossRecord) -> None:
-    """Append one loss point (and the progress it marks)."""
-    _update_leased(session, lease, progress_epoch=point.epoch, progress_step=point.step)
-    session.execute(
-        insert(LossPoint).values(
-            job_id=lease.job_id, epoch=point.epoch, step=point.step, loss=point.loss
-        )
-    )
-    append_event(
-        session,
-        lease.job_id,
-        EventKind.LOSS,
-        {"epoch": point.epoch, "step": point.step, "loss": point.loss},
-    )
-
-
-def record_epoch(session: Session, lease: Lease, result: EpochRecord, steps: int) -> None:
-    """Append the results of a finished epoch."""
-    _update_leased(session, lease, progress_epoch=result.epoch, progress_step=steps)
-    session.execute(insert(EpochResult).values(job_id=lease.job_id, **result.fields()))
-    append_event(session, lease.job_id, EventKind.EPOCH, result.fields())
-
-
 def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
     """Mark the job succeeded with its final results."""
-    _update_leased(
+    update_leased(
         session,
         lease,
         status=JobStatus.SUCCEEDED,
@@ -324,7 +181,7 @@ def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
 
 def fail_job(session: Session, lease: Lease, message: str) -> None:
     """Mark the job failed with a message for the user."""
-    _update_leased(
+    update_leased(
         session,
         lease,
         status=JobStatus.FAILED,
@@ -337,7 +194,7 @@ def fail_job(session: Session, lease: Lease, message: str) -> None:
 
 def cancel_running_job(session: Session, lease: Lease) -> None:
     """End a running job whose cancel was requested."""
-    _update_leased(
+    update_leased(
         session, lease, status=JobStatus.CANCELLED, finished_at=utcnow(), lease_expires_at=None
     )
     status_event(session, lease.job_id, JobStatus.CANCELLED)
@@ -345,7 +202,7 @@ def cancel_running_job(session: Session, lease: Lease) -> None:
 
 def release_job(session: Session, lease: Lease) -> None:
     """Hand a job back to the queue without counting the attempt (graceful worker stop)."""
-    _update_leased(
+    update_leased(
         session,
         lease,
         status=JobStatus.QUEUED,

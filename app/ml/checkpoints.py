@@ -14,9 +14,9 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
-from app.ml.csv_tables import Standardizer
 from app.ml.images import NORMALIZE_MEAN, NORMALIZE_STD
 from app.ml.nets import build_model
+from app.ml.standardizer import Standardizer
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,5 @@
-"""Tabular CSV datasets: the delimiter detected, numeric features, classes from a target column."""
+"""CSV files read as tables: the delimiter detected, numeric features, classes from a target
+column."""
 
 import csv
 import io
@@ -33,28 +34,6 @@ class Table:
     labels: torch.Tensor  # (N,) indices into classes
     classes: list[str]
     feature_columns: list[str]
-
-
-@dataclass(frozen=True)
-class Standardizer:
-    """Feature columns and the statistics that standardise them, kept with the model."""
-
-    columns: list[str]
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def apply(self, features: torch.Tensor) -> torch.Tensor:
-        return ((features - self.mean) / self.std).float()
-
-    def state(self) -> dict[str, object]:
-        return {"columns": self.columns, "mean": self.mean, "std": self.std}
-
-    @staticmethod
-    def from_state(state: dict[str, object]) -> "Standardizer":
-        columns, mean, std = state["columns"], state["mean"], state["std"]
-        assert isinstance(columns, list) and isinstance(mean, torch.Tensor)
-        assert isinstance(std, torch.Tensor)
-        return Standardizer(list(columns), mean, std)
 
 
 def _open(path: Path) -> io.TextIOWrapper:
@@ -159,10 +138,3 @@ def read_table(path: Path, target: str, drop: list[str]) -> Table:
         classes=classes,
         feature_columns=header.features,
     )
-
-
-def standardization(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-column mean and standard deviation (1 where a column is constant)."""
-    mean = features.mean(dim=0)
-    std = features.std(dim=0, unbiased=False)
-    return mean, torch.where(std > 0, std, torch.ones_like(std))

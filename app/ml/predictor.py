@@ -9,6 +9,7 @@ from PIL import Image, UnidentifiedImageError
 
 from app.ml.checkpoints import SavedModel, load_model
 from app.ml.images import normalize
+from app.ml.standardizer import Standardizer
 
 # Only these decoders are ever run on uploads; Pillow's others (PSD, EPS, ICO, ...) are not.
 ACCEPTED_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
@@ -75,6 +76,11 @@ class Predictor:
     @property
     def classes(self) -> list[str]:
         return self.saved.classes
+
+    @property
+    def standardizer(self) -> Standardizer | None:
+        """A table model's feature columns and their statistics; None for an image model."""
+        return self.saved.standardizer
 
     def predict(self, images: torch.Tensor) -> list[Prediction]:
         """Class probabilities for a uint8 batch (N, 3, H, W), preprocessed as in training."""

@@ -6,8 +6,9 @@ from pathlib import Path
 import torch
 
 from app.ml.checkpoints import atomic_torch_save
-from app.ml.csv_tables import Standardizer, read_table, standardization
+from app.ml.csv_tables import read_table
 from app.ml.images import ImageSet, class_counts, stratified_split
+from app.ml.standardizer import Standardizer, standardization
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.db import session_scope
+from app.jobs.config import JobConfig, JobCreate
 from app.jobs.transitions import create_job
 from app.main import create_app
-from app.schemas import JobCreate
 from app.settings import get_settings
 from tests.conftest import Env
 from workers.worker import Worker
@@ -33,7 +33,7 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
     # A trained model, so that /predict is exercised rather than answering 503.
     with session_scope(write=True) as session:
         config = {**JobCreate().model_dump(), "seed": 1, "epochs": 1, "max_train_samples": 40}
-        create_job(session, config)
+        create_job(session, JobConfig.model_validate(config))
     assert Worker(get_settings()).run_once()
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(), headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from app.schemas import COUNT_MAX, PROCESSES_MAX, SEED_MAX, JobCreate
+from app.jobs.config import JobCreate
+from app.jobs.fields import COUNT_MAX, PROCESSES_MAX, SEED_MAX
 
 INT_RANGES = {
     "epochs": (1, 1000),

@@ -7,24 +7,26 @@ from sqlalchemy import insert
 
 from alembic import command
 from app.db import session_scope, utcnow
+from app.jobs.config import JobConfig
 from app.jobs.events import Event, EventKind, events_after
-from app.jobs.transitions import (
-    EpochRecord,
-    FinalResults,
-    Lease,
-    LossRecord,
-    claim_next_job,
-    create_job,
-    fail_job,
-    finish_job,
+from app.jobs.progress import (
     heartbeat,
     record_epoch,
     record_loss_point,
     record_start,
+    restore_history,
+)
+from app.jobs.records import EpochRecord, LossRecord
+from app.jobs.transitions import (
+    FinalResults,
+    Lease,
+    claim_next_job,
+    create_job,
+    fail_job,
+    finish_job,
     recover_expired_leases,
     release_job,
     request_cancel,
-    restore_history,
 )
 from app.migrations import alembic_config, upgrade_to_head
 from app.models import EpochResult, Job, LossPoint
@@ -44,7 +46,7 @@ def kinds(job_id: int) -> list[tuple[int, str, str | None]]:
 
 def claimed_job() -> tuple[int, Lease]:
     with session_scope(write=True) as session:
-        job_id = create_job(session, {"epochs": 1}).id
+        job_id = create_job(session, JobConfig(epochs=1, seed=0)).id
     with session_scope(write=True) as session:
         lease = claim_next_job(session, "w1", 30)
     assert lease is not None and lease.job_id == job_id
@@ -58,11 +60,14 @@ def test_a_job_s_life_is_told_in_order_with_newest_progress_only(migrated_env: E
     with session_scope(write=True) as session:
         heartbeat(session, lease, 30, 1, 3, images_per_s=120.0)
     with session_scope(write=True) as session:
-        record_loss_point(session, lease, LossRecord(1, 5, 0.75))
+        record_loss_point(session, lease, LossRecord(epoch=1, step=5, loss=0.75))
     with session_scope(write=True) as session:
         heartbeat(session, lease, 30, 1, 8, images_per_s=130.0)
     with session_scope(write=True) as session:
-        record_epoch(session, lease, EpochRecord(1, 0.7, 0.6, 0.5, 2.5), 10)
+        record = EpochRecord(
+            epoch=1, train_loss=0.7, test_loss=0.6, test_accuracy=0.5, elapsed_s=2.5
+        )
+        record_epoch(session, lease, record, 10)
     with session_scope(write=True) as session:
         results = FinalResults(0.5, {"a": 1.0, "b": 0.0}, [[1, 0], [1, 0]], "m.pt", "0" * 64)
         finish_job(session, lease, results)
@@ -103,9 +108,9 @@ def test_a_job_s_life_is_told_in_order_with_newest_progress_only(migrated_env: E
 
 def test_requeues_failures_cancels_and_rewinds_are_events(migrated_env: Env) -> None:
     with session_scope(write=True) as session:
-        lost = create_job(session, {"epochs": 1}, max_attempts=1).id
-        requeued = create_job(session, {"epochs": 1}, max_attempts=2).id
-        queued = create_job(session, {"epochs": 1}).id
+        lost = create_job(session, JobConfig(epochs=1, seed=0), max_attempts=1).id
+        requeued = create_job(session, JobConfig(epochs=1, seed=0), max_attempts=2).id
+        queued = create_job(session, JobConfig(epochs=1, seed=0)).id
     with session_scope(write=True) as session:
         assert claim_next_job(session, "w1", 1) is not None
         assert claim_next_job(session, "w1", 1) is not None
@@ -129,7 +134,10 @@ def test_requeues_failures_cancels_and_rewinds_are_events(migrated_env: Env) -> 
             lease,
             epoch=1,
             step=4,
-            loss_points=[LossRecord(1, 2, 0.9), LossRecord(1, 4, 0.8)],
+            loss_points=[
+                LossRecord(epoch=1, step=2, loss=0.9),
+                LossRecord(epoch=1, step=4, loss=0.8),
+            ],
             epochs=[],
         )
     assert events(requeued)[-1].kind == EventKind.REWOUND

@@ -4,6 +4,7 @@ from sqlalchemy import JSON, Integer, String, column, insert, select, table
 
 from alembic import command
 from app.db import UTCDateTime, get_engine, session_scope, utcnow
+from app.jobs.config import JobConfig
 from app.jobs.transitions import claim_next_job, create_job
 from app.migrations import alembic_config, upgrade_to_head
 from app.models import Job
@@ -12,7 +13,7 @@ from tests.conftest import Env
 
 def queue(**config: object) -> int:
     with session_scope(write=True) as session:
-        return create_job(session, {"epochs": 1, "device": "auto", **config}).id
+        return create_job(session, JobConfig.model_validate({"epochs": 1, "seed": 0, **config})).id
 
 
 def claim(owner: str, gpus: int) -> int | None:

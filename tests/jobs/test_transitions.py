@@ -7,14 +7,14 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from app.db import session_scope, utcnow
+from app.jobs.config import JobConfig
+from app.jobs.progress import heartbeat, record_loss_point
+from app.jobs.records import LossRecord
 from app.jobs.transitions import (
     Lease,
-    LossRecord,
     LostJob,
     claim_next_job,
     create_job,
-    heartbeat,
-    record_loss_point,
     recover_expired_leases,
     release_job,
 )
@@ -24,7 +24,7 @@ from tests.conftest import Env
 
 def new_job(max_attempts: int = 3) -> int:
     with session_scope(write=True) as session:
-        return create_job(session, {"epochs": 1}, max_attempts=max_attempts).id
+        return create_job(session, JobConfig(epochs=1, seed=0), max_attempts=max_attempts).id
 
 
 def claim(owner: str, lease_seconds: float = 30) -> Lease | None:
@@ -83,13 +83,13 @@ def test_a_worker_that_lost_its_lease_can_write_nothing(migrated_env: Env) -> No
     fresh = claim("w2")
     assert fresh is not None
     with pytest.raises(LostJob), session_scope(write=True) as session:
-        record_loss_point(session, stale, LossRecord(1, 10, 2.0))
+        record_loss_point(session, stale, LossRecord(epoch=1, step=10, loss=2.0))
     with pytest.raises(LostJob), session_scope(write=True) as session:
         heartbeat(session, stale, 30, 1, 10)
     with pytest.raises(LostJob), session_scope(write=True) as session:
         release_job(session, stale)
     with session_scope(write=True) as session:
-        record_loss_point(session, fresh, LossRecord(1, 10, 2.0))
+        record_loss_point(session, fresh, LossRecord(epoch=1, step=10, loss=2.0))
     assert [(p.epoch, p.step) for p in points(job_id)] == [(1, 10)]
 
 

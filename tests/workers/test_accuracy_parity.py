@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from app.ml.cifar10 import load_cifar10
-from tests.conftest import TUTORIAL_TOOL
+from tests.conftest import TUTORIAL_TOOL, job_config
 from tests.workers.test_train import Collector
-from workers.training.loop import TrainConfig, train
+from workers.training.hooks import TrainInputs
+from workers.training.loop import train
 
 # Measured on this 10,000/2,000 subset: the tutorial loop 38.4% and 40.2% (torch seeds 0, 1),
 # ours 38.9%, 39.4%, 37.4% (seeds 0-2). Runs of one recipe spread by about 1.5 points, so the
@@ -43,7 +44,8 @@ def test_the_tutorial_recipe_matches_the_tutorial_loop_on_a_real_subset(
     train_set, test_set, classes = load_cifar10(real_cifar_10k / "cifar-10-batches-py")
     ours = [
         train(
-            TrainConfig(seed=seed, device="cpu"), train_set, test_set, classes, Collector()
+            TrainInputs(job_config(seed=seed, device="cpu"), train_set, test_set, classes),
+            Collector(),
         ).final.accuracy
         for seed in SEEDS
     ]

@@ -4,30 +4,33 @@ import multiprocessing
 import os
 import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
+from app.jobs.config import JobConfig
 from app.ml.cifar10 import load_cifar10
+from tests.conftest import job_config
 from tests.workers.test_train import CLASSES, Collector, image_set
 from workers.offer import usable_cpus
 from workers.training.data_parallel import SYNC_EVERY, train_data_parallel
-from workers.training.loop import StopReason, TrainConfig, TrainingInterrupted, TrainResult, train
+from workers.training.hooks import StopReason, TrainingInterrupted, TrainInputs, TrainResult
+from workers.training.loop import train
 from workers.training.runtime import UnsupportedOption
 
 # Batches of 7 split 4 + 3 between two ranks; 400 images end in a batch of one image, which
 # leaves rank 1 an empty share at every epoch's last step.
-ONE = TrainConfig(epochs=2, batch_size=7, learning_rate=0.01, seed=3, log_every=20, device="cpu")
-TWO = replace(ONE, device="auto", cpu_processes=2)
+ONE = job_config(epochs=2, batch_size=7, learning_rate=0.01, seed=3, log_every=20, device="cpu")
+TWO = ONE.model_copy(update=dict(device="auto", cpu_processes=2))
 
 
 def fit(
-    config: TrainConfig, hooks: Collector, resume: dict[str, object] | None = None
+    config: JobConfig, hooks: Collector, resume: dict[str, object] | None = None
 ) -> TrainResult:
     trainer = train if config.processes == 1 else train_data_parallel
-    return trainer(config, image_set(400, 1), image_set(100, 2), CLASSES, hooks, resume)
+    inputs = TrainInputs(config, image_set(400, 1), image_set(100, 2), CLASSES, resume=resume)
+    return trainer(inputs, hooks)
 
 
 def weights(result: TrainResult) -> list[torch.Tensor]:
@@ -94,14 +97,14 @@ def test_a_cancel_stops_every_rank() -> None:
 
 def test_real_cifar10_two_processes_reach_one_process_accuracy(real_cifar_10k: Path) -> None:
     train_set, test_set, classes = load_cifar10(real_cifar_10k / "cifar-10-batches-py")
-    config = TrainConfig(epochs=2, batch_size=4, seed=0)  # the tutorial recipe
+    config = job_config(epochs=2, batch_size=4, seed=0)  # the tutorial recipe
     accuracies, seconds = {}, {}
     for processes in (1, 2):
         hooks = Collector()
-        run_config = replace(config, cpu_processes=processes)
+        run_config = config.model_copy(update=dict(cpu_processes=processes))
         trainer = train if processes == 1 else train_data_parallel
         started = time.perf_counter()
-        result = trainer(run_config, train_set, test_set, classes, hooks)
+        result = trainer(TrainInputs(run_config, train_set, test_set, classes), hooks)
         seconds[processes] = round(time.perf_counter() - started, 1)
         accuracies[processes] = result.final.accuracy
     print(
@@ -141,12 +144,12 @@ def test_more_cpu_processes_than_cores_fail_before_any_process_starts() -> None:
         UnsupportedOption,
         match=f"^the job asks for {cores + 1} CPU processes but this worker may use {cores} cores$",
     ):
-        fit(replace(ONE, device="auto", cpu_processes=cores + 1), Collector())
+        fit(ONE.model_copy(update=dict(device="auto", cpu_processes=cores + 1)), Collector())
     assert not multiprocessing.active_children()
 
 
 def test_more_gpus_than_the_worker_has_fails_before_any_process_starts() -> None:
     gpus = torch.cuda.device_count()
     with pytest.raises(UnsupportedOption, match=f"asks for {gpus + 1} GPUs|no usable CUDA GPU"):
-        fit(replace(ONE, device="auto", gpus=gpus + 1), Collector())
+        fit(ONE.model_copy(update=dict(device="auto", gpus=gpus + 1)), Collector())
     assert not multiprocessing.active_children()

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from app.db import session_scope
+from app.jobs.config import JobConfig, JobCreate
 from app.jobs.transitions import create_job
 from app.ml.checkpoints import CheckpointStore
 from app.models import Job, JobStatus
-from app.schemas import JobCreate
 from tests.conftest import Env
 from workers.worker import Worker
 
@@ -39,7 +39,7 @@ def test_a_full_disk_fails_the_job_and_keeps_the_last_checkpoint(
 ) -> None:
     config = {**JobCreate().model_dump(), "epochs": 3, "seed": 1, "log_every": 50, "device": "cpu"}
     with session_scope(write=True) as session:
-        job_id = create_job(session, config).id
+        job_id = create_job(session, JobConfig.model_validate(config)).id
 
     assert Worker(migrated_env.settings()).run_once()
 

@@ -1,20 +1,23 @@
 """Early stopping: a held-out split per class, a stop `patience` epochs after the best one, the
 best epoch's weights kept (and tested), and all of it surviving a resume."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from app.ml.images import ImageSet, stratified_split
-from tests.conftest import synthetic_split
+from tests.conftest import job_config, synthetic_split
 from tests.workers.test_train import CLASSES, Collector, image_set
 from workers.training.early_stopping import EarlyStopping
 from workers.training.evaluate import evaluate
-from workers.training.loop import StopReason, TrainConfig, TrainingInterrupted, train
+from workers.training.hooks import StopReason, TrainingInterrupted, TrainInputs
+from workers.training.loop import train
 
 # Random labels: nothing to learn, so the held-out loss rises as the model memorises noise.
-NOISE_CONFIG = TrainConfig(
+NOISE_CONFIG = job_config(
     epochs=40,
     batch_size=16,
     optimizer="adam",
@@ -63,7 +66,8 @@ def test_it_stops_patience_epochs_after_the_best_and_restores_those_weights() ->
 def test_training_on_noise_stops_early_and_keeps_the_best_epoch() -> None:
     train_set, held_out, test_set = noise(400, 1), noise(100, 3), image_set(100, 2)
     hooks = Collector()
-    result = train(NOISE_CONFIG, train_set, test_set, CLASSES, hooks, validation_set=held_out)
+    inputs = TrainInputs(NOISE_CONFIG, train_set, test_set, CLASSES, validation_set=held_out)
+    result = train(inputs, hooks)
 
     losses = [m.validation.loss for m in hooks.epochs if m.validation is not None]
     assert len(losses) == len(hooks.epochs) < NOISE_CONFIG.epochs
@@ -78,24 +82,17 @@ def test_training_on_noise_stops_early_and_keeps_the_best_epoch() -> None:
 def test_a_resumed_job_keeps_its_early_stopping_state() -> None:
     train_set, held_out, test_set = noise(400, 1), noise(100, 3), image_set(100, 2)
     whole = Collector()
-    expected = train(NOISE_CONFIG, train_set, test_set, CLASSES, whole, validation_set=held_out)
+    inputs = TrainInputs(NOISE_CONFIG, train_set, test_set, CLASSES, validation_set=held_out)
+    expected = train(inputs, whole)
     # Interrupted in the middle of the last epoch it trains, then resumed from its checkpoint.
     stop_at = (len(whole.epochs), 10)
     first = Collector(stop_at=stop_at, stop_as=StopReason.SHUTDOWN)
     with pytest.raises(TrainingInterrupted):
-        train(NOISE_CONFIG, train_set, test_set, CLASSES, first, validation_set=held_out)
+        train(inputs, first)
     snapshot = first.checkpoints[-1][2]
     assert snapshot["early_stopping"]["best_epoch"] == expected.best_epoch
     resumed = Collector()
-    result = train(
-        NOISE_CONFIG,
-        train_set,
-        test_set,
-        CLASSES,
-        resumed,
-        resume=snapshot,
-        validation_set=held_out,
-    )
+    result = train(replace(inputs, resume=snapshot), resumed)
     assert [m.epoch for m in resumed.epochs] == [len(whole.epochs)]
     assert result.best_epoch == expected.best_epoch
     assert result.final == expected.final

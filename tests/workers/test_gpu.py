@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import torch
 
+from tests.conftest import job_config
 from tests.workers.test_steps import OPTIMIZERS, assert_same_training
 from tests.workers.test_train import run
 from tests.workers.test_train_options import EASY, FAST_FEATURES
-from workers.training.loop import TrainConfig
 from workers.training.runtime import Runtime
 
 pytestmark = [
@@ -69,7 +69,7 @@ def test_a_captured_graph_trains_exactly_as_eager_steps(
     ],
 )
 def test_each_option_learns_on_the_gpu(options: dict[str, Any]) -> None:
-    hooks, accuracy = run(TrainConfig(**{**ON_GPU, **options}))
+    hooks, accuracy = run(job_config(**{**ON_GPU, **options}))
     assert hooks.device == "cuda:0"
     assert accuracy >= 0.5, hooks.epochs
     assert hooks.epochs[-1].train_loss < 0.6 * hooks.epochs[0].train_loss, hooks.epochs
@@ -88,8 +88,8 @@ def test_fp32_options_compute_what_plain_eager_training_does(
     options: dict[str, Any], tolerance: float
 ) -> None:
     plain = {"epochs": 2, "cuda_graphs": False, "channels_last": False, "compile": False}
-    eager, eager_accuracy = run(TrainConfig(**{**ON_GPU, **plain}))
-    other, other_accuracy = run(TrainConfig(**{**ON_GPU, **plain, **options}))
+    eager, eager_accuracy = run(job_config(**{**ON_GPU, **plain}))
+    other, other_accuracy = run(job_config(**{**ON_GPU, **plain, **options}))
     assert [p[:2] for p in other.losses] == [p[:2] for p in eager.losses]
     assert [p[2] for p in other.losses] == pytest.approx(
         [p[2] for p in eager.losses], rel=tolerance

@@ -7,18 +7,19 @@ import pytest
 import torch
 from torch import nn
 
+from app.jobs.config import JobConfig
 from app.ml.images import ImageSet
-from tests.conftest import synthetic_split
+from tests.conftest import job_config, synthetic_split
+from workers.training.devices import resolve_device
 from workers.training.evaluate import evaluate
-from workers.training.loop import (
+from workers.training.hooks import (
     EpochMetrics,
     StopReason,
-    TrainConfig,
     TrainingDiverged,
     TrainingInterrupted,
-    resolve_device,
-    train,
+    TrainInputs,
 )
+from workers.training.loop import train
 from workers.training.runtime import UnsupportedOption
 
 CLASSES = [f"class{i}" for i in range(10)]
@@ -73,14 +74,14 @@ class Collector:
         self.checkpoints.append((epoch, step, torch.load(buffer, weights_only=True)))
 
 
-def run(config: TrainConfig, hooks: Collector | None = None) -> tuple[Collector, float]:
+def run(config: JobConfig, hooks: Collector | None = None) -> tuple[Collector, float]:
     hooks = hooks or Collector()
-    result = train(config, image_set(400, 1), image_set(100, 2), CLASSES, hooks)
+    result = train(TrainInputs(config, image_set(400, 1), image_set(100, 2), CLASSES), hooks)
     return hooks, result.final.accuracy
 
 
 def test_loss_points_follow_the_tutorial_schedule() -> None:
-    hooks, _ = run(TrainConfig(epochs=2, batch_size=4, log_every=20, device="cpu", seed=3))
+    hooks, _ = run(job_config(epochs=2, batch_size=4, log_every=20, device="cpu", seed=3))
     assert hooks.device == "cpu"
     assert hooks.steps_per_epoch == 100
     assert [(e, s) for e, s, _ in hooks.losses] == [
@@ -94,18 +95,18 @@ def test_loss_points_follow_the_tutorial_schedule() -> None:
 
 
 def test_a_fixed_seed_reproduces_the_run_exactly() -> None:
-    config = TrainConfig(epochs=1, batch_size=8, log_every=10, device="cpu", seed=11)
+    config = job_config(epochs=1, batch_size=8, log_every=10, device="cpu", seed=11)
     first, accuracy_1 = run(config)
     second, accuracy_2 = run(config)
     assert first.losses == second.losses
     assert accuracy_1 == accuracy_2
-    third, _ = run(TrainConfig(epochs=1, batch_size=8, log_every=10, device="cpu", seed=12))
+    third, _ = run(job_config(epochs=1, batch_size=8, log_every=10, device="cpu", seed=12))
     assert third.losses != first.losses
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_training_learns_an_easy_task(optimizer: str) -> None:
-    config = TrainConfig(
+    config = job_config(
         epochs=8,
         batch_size=16,
         optimizer=optimizer,
@@ -120,14 +121,14 @@ def test_training_learns_an_easy_task(optimizer: str) -> None:
 
 
 def test_a_partial_last_batch_counts_as_a_step() -> None:
-    hooks, _ = run(TrainConfig(epochs=1, batch_size=64, log_every=1000, device="cpu", seed=1))
+    hooks, _ = run(job_config(epochs=1, batch_size=64, log_every=1000, device="cpu", seed=1))
     assert hooks.steps_per_epoch == math.ceil(400 / 64) == 7
 
 
 def test_shutdown_checkpoints_and_interrupts() -> None:
     hooks = Collector(stop_at=(1, 30))
     with pytest.raises(TrainingInterrupted, match=r"stopped \(shutdown\) in epoch 1 at step 30"):
-        run(TrainConfig(epochs=2, batch_size=4, log_every=10, device="cpu"), hooks)
+        run(job_config(epochs=2, batch_size=4, log_every=10, device="cpu"), hooks)
     assert hooks.epochs == []
     assert [(e, s) for e, s, _ in hooks.checkpoints] == [(1, 30)]
 
@@ -136,13 +137,13 @@ def test_shutdown_checkpoints_and_interrupts() -> None:
 def test_cancel_and_lost_lease_stop_without_a_checkpoint(reason: StopReason) -> None:
     hooks = Collector(stop_at=(1, 12), stop_as=reason)
     with pytest.raises(TrainingInterrupted) as caught:
-        run(TrainConfig(epochs=2, batch_size=4, log_every=10, device="cpu"), hooks)
+        run(job_config(epochs=2, batch_size=4, log_every=10, device="cpu"), hooks)
     assert caught.value.reason is reason
     assert hooks.checkpoints == []
 
 
 def test_a_checkpoint_is_written_at_the_end_of_every_epoch() -> None:
-    hooks, _ = run(TrainConfig(epochs=3, batch_size=8, log_every=10, device="cpu"))
+    hooks, _ = run(job_config(epochs=3, batch_size=8, log_every=10, device="cpu"))
     assert [(e, s) for e, s, _ in hooks.checkpoints] == [(1, 50), (2, 50), (3, 50)]
     last = hooks.checkpoints[-1][2]
     assert [e["epoch"] for e in last["epochs"]] == [1, 2, 3]
@@ -153,7 +154,7 @@ def test_a_checkpoint_is_written_at_the_end_of_every_epoch() -> None:
 def test_resuming_a_checkpoint_reproduces_the_straight_run_exactly(
     stop_at: tuple[int, int],
 ) -> None:
-    config = TrainConfig(epochs=3, batch_size=8, log_every=5, device="cpu", seed=21)
+    config = job_config(epochs=3, batch_size=8, log_every=5, device="cpu", seed=21)
     straight, straight_accuracy = run(config)
 
     interrupted = Collector(stop_at=stop_at)
@@ -164,7 +165,8 @@ def test_resuming_a_checkpoint_reproduces_the_straight_run_exactly(
 
     torch.manual_seed(999)  # whatever the process did meanwhile must not matter
     resumed = Collector()
-    result = train(config, image_set(400, 1), image_set(100, 2), CLASSES, resumed, snapshot)
+    inputs = TrainInputs(config, image_set(400, 1), image_set(100, 2), CLASSES, resume=snapshot)
+    result = train(inputs, resumed)
 
     combined = [p for p in interrupted.losses if p[:2] <= stop_at] + resumed.losses
     assert [p[:2] for p in combined] == [p[:2] for p in straight.losses]  # no gaps, no repeats
@@ -178,18 +180,19 @@ def test_resuming_a_checkpoint_reproduces_the_straight_run_exactly(
 
 
 def test_resuming_after_the_last_epoch_only_evaluates() -> None:
-    config = TrainConfig(epochs=1, batch_size=8, log_every=5, device="cpu", seed=2)
+    config = job_config(epochs=1, batch_size=8, log_every=5, device="cpu", seed=2)
     first, accuracy = run(config)
     _, _, snapshot = first.checkpoints[-1]
     again = Collector()
-    result = train(config, image_set(400, 1), image_set(100, 2), CLASSES, again, snapshot)
+    inputs = TrainInputs(config, image_set(400, 1), image_set(100, 2), CLASSES, resume=snapshot)
+    result = train(inputs, again)
     assert again.losses == [] and again.epochs == []
     assert result.final.accuracy == accuracy
 
 
 def test_divergence_fails_with_advice() -> None:
     with pytest.raises(TrainingDiverged, match=r"loss became nan in epoch 1 by step .*lower"):
-        run(TrainConfig(epochs=1, learning_rate=5.0, log_every=10, device="cpu", seed=0))
+        run(job_config(epochs=1, learning_rate=5.0, log_every=10, device="cpu", seed=0))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")

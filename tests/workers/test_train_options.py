@@ -6,10 +6,14 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
+from app.jobs.config import JobConfig
 from app.jobs.recipes import RECIPES
+from tests.conftest import job_config
 from tests.workers.test_train import CLASSES, Collector, image_set, run
-from workers.training.loop import TrainConfig, TrainingInterrupted, _Run, train
+from workers.training.hooks import TrainingInterrupted, TrainInputs
+from workers.training.loop import train
 from workers.training.optim import OneCycle, make_optimizer
+from workers.training.run_state import RunState
 from workers.training.runtime import resolve_runtime
 
 EASY: dict[str, Any] = {
@@ -39,20 +43,22 @@ FAST_FEATURES: dict[str, Any] = {
     ids=["bf16", "fp16", "channels_last", "fast-recipe-features", "cosine-adam"],
 )
 def test_each_option_trains_on_the_cpu(options: dict[str, Any]) -> None:
-    hooks, accuracy = run(TrainConfig(**{**EASY, "seed": 5, **options}))
+    hooks, accuracy = run(job_config(**{**EASY, "seed": 5, **options}))
     assert accuracy >= 0.9, hooks.epochs
     assert hooks.epochs[-1].train_loss < hooks.epochs[0].train_loss
 
 
 def test_a_compiled_model_computes_what_the_eager_one_does_and_saves_plain_weights() -> None:
-    config = TrainConfig(**{**EASY, "epochs": 2, "seed": 5})
+    config = job_config(**{**EASY, "epochs": 2, "seed": 5})
     eager, eager_accuracy = run(config)
     compiled = Collector()
     result = train(
-        TrainConfig(**{**EASY, "epochs": 2, "seed": 5, "compile": True}),
-        image_set(400, 1),
-        image_set(100, 2),
-        CLASSES,
+        TrainInputs(
+            job_config(**{**EASY, "epochs": 2, "seed": 5, "compile": True}),
+            image_set(400, 1),
+            image_set(100, 2),
+            CLASSES,
+        ),
         compiled,
     )
     # Fused kernels may round differently; the run must still be the same run.
@@ -65,7 +71,7 @@ def test_a_compiled_model_computes_what_the_eager_one_does_and_saves_plain_weigh
 
 
 def test_a_one_cycle_schedule_ends_near_zero() -> None:
-    config = TrainConfig(**{**EASY, "epochs": 2, "seed": 5, "lr_schedule": "onecycle"})
+    config = job_config(**{**EASY, "epochs": 2, "seed": 5, "lr_schedule": "onecycle"})
     hooks, _ = run(config)
     schedule = hooks.checkpoints[-1][2]["lr_schedule"]
     assert schedule["_step_count"] == 2 * 25 + 1  # every mini-batch, plus the initial call
@@ -74,7 +80,7 @@ def test_a_one_cycle_schedule_ends_near_zero() -> None:
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_resuming_with_schedule_augmentation_and_scaler_is_exact(precision: str) -> None:
-    config = TrainConfig(
+    config = job_config(
         **{**EASY, "epochs": 3, "batch_size": 8, "log_every": 5, "seed": 21},
         **FAST_FEATURES,
         precision=precision,
@@ -89,17 +95,19 @@ def test_resuming_with_schedule_augmentation_and_scaler_is_exact(precision: str)
 
     torch.manual_seed(999)
     resumed = Collector()
-    result = train(config, image_set(400, 1), image_set(100, 2), CLASSES, resumed, snapshot)
+    inputs = TrainInputs(config, image_set(400, 1), image_set(100, 2), CLASSES, resume=snapshot)
+    result = train(inputs, resumed)
     combined = [p for p in interrupted.losses if p[:2] <= (2, 17)] + resumed.losses
     assert [p[:2] for p in combined] == [p[:2] for p in straight.losses]
     assert [p[2] for p in combined] == [p[2] for p in straight.losses]
     assert result.final.accuracy == straight_accuracy
 
 
-def epoch_batches(config: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def epoch_batches(config: JobConfig) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    inputs = TrainInputs(config, image_set(100, 1), image_set(20, 2), CLASSES)
     runtime = resolve_runtime(
         torch.device("cpu"),
-        batch_size=config.batch_size,
+        batch_size=inputs.batch_size,
         lr_schedule=config.lr_schedule,
         precision="auto",
         channels_last="auto",
@@ -107,7 +115,7 @@ def epoch_batches(config: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor]
         cuda_graphs="auto",
         bf16_supported=False,
     )
-    training = _Run(config, runtime, image_set(100, 1), image_set(20, 2), num_classes=10)
+    training = RunState(inputs, runtime)
     training.start_epoch()
     batches = []
     for step in range(training.steps_per_epoch):
@@ -120,9 +128,9 @@ def epoch_batches(config: TrainConfig) -> list[tuple[torch.Tensor, torch.Tensor]
 
 @pytest.mark.parametrize("augment", [{}, {"random_flip": True, "random_crop_padding": 3}])
 def test_the_same_seed_gives_the_same_batches(augment: dict[str, Any]) -> None:
-    config = TrainConfig(batch_size=16, seed=7, device="cpu", **augment)
+    config = job_config(batch_size=16, seed=7, device="cpu", **augment)
     first, again = epoch_batches(config), epoch_batches(config)
-    other = epoch_batches(TrainConfig(batch_size=16, seed=8, device="cpu", **augment))
+    other = epoch_batches(job_config(batch_size=16, seed=8, device="cpu", **augment))
     assert len(first) == 7 and first[-1][0].shape == (4, 3, 32, 32)
     for (images, labels), (images_again, labels_again) in zip(first, again, strict=True):
         assert torch.equal(images, images_again) and torch.equal(labels, labels_again)
@@ -135,11 +143,11 @@ def test_the_same_seed_gives_the_same_batches(augment: dict[str, Any]) -> None:
 
 def test_nesterov_without_momentum_is_plain_sgd_and_adam_ignores_it() -> None:
     model = torch.nn.Linear(2, 2)
-    plain = make_optimizer(TrainConfig(momentum=0.0, nesterov=True), model, capturable=False)
+    plain = make_optimizer(job_config(momentum=0.0, nesterov=True), model, capturable=False)
     assert plain.param_groups[0]["nesterov"] is False  # PyTorch refuses nesterov without it
-    with_momentum = make_optimizer(TrainConfig(nesterov=True), model, capturable=False)
+    with_momentum = make_optimizer(job_config(nesterov=True), model, capturable=False)
     assert with_momentum.param_groups[0]["nesterov"] is True
-    adam = make_optimizer(TrainConfig(optimizer="adam", nesterov=True), model, capturable=False)
+    adam = make_optimizer(job_config(optimizer="adam", nesterov=True), model, capturable=False)
     assert isinstance(adam, torch.optim.Adam)
 
 
@@ -170,6 +178,6 @@ def test_the_one_cycle_schedule_also_runs_where_pytorchs_divides_by_zero() -> No
     assert used == sorted(used, reverse=True) and used[-1] < 0.1 / 100
     # A whole job of 4 steps (1 per epoch) with the fast recipe's schedule trains.
     hooks, _ = run(
-        TrainConfig(**{**EASY, "epochs": 4, "batch_size": 400, "lr_schedule": "onecycle"})
+        job_config(**{**EASY, "epochs": 4, "batch_size": 400, "lr_schedule": "onecycle"})
     )
     assert len(hooks.epochs) == 4

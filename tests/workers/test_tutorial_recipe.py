@@ -4,9 +4,9 @@ import time
 from pathlib import Path
 
 from app.db import session_scope
+from app.jobs.config import JobConfig, JobCreate
 from app.jobs.transitions import create_job
 from app.models import Job, JobStatus
-from app.schemas import JobCreate
 from tests.conftest import Env
 from tests.e2e.conftest import Service
 
@@ -18,7 +18,7 @@ def test_default_job_on_full_cifar10_reaches_tutorial_accuracy(
 ) -> None:
     config = {**JobCreate().model_dump(), "seed": 0, "device": "cpu"}
     with session_scope(write=True) as session:
-        job_id = create_job(session, config).id
+        job_id = create_job(session, JobConfig.model_validate(config)).id
 
     # A real worker process, as in production: no threads of this test process compete with it.
     service = Service(migrated_env)

@@ -8,11 +8,11 @@ import torch
 from sqlalchemy import select
 
 from app.db import session_scope
+from app.jobs.config import JobConfig, JobCreate
 from app.jobs.transitions import claim_next_job, create_job
 from app.migrations import upgrade_to_head
 from app.ml.checkpoints import load_model
 from app.models import Job, JobStatus, LossPoint
-from app.schemas import JobCreate
 from tests.conftest import Env, synthetic_split, write_cifar_layout
 from workers.worker import Worker
 
@@ -22,7 +22,7 @@ QUICK = {**JobCreate().model_dump(), "seed": 1, "log_every": 25, "device": "cpu"
 
 def queue(**overrides: object) -> int:
     with session_scope() as session:
-        return create_job(session, {**QUICK, **overrides}).id
+        return create_job(session, JobConfig.model_validate({**QUICK, **overrides})).id
 
 
 def load(job_id: int) -> Job:

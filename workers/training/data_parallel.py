@@ -22,20 +22,19 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from app.ml.images import ImageSet
+from app.jobs.config import JobConfig
 from app.parent_death import signal_when_parent_dies
-from workers.training.loop import (
+from workers.training.devices import runtime_for
+from workers.training.hooks import (
     EpochMetrics,
     StopReason,
-    TrainConfig,
     TrainingDiverged,
     TrainingHooks,
     TrainingInterrupted,
+    TrainInputs,
     TrainResult,
-    runtime_for,
-    train,
-    train_follower,
 )
+from workers.training.loop import train, train_follower
 from workers.training.ranks import Ranks
 
 log = logging.getLogger("trainserve.worker")
@@ -108,7 +107,7 @@ class RankHooks:
             self.hooks.save_checkpoint(snapshot, epoch, step)
 
 
-def _backend(config: TrainConfig) -> str:
+def _backend(config: JobConfig) -> str:
     return "nccl" if config.device_kind == "cuda" else "gloo"
 
 
@@ -121,11 +120,7 @@ def _follow(
     parent_pid: int,
     size: int,
     store_path: str,
-    config: TrainConfig,
-    train_set: ImageSet,
-    test_set: ImageSet,
-    classes: list[str],
-    resume: dict[str, Any] | None,
+    inputs: TrainInputs,
 ) -> None:
     """A spawned rank (1 and up): trains until rank 0 says stop or the job ends."""
     signal_when_parent_dies(signal.SIGKILL)
@@ -136,6 +131,7 @@ def _follow(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     ranks = Ranks(rank=index + 1, size=size)
+    config = inputs.config
     if config.device_kind == "cuda":
         torch.cuda.set_device(ranks.rank)
     store = dist.FileStore(store_path, size)
@@ -148,31 +144,26 @@ def _follow(
         timeout=COLLECTIVE_TIMEOUT,
     )
     try:
-        train_follower(config, train_set, test_set, classes, RankHooks(None), resume, ranks)
+        train_follower(inputs, RankHooks(None), ranks)
     except (TrainingInterrupted, TrainingDiverged):
         pass  # rank 0 saw the same and reports it
     finally:
         dist.destroy_process_group()
 
 
-def train_data_parallel(
-    config: TrainConfig,
-    train_set: ImageSet,
-    test_set: ImageSet,
-    classes: list[str],
-    hooks: TrainingHooks,
-    resume: dict[str, Any] | None = None,
-) -> TrainResult:
+def train_data_parallel(inputs: TrainInputs, hooks: TrainingHooks) -> TrainResult:
     """Train with config.processes processes: this one as rank 0, the others spawned."""
+    config = inputs.config
     size = config.processes
-    runtime_for(config, Ranks(rank=0, size=size))  # an option this worker lacks fails here
+    # An option this worker lacks fails here, before any process is spawned.
+    runtime_for(config, inputs.batch_size, Ranks(rank=0, size=size))
     folder = Path(tempfile.mkdtemp(prefix="trainserve-ddp-"))
     store_path = str(folder / "store")
     # Spawned, not forked: a forked CUDA context is unusable. The datasets' tensors reach the
     # other ranks through shared memory, not copies.
     followers = mp.start_processes(
         _follow,
-        args=(os.getpid(), size, store_path, config, train_set, test_set, classes, resume),
+        args=(os.getpid(), size, store_path, inputs),
         nprocs=size - 1,
         join=False,
         start_method="spawn",
@@ -192,7 +183,7 @@ def train_data_parallel(
             timeout=COLLECTIVE_TIMEOUT,
         )
         try:
-            result = train(config, train_set, test_set, classes, RankHooks(hooks), resume, ranks)
+            result = train(inputs, RankHooks(hooks), ranks)
         finally:
             dist.destroy_process_group()
         _join(followers)

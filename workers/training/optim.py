@@ -1,14 +1,12 @@
 """The optimizer and learning-rate schedule a job's config names."""
 
 import math
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
-if TYPE_CHECKING:
-    from workers.training.loop import TrainConfig
+from app.jobs.config import JobConfig
 
 ONE_CYCLE_WARMUP_FRACTION = 0.25
 ONE_CYCLE_START_DIVISOR = 25.0  # the warm-up starts at learning_rate / 25 ...
@@ -43,7 +41,7 @@ class OneCycle(LRScheduler):
 
 
 def make_optimizer(
-    config: "TrainConfig", model: nn.Module, *, capturable: bool
+    config: JobConfig, model: nn.Module, *, capturable: bool
 ) -> torch.optim.Optimizer:
     """SGD or Adam over the model's parameters; `capturable` when a CUDA graph will replay it."""
     if config.optimizer == "sgd":
@@ -67,7 +65,7 @@ def make_optimizer(
 
 
 def make_lr_schedule(
-    config: "TrainConfig", optimizer: torch.optim.Optimizer, total_steps: int
+    config: JobConfig, optimizer: torch.optim.Optimizer, total_steps: int
 ) -> LRScheduler | None:
     """The schedule stepped after every mini-batch, or None for a constant learning rate."""
     if config.lr_schedule == "constant":

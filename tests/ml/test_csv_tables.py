@@ -67,7 +67,7 @@ def test_bad_tables_name_what_is_wrong(
 def test_a_table_too_big_for_memory_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("app.ml.tables.MAX_NUMBERS", 5)
+    monkeypatch.setattr("app.ml.csv_tables.MAX_NUMBERS", 5)
     path = write(tmp_path / "t.csv", "a,b,c\n1,2,x\n3,4,y\n5,6,x\n")
     with pytest.raises(TableRejected, match="the table holds more than 5 feature values"):
         read_table(path, "c", [])

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from app.db import session_scope
+from app.jobs.config import JobConfig, JobCreate
 from app.jobs.transitions import create_job
 from app.main import create_app
 from app.ml.checkpoints import load_model
 from app.ml.predictor import Predictor
-from app.schemas import JobCreate
 from tests.conftest import Env
 from workers.worker import Worker
 
@@ -42,7 +42,7 @@ def train(env: Env, seed: int) -> int:
         "device": "cpu",
     }
     with session_scope(write=True) as session:
-        job_id = create_job(session, config).id
+        job_id = create_job(session, JobConfig.model_validate(config)).id
     assert Worker(env.settings()).run_once()
     return job_id
 

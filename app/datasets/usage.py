@@ -1,0 +1,58 @@
+"""Datasets as jobs use them: whether a job may train on one, and deleting one no job needs."""
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.datasets.files import dataset_folder
+from app.db import session_scope
+from app.errors import Conflict, InvalidInput, NotFound
+from app.jobs.config import JobConfig
+from app.models import Dataset, DatasetStatus, Job, JobStatus
+
+
+def find_dataset(session: Session, dataset_id: str) -> Dataset:
+    """The dataset row; 404 when there is none."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} not found")
+    return dataset
+
+
+def check_usable(session: Session, dataset_id: str, model: str) -> None:
+    """For a job naming the dataset: 404 when it does not exist, 409 when it is not ready, 422
+    when the job's model does not fit its kind."""
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise NotFound(f"dataset {dataset_id} not found (see GET /datasets)")
+    if dataset.status != DatasetStatus.READY:
+        reason = f": {dataset.error}" if dataset.error else ""
+        raise Conflict(f"dataset {dataset_id} is {dataset.status}{reason}; a job needs it ready")
+    wanted = "mlp" if dataset.kind == "tabular" else "tutorial_cnn"
+    if model != wanted:
+        raise InvalidInput(
+            f'model: dataset {dataset_id} holds {dataset.kind} data; train it with model "{wanted}"'
+        )
+
+
+def delete_dataset(data_dir: Path, dataset_id: str) -> None:
+    """Its row and files; 409 while a queued or running job trains on it."""
+    with session_scope(write=True) as session:
+        dataset = find_dataset(session, dataset_id)
+        unfinished = session.scalars(
+            select(Job).where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        ).all()
+        users = sorted(
+            job.id
+            for job in unfinished
+            if JobConfig.model_validate(job.config).dataset == dataset_id
+        )
+        if users:
+            raise Conflict(
+                f"dataset {dataset_id} is used by unfinished job(s) {', '.join(map(str, users))}; "
+                "cancel them or wait for them to end"
+            )
+        session.delete(dataset)
+    shutil.rmtree(dataset_folder(data_dir, dataset_id), ignore_errors=True)

@@ -1,0 +1,191 @@
+"""A job's config, defined once: the fields and their defaults (the CIFAR-10 tutorial), the
+request body that asks for a job (JobCreate), and the resolved config (JobConfig) that is stored
+with the job and that the worker trains with."""
+
+import secrets
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.jobs.fields import (
+    DATASET_NAME,
+    SEED_MAX,
+    BatchSize,
+    Count,
+    DatasetName,
+    Fraction,
+    Integer,
+    Patience,
+    Processes,
+    Seed,
+    Toggle,
+    Width,
+)
+from app.jobs.recipes import RECIPES, RecipeName
+from app.jobs.rules import broken_rule, rules_json_schema
+
+# Held out for early stopping when the job names no validation_fraction.
+DEFAULT_VALIDATION_FRACTION = 0.1
+
+
+class JobFields(BaseModel):
+    """Every field of a job with its default; the defaults are the CIFAR-10 tutorial."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    recipe: RecipeName = Field(
+        default="tutorial",
+        description="Starting values for the other fields; fields the job gives still win. "
+        '"fast": batch 256, 6 epochs, SGD with Nesterov momentum and a one-cycle learning '
+        "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
+    )
+    model: Literal["tutorial_cnn", "mlp"] = Field(
+        default="tutorial_cnn",
+        description='"tutorial_cnn" for images; "mlp" for a tabular (CSV) dataset.',
+    )
+    hidden_layers: Annotated[list[Width], Field(min_length=1, max_length=8)] | None = Field(
+        default=None,
+        description="The mlp's hidden layer widths, input side first (ignored by "
+        "tutorial_cnn). Default: [64, 32].",
+    )
+    dataset: DatasetName = Field(
+        default="cifar10",
+        pattern=DATASET_NAME.pattern,
+        description='"cifar10", or the id of a ready uploaded dataset (POST /datasets).',
+    )
+    epochs: Integer = Field(default=2, ge=1, le=1000)
+    batch_size: BatchSize | None = Field(
+        default=4, description="null: the whole training set at every step (full batch)."
+    )
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    learning_rate: float = Field(default=0.001, gt=0, le=10)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    nesterov: bool = Field(
+        default=False,
+        description="Nesterov momentum (SGD; no effect with momentum 0, ignored by Adam).",
+    )
+    weight_decay: float = Field(default=0.0, ge=0, le=1)
+    lr_schedule: Literal["constant", "onecycle", "cosine"] = Field(
+        default="constant",
+        description="onecycle: warm up to learning_rate over the first quarter of the steps, "
+        "then anneal; cosine: anneal from learning_rate to 0.",
+    )
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    random_flip: bool = Field(default=False, description="Flip training images left-right.")
+    random_crop_padding: Integer = Field(
+        default=0, ge=0, le=8, description="Shift training images by up to this many pixels."
+    )
+    seed: Seed | None = Field(default=None, description="Random when absent.")
+    log_every: Count = Field(default=2000, description="Mini-batches per loss point.")
+    max_train_samples: Count | None = None
+    max_test_samples: Count | None = None
+    validation_fraction: Fraction | None = Field(
+        default=None,
+        description="Hold out this fraction of each class's training images (drawn with the "
+        "seed) and report the loss and accuracy on them after every epoch. Default: 0.1 with "
+        "early_stopping_patience, none otherwise.",
+    )
+    early_stopping_patience: Patience | None = Field(
+        default=None,
+        description="Stop when the validation loss has not improved for this many epochs; the "
+        "model saved (and tested) has the weights of the epoch with the lowest validation loss.",
+    )
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    gpus: Processes | None = Field(
+        default=None,
+        description="GPUs of one worker to train on; from 2, DistributedDataParallel (NCCL) "
+        "with batch_size split across them (it stays the global batch). Only a worker with "
+        "this many GPUs claims the job. Absent: one device, as `device` says.",
+    )
+    cpu_processes: Processes | None = Field(
+        default=None,
+        description="Train on the CPU in this many DistributedDataParallel processes (gloo), "
+        "batch_size split across them: the multi-GPU code path, runnable without GPUs.",
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto",
+        description="Autocast precision; fp16 adds a gradient scaler. auto: bf16 on a GPU "
+        "with batches of 64 or more, fp32 otherwise.",
+    )
+    channels_last: Toggle = Field(
+        default="auto", description="NHWC memory layout. auto: on a GPU with batches of 64+."
+    )
+    compile: Toggle = Field(
+        default="auto",
+        description="torch.compile the model. auto: off, since compiling takes longer than "
+        "a recipe of this model trains.",
+    )
+    cuda_graphs: Toggle = Field(
+        default="auto",
+        description="Capture the training step as a CUDA graph. auto: on a GPU for batches "
+        "under 64 with a constant learning rate and no fp16 or compile.",
+    )
+
+
+def _describe_job_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    schema["examples"] = [
+        {},
+        {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
+        {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
+        {"recipe": "fast"},
+    ]
+    defaults = {name: field.default for name, field in cls.model_fields.items()}
+    schema["allOf"] = rules_json_schema(defaults)
+
+
+class JobConfig(JobFields):
+    """A job's config with its recipe and seed resolved: what the job stores and trains with.
+
+    Read back from the database with `model_validate`; fields added since a job was stored take
+    their defaults, and fields since removed are ignored.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    seed: Seed = Field(description="Drawn at submit when the request gave none.")
+
+    @property
+    def processes(self) -> int:
+        """How many processes train the job together (one per GPU, or CPU processes)."""
+        return self.gpus or self.cpu_processes or 1
+
+    @property
+    def device_kind(self) -> Literal["auto", "cpu", "cuda"]:
+        """ "cpu", "cuda" or "auto", with `gpus` and `cpu_processes` taken into account."""
+        if self.gpus:
+            return "cuda"
+        return "cpu" if self.cpu_processes else self.device
+
+
+class JobCreate(JobFields):
+    """A training job; every field is optional and the defaults are the CIFAR-10 tutorial."""
+
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema, cls: _describe_job_schema(schema, cls),
+    )
+
+    @model_validator(mode="after")
+    def _options_fit_together(self) -> "JobCreate":
+        problem = broken_rule(self._values(), self.model_fields_set)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
+    def _values(self) -> dict[str, Any]:
+        """Every field's value: the recipe's where the job gives none, the job's own otherwise."""
+        recipe = RECIPES[self.recipe]
+        given = self.model_fields_set
+        values = {
+            name: recipe[name] if name in recipe and name not in given else value
+            for name, value in self.model_dump().items()
+        }
+        if values["early_stopping_patience"] and values["validation_fraction"] is None:
+            values["validation_fraction"] = DEFAULT_VALIDATION_FRACTION
+        return values
+
+    def resolved(self) -> JobConfig:
+        """The job's config: its recipe applied, and a random seed drawn if it gives none."""
+        values = self._values()
+        if values["seed"] is None:
+            values["seed"] = secrets.randbelow(SEED_MAX + 1)
+        return JobConfig.model_validate(values)

@@ -1,0 +1,83 @@
+"""Submitting jobs: a request resolved to its config and queued once, however often it is sent
+with the same Idempotency-Key; a retry queued as a new job with the same config."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.datasets.usage import check_usable
+from app.errors import Conflict
+from app.jobs.config import JobConfig, JobCreate
+from app.jobs.transitions import create_job
+from app.models import Job, JobStatus
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    replayed: bool  # an earlier request with the same Idempotency-Key made it
+
+
+def submit_job(
+    session: Session, spec: JobCreate, *, max_attempts: int, idempotency_key: str | None
+) -> Submitted:
+    """Queue the job `spec` asks for, or find the one an earlier request with the same key made.
+
+    Runs in the caller's write transaction, which the caller commits (a lost race for the key
+    rolls back what it had written).
+    """
+    if spec.dataset != "cifar10":
+        check_usable(session, spec.dataset, spec.model)
+    fingerprint = request_fingerprint(spec) if idempotency_key else None
+    if idempotency_key:
+        existing = find_idempotent(session, idempotency_key, fingerprint)
+        if existing is not None:
+            return Submitted(existing, replayed=True)
+    try:
+        job = create_job(
+            session,
+            spec.resolved(),
+            max_attempts=max_attempts,
+            idempotency_key=idempotency_key,
+            request_fingerprint=fingerprint,
+        )
+    except IntegrityError:
+        # Another request with the same key won the race (PostgreSQL; SQLite's write lock
+        # serialises them): answer with its job.
+        session.rollback()
+        assert idempotency_key is not None
+        existing = find_idempotent(session, idempotency_key, fingerprint)
+        if existing is None:
+            raise
+        return Submitted(existing, replayed=True)
+    return Submitted(job, replayed=False)
+
+
+def retry_job(session: Session, job: Job, *, max_attempts: int) -> Job:
+    """Queue a new job with the config of a failed or cancelled one; its retry_of names it."""
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(
+            f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried"
+        )
+    config = JobConfig.model_validate(job.config)
+    return create_job(session, config, max_attempts=max_attempts, retry_of=job.id)
+
+
+def request_fingerprint(spec: JobCreate) -> str:
+    """A digest of the fields the client sent, to recognise a repeated submission."""
+    canonical = json.dumps(spec.model_dump(exclude_unset=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def find_idempotent(session: Session, key: str, fingerprint: str | None) -> Job | None:
+    """The job made earlier with this Idempotency-Key; 409 if its body differed."""
+    job = session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+    if job is not None and job.request_fingerprint != fingerprint:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used for job {job.id} with a different body"
+        )
+    return job

@@ -1,0 +1,64 @@
+"""The API's answers to predictions."""
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.errors import ErrorOut
+from app.ml.predictor import Prediction
+
+# The errors every prediction route can answer, for the OpenAPI document.
+PREDICTION_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorOut, "description": "The job named does not exist."},
+    409: {"model": ErrorOut, "description": "The job named has no trained model."},
+    422: {"model": ErrorOut, "description": "Not an image, empty, truncated or wrong size."},
+    503: {
+        "model": ErrorOut,
+        "description": "No job has finished training yet, or the job's model file is "
+        "missing or fails its checksum.",
+    },
+}
+
+
+class TopClass(BaseModel):
+    label: str
+    class_index: int
+    probability: float
+
+
+class ImagePrediction(BaseModel):
+    label: str
+    class_index: int
+    probabilities: dict[str, float] = Field(description="Every class, in the model's order.")
+    top_k: list[TopClass] = Field(description="The most likely classes, most likely first.")
+
+
+class PredictionOut(ImagePrediction):
+    job_id: int
+
+
+class BatchPredictionOut(BaseModel):
+    job_id: int
+    predictions: list[ImagePrediction] = Field(description="One per image, in the order sent.")
+
+
+def prediction_json(prediction: Prediction, top_k: int | None) -> dict[str, Any]:
+    """One input's answer as plain JSON data, in the shape of ImagePrediction (built without
+    validation: validating our own output would cost more than the forward pass)."""
+    ranked = sorted(
+        enumerate(prediction.probabilities.items()), key=lambda item: item[1][1], reverse=True
+    )
+    return {
+        "label": prediction.label,
+        "class_index": prediction.class_index,
+        "probabilities": prediction.probabilities,
+        "top_k": [
+            {"label": label, "class_index": index, "probability": probability}
+            for index, (label, probability) in ranked[: top_k or len(ranked)]
+        ],
+    }
+
+
+def batch_json(job_id: int, predictions: list[Prediction], top_k: int | None) -> dict[str, Any]:
+    """A batch's answer as plain JSON data, in the shape of BatchPredictionOut."""
+    return {"job_id": job_id, "predictions": [prediction_json(p, top_k) for p in predictions]}

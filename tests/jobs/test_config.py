@@ -1,0 +1,57 @@
+"""The one job config: a request resolves to it once, it is stored as JSON, and the worker reads
+the same config back; configs stored by earlier versions still read."""
+
+import pytest
+from pydantic import ValidationError
+
+from app.jobs.config import JobConfig, JobCreate
+from app.jobs.fields import SEED_MAX
+
+
+def test_a_request_resolves_once_with_its_recipe_and_its_own_fields() -> None:
+    config = JobCreate(recipe="fast", epochs=2, seed=7).resolved()
+    assert isinstance(config, JobConfig)
+    assert (config.recipe, config.epochs, config.seed) == ("fast", 2, 7)
+    assert (config.batch_size, config.learning_rate, config.lr_schedule) == (256, 0.1, "onecycle")
+    assert config.validation_fraction is None
+
+
+def test_a_missing_seed_is_drawn_at_resolution_and_then_kept() -> None:
+    seeds = {JobCreate().resolved().seed for _ in range(20)}
+    assert len(seeds) > 1 and all(0 <= seed <= SEED_MAX for seed in seeds)
+
+
+def test_early_stopping_holds_out_the_default_fraction() -> None:
+    config = JobCreate(early_stopping_patience=3, seed=0).resolved()
+    assert config.validation_fraction == 0.1
+
+
+def test_the_stored_json_reads_back_as_the_same_config() -> None:
+    config = JobCreate(optimizer="adam", hidden_layers=None, compile=False, seed=3).resolved()
+    stored = config.model_dump(mode="json")
+    assert list(stored) == list(JobCreate.model_fields)  # the column keeps the request's order
+    assert JobConfig.model_validate(stored) == config
+
+
+def test_a_config_stored_by_an_earlier_version_reads_with_todays_defaults() -> None:
+    # Before hidden_layers, validation_fraction and early stopping existed, and with a field
+    # since removed.
+    stored = {"epochs": 3, "batch_size": 8, "seed": 11, "dataset": "cifar10", "retired": 1}
+    config = JobConfig.model_validate(stored)
+    assert (config.epochs, config.batch_size, config.seed) == (3, 8, 11)
+    assert (config.hidden_layers, config.validation_fraction) == (None, None)
+    assert config.early_stopping_patience is None and config.model == "tutorial_cnn"
+
+
+def test_nothing_downstream_can_change_a_config() -> None:
+    config = JobCreate(seed=1).resolved()
+    with pytest.raises(ValidationError, match="frozen"):
+        config.batch_size = 64  # type: ignore[misc]
+
+
+def test_processes_and_device_follow_gpus_and_cpu_processes() -> None:
+    assert JobConfig(seed=0).processes == 1 and JobConfig(seed=0).device_kind == "auto"
+    assert JobConfig(seed=0, gpus=2).processes == 2
+    assert JobConfig(seed=0, gpus=2).device_kind == "cuda"
+    cpu = JobConfig(seed=0, cpu_processes=3)
+    assert (cpu.processes, cpu.device_kind) == (3, "cpu")

@@ -3,7 +3,9 @@
 # SQLite, and then against PostgreSQL too when TRAINSERVE_TEST_POSTGRES_URL names a server
 # (`export TRAINSERVE_TEST_POSTGRES_URL=$(scripts/postgres.sh)` starts one on loopback).
 # The browser test (Debian's chromium and chromium-driver; skipped without them) leaves its
-# screenshot of the dashboard in docs/dashboard.png, the README's picture.
+# screenshot of the dashboard in docs/dashboard.png, the picture in the README and
+# docs/operations.md; the wine example leaves its loss curve in docs/wine-loss.png
+# (docs/datasets.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev

@@ -74,7 +74,7 @@ def test_the_wine_example(client: TestClient, env: Env) -> None:
     assert metrics["test_accuracy"] > 0.5  # the most common class alone is 42%
     assert losses[-1] < losses[0] / 2
     figures = os.environ.get("TRAINSERVE_SCREENSHOT_DIR")
-    if figures:  # the README's loss curve, drawn by the service itself
+    if figures:  # the loss curve in docs/datasets.md, drawn by the service itself
         plot = client.get(f"/jobs/{job['id']}/plots/loss.png")
         Path(figures).mkdir(parents=True, exist_ok=True)
         (Path(figures) / "wine-loss.png").write_bytes(plot.content)

@@ -1,4 +1,5 @@
-"""The hostile and odd inputs sent to a live server, each with the answer the README documents."""
+"""The hostile and odd inputs sent to a live server, each with the answer docs/operations.md
+documents ("Hostile input")."""
 
 import io
 import struct

@@ -178,7 +178,7 @@ def test_the_dashboard_shows_jobs_charts_submits_and_classifies(
 
 def save_screenshot(browser: WebDriver, folder: Path) -> None:
     """A picture of the finished job's page; also where TRAINSERVE_SCREENSHOT_DIR says (the
-    README's picture is made this way by scripts/test.sh)."""
+    picture in the README and docs/operations.md is made this way by scripts/test.sh)."""
     path = folder / SCREENSHOT_NAME
     assert browser.save_screenshot(str(path))
     with Image.open(path) as picture:

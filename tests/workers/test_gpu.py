@@ -1,6 +1,7 @@
 """What only a CUDA GPU can show: real graph capture, and every option training on the device.
 
-Skipped without CUDA (CI has none); the README says how these ran on a GPU and what they gave.
+Skipped without CUDA (CI has none); docs/performance.md says how these ran on a GPU and what they
+gave.
 """
 
 from collections.abc import Iterator

@@ -14,11 +14,12 @@ from app.jobs.progress import (
     record_start,
     restore_history,
 )
-from app.jobs.records import EpochRecord, LossRecord
+from app.jobs.records import LossRecord
 from app.jobs.transitions import Lease, LostJob
 from app.ml.checkpoints import CheckpointStore
 from app.settings import Settings
 from workers.training.hooks import EpochMetrics, StopReason
+from workers.training.run_state import snapshot_history
 
 log = logging.getLogger("trainserve.worker")
 
@@ -106,14 +107,10 @@ class JobRun:
         snapshot, epoch, step = (
             (None, 0, 0) if loaded is None else (loaded[0], loaded[0]["epoch"], loaded[0]["step"])
         )
+        loss_points, epochs = snapshot_history(snapshot)
         with session_scope(write=True) as session:
             restore_history(
-                session,
-                self.lease,
-                epoch=epoch,
-                step=step,
-                loss_points=[LossRecord(**p) for p in (snapshot or {}).get("loss_history", [])],
-                epochs=[EpochRecord(**e) for e in (snapshot or {}).get("epochs", [])],
+                session, self.lease, epoch=epoch, step=step, loss_points=loss_points, epochs=epochs
             )
         if loaded is not None:
             log.info(

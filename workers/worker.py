@@ -13,7 +13,7 @@ from pathlib import Path
 from types import FrameType
 
 from app.db import session_scope
-from app.jobs.config import JobConfig
+from app.jobs.config import JobConfig, StoredConfigInvalid
 from app.jobs.transitions import (
     FinalResults,
     Lease,
@@ -54,6 +54,8 @@ from workers.training.runtime import UnsupportedOption
 log = logging.getLogger("trainserve.worker")
 
 SCHEMA_WAIT_LOG_INTERVAL_S = 10.0
+# Failures whose message is written for the user as it is.
+USER_ERRORS = (DatasetError, StoredConfigInvalid, TrainingDiverged, UnsupportedOption)
 
 
 class Worker:
@@ -177,7 +179,7 @@ class Worker:
 
     def _failure_message(self, lease: Lease, exc: Exception) -> str:
         """What the user reads in the job's `error`."""
-        if isinstance(exc, DatasetError | TrainingDiverged | UnsupportedOption):
+        if isinstance(exc, USER_ERRORS):
             return str(exc)
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             return (
@@ -206,7 +208,7 @@ class Worker:
         with session_scope() as session:
             job = session.get(Job, lease.job_id)
             assert job is not None
-            config = JobConfig.model_validate(job.config)
+            config = JobConfig.from_stored(job.config)
         with JobRun(lease, self.settings, self.stop) as run:
             dataset = limit_samples(
                 self.datasets.load(config.dataset),

@@ -9,8 +9,7 @@ from app.api.deps import SessionDep, SettingsDep
 from app.datasets.files import ID_PREFIX
 from app.datasets.schemas import DatasetList, DatasetOut
 from app.datasets.uploads import UploadOptions, accept_upload
-from app.datasets.usage import delete_dataset as delete_dataset_files
-from app.datasets.usage import find_dataset
+from app.datasets.usage import find_dataset, remove_dataset
 from app.errors import ErrorOut
 from app.jobs.fields import COUNT_MAX, SEED_MAX
 from app.models import Dataset
@@ -69,7 +68,9 @@ def upload_dataset(
     `failed`). A CSV (comma, semicolon or tab separated) needs `target`; its other columns,
     but those in `drop`, are the numeric features, standardised with the training split's
     statistics."""
-    options = UploadOptions(image_size, test_fraction, seed, target, drop)
+    options = UploadOptions(
+        image_size=image_size, test_fraction=test_fraction, seed=seed, target=target, drop=drop
+    )
     dataset = accept_upload(settings.data_dir, file.filename or "upload", file.file, options)
     response.headers["Location"] = f"/datasets/{dataset.id}"
     return DatasetOut.model_validate(dataset)
@@ -105,5 +106,5 @@ def get_dataset(session: SessionDep, dataset_id: DatasetId) -> DatasetOut:
 )
 def delete_dataset(settings: SettingsDep, dataset_id: DatasetId) -> Response:
     """Its row and files; refused while a queued or running job trains on it."""
-    delete_dataset_files(settings.data_dir, dataset_id)
+    remove_dataset(settings.data_dir, dataset_id)
     return Response(status_code=204)

@@ -35,7 +35,7 @@ def loss_plot(job: JobDep) -> Response:
     if not job.loss_points:
         raise Conflict(
             f"job {job.id} has no loss points yet: one is recorded every "
-            f"{JobConfig.model_validate(job.config).log_every} mini-batches"
+            f"{JobConfig.from_stored(job.config).log_every} mini-batches"
         )
     return _png(
         loss_png(

@@ -53,9 +53,9 @@ async def predict(
 ) -> JSONResponse:
     """The most likely class and every class's probability for one image."""
     data = await file.read()
-    answered = await predictions.classify_images(job_id, [(display_name(file.filename), data)])
-    [prediction] = answered.predictions
-    return JSONResponse({"job_id": answered.job_id, **prediction_json(prediction, top_k)})
+    served = await predictions.classify_images(job_id, [(display_name(file.filename), data)])
+    [prediction] = served.predictions
+    return JSONResponse({"job_id": served.job_id, **prediction_json(prediction, top_k)})
 
 
 @router.post(
@@ -79,5 +79,5 @@ async def predict_batch(
             f"files: at most {settings.max_batch_files} images per request (got {len(files)})"
         )
     uploads = [(f"files[{i}]", await upload.read()) for i, upload in enumerate(files)]
-    answered = await predictions.classify_images(job_id, uploads)
-    return JSONResponse(batch_json(answered.job_id, answered.predictions, top_k))
+    served = await predictions.classify_images(job_id, uploads)
+    return JSONResponse(batch_json(served.job_id, served.predictions, top_k))

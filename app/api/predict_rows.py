@@ -42,5 +42,5 @@ async def predict_rows(
     top_k: TopKQuery = None,
 ) -> JSONResponse:
     """Predictions for every row, in the order sent."""
-    answered = await predictions.classify_rows(job_id, body.rows)
-    return JSONResponse(batch_json(answered.job_id, answered.predictions, top_k))
+    served = await predictions.classify_rows(job_id, body.rows)
+    return JSONResponse(batch_json(served.job_id, served.predictions, top_k))

@@ -9,7 +9,6 @@ from sqlalchemy.orm import Session
 from app.datasets.files import dataset_folder
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
-from app.jobs.config import JobConfig
 from app.models import Dataset, DatasetStatus, Job, JobStatus
 
 
@@ -37,18 +36,18 @@ def check_usable(session: Session, dataset_id: str, model: str) -> None:
         )
 
 
-def delete_dataset(data_dir: Path, dataset_id: str) -> None:
+def remove_dataset(data_dir: Path, dataset_id: str) -> None:
     """Its row and files; 409 while a queued or running job trains on it."""
     with session_scope(write=True) as session:
         dataset = find_dataset(session, dataset_id)
-        unfinished = session.scalars(
-            select(Job).where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+        users = session.scalars(
+            select(Job.id)
+            .where(
+                Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
+                Job.config["dataset"].as_string() == dataset_id,
+            )
+            .order_by(Job.id)
         ).all()
-        users = sorted(
-            job.id
-            for job in unfinished
-            if JobConfig.model_validate(job.config).dataset == dataset_id
-        )
         if users:
             raise Conflict(
                 f"dataset {dataset_id} is used by unfinished job(s) {', '.join(map(str, users))}; "

@@ -5,8 +5,9 @@ with the job and that the worker trains with."""
 import secrets
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.errors import Conflict
 from app.jobs.fields import (
     DATASET_NAME,
     SEED_MAX,
@@ -133,16 +134,32 @@ def _describe_job_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
     schema["allOf"] = rules_json_schema(defaults)
 
 
+class StoredConfigInvalid(Conflict):
+    """A config stored by an earlier version that today's bounds refuse."""
+
+
 class JobConfig(JobFields):
-    """A job's config with its recipe and seed resolved: what the job stores and trains with.
+    """A job's config with its recipe and seed resolved: what the job stores and trains with."""
 
-    Read back from the database with `model_validate`; fields added since a job was stored take
-    their defaults, and fields since removed are ignored.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True)
 
     seed: Seed = Field(description="Drawn at submit when the request gave none.")
+
+    @classmethod
+    def from_stored(cls, stored: dict[str, Any]) -> "JobConfig":
+        """The config a job row holds. Fields added since it was stored take their defaults and
+        fields since removed are dropped; a value today's bounds refuse is a clear error."""
+        known = {name: value for name, value in stored.items() if name in cls.model_fields}
+        try:
+            return cls.model_validate(known)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                for error in exc.errors()
+            )
+            raise StoredConfigInvalid(
+                f"the job's stored config is not valid in this version ({problems})"
+            ) from None
 
     @property
     def processes(self) -> int:

@@ -7,24 +7,23 @@ them, and the API answers with them.
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class LossRecord(BaseModel):
-    """Mean training loss over one log_every window of mini-batches."""
-
+class _Record(BaseModel):
+    # Read from the job's rows as well as made by the loop; every field is always answered.
     model_config = ConfigDict(
         from_attributes=True, frozen=True, json_schema_serialization_defaults_required=True
     )
+
+
+class LossRecord(_Record):
+    """Mean training loss over one log_every window of mini-batches."""
 
     epoch: int
     step: int
     loss: float
 
 
-class EpochRecord(BaseModel):
+class EpochRecord(_Record):
     """Training loss and test-set results at the end of one epoch."""
-
-    model_config = ConfigDict(
-        from_attributes=True, frozen=True, json_schema_serialization_defaults_required=True
-    )
 
     epoch: int
     train_loss: float

@@ -63,7 +63,7 @@ def retry_job(session: Session, job: Job, *, max_attempts: int) -> Job:
         raise Conflict(
             f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried"
         )
-    config = JobConfig.model_validate(job.config)
+    config = JobConfig.from_stored(job.config)
     return create_job(session, config, max_attempts=max_attempts, retry_of=job.id)
 
 

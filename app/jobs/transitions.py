@@ -139,6 +139,8 @@ def recover_expired_leases(session: Session, now: datetime | None = None) -> tup
 
 
 def update_leased(session: Session, lease: Lease, **values: Any) -> None:
+    """Write `values` to the job only while `lease` holds it, else raise LostJob. Outside this
+    module it writes progress only (app/jobs/progress.py): status changes all live here."""
     result = session.execute(
         update(Job)
         .where(

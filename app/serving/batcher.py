@@ -62,12 +62,6 @@ class Batcher:
         self.queue.put_nowait(_Request(uploads, answer))
         return await answer
 
-    async def predict_rows(self, features: torch.Tensor) -> list[Prediction]:
-        """Predictions for rows of standardised features, on the inference thread (each request
-        is one forward pass already: rows are not gathered across requests)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, self.predictor.predict, features)
-
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:

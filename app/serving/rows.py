@@ -16,10 +16,10 @@ def _named(names: list[str]) -> str:
 def features(rows: list[dict[str, float]], standardizer: Standardizer) -> torch.Tensor:
     """The rows as the model's input, standardised as in training; 422 naming the first row
     whose columns are not exactly the model's."""
-    columns = standardizer.columns
+    columns, known = standardizer.columns, set(standardizer.columns)
     for index, row in enumerate(rows):
         missing = [name for name in columns if name not in row]
-        unknown = sorted(name for name in row if name not in set(columns))
+        unknown = sorted(name for name in row if name not in known)
         if missing or unknown:
             parts = ([f"missing columns {_named(missing)}"] if missing else []) + (
                 [f"unknown columns {_named(unknown)}"] if unknown else []

@@ -1,5 +1,6 @@
 """What the prediction routes call: find the model that answers, and classify with it."""
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from app.serving.rows import features
 
 
 @dataclass(frozen=True)
-class Answered:
+class Served:
     job_id: int  # the job whose model answered
     predictions: list[Prediction]  # in the order of the inputs
 
@@ -30,7 +31,7 @@ class Predictions:
 
     async def classify_images(
         self, job_id: int | None, uploads: list[tuple[str, bytes]]
-    ) -> Answered:
+    ) -> Served:
         """Predictions for (name, bytes) uploads; 422 naming the first that is not a usable
         image, or when the model was trained on a table."""
         served_id, batcher = await self._batcher(job_id)
@@ -39,18 +40,26 @@ class Predictions:
                 "this job's model was trained on a table: send its rows to POST /predict/rows"
             )
         try:
-            return Answered(served_id, await batcher.predict(uploads))
+            return Served(served_id, await batcher.predict(uploads))
         except UploadRejected as exc:
             raise InvalidInput(str(exc)) from None
 
-    async def classify_rows(self, job_id: int, rows: list[dict[str, float]]) -> Answered:
+    async def classify_rows(self, job_id: int, rows: list[dict[str, float]]) -> Served:
         """Predictions for rows given by column name; 422 when the model was trained on images
         or a row's columns are not exactly the model's."""
         served_id, batcher = await self._batcher(job_id)
-        standardizer = batcher.predictor.standardizer
+        predictor = batcher.predictor
+        standardizer = predictor.standardizer
         if standardizer is None:
             raise InvalidInput(f"job {served_id} was trained on images: send them to POST /predict")
-        return Answered(served_id, await batcher.predict_rows(features(rows, standardizer)))
+
+        def classify() -> list[Prediction]:
+            return predictor.predict(features(rows, standardizer))
+
+        # On the inference thread, like every forward pass; rows are not gathered across
+        # requests (one request's rows are one forward pass already).
+        loop = asyncio.get_running_loop()
+        return Served(served_id, await loop.run_in_executor(self.models.executor, classify))
 
     async def _batcher(self, job_id: int | None) -> tuple[int, Batcher]:
         """The job whose model answers, and its batcher."""

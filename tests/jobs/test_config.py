@@ -4,7 +4,7 @@ the same config back; configs stored by earlier versions still read."""
 import pytest
 from pydantic import ValidationError
 
-from app.jobs.config import JobConfig, JobCreate
+from app.jobs.config import JobConfig, JobCreate, StoredConfigInvalid
 from app.jobs.fields import SEED_MAX
 
 
@@ -30,17 +30,33 @@ def test_the_stored_json_reads_back_as_the_same_config() -> None:
     config = JobCreate(optimizer="adam", hidden_layers=None, compile=False, seed=3).resolved()
     stored = config.model_dump(mode="json")
     assert list(stored) == list(JobCreate.model_fields)  # the column keeps the request's order
-    assert JobConfig.model_validate(stored) == config
+    assert JobConfig.from_stored(stored) == config
 
 
 def test_a_config_stored_by_an_earlier_version_reads_with_todays_defaults() -> None:
     # Before hidden_layers, validation_fraction and early stopping existed, and with a field
     # since removed.
     stored = {"epochs": 3, "batch_size": 8, "seed": 11, "dataset": "cifar10", "retired": 1}
-    config = JobConfig.model_validate(stored)
+    config = JobConfig.from_stored(stored)
     assert (config.epochs, config.batch_size, config.seed) == (3, 8, 11)
     assert (config.hidden_layers, config.validation_fraction) == (None, None)
     assert config.early_stopping_patience is None and config.model == "tutorial_cnn"
+
+
+def test_a_stored_value_out_of_todays_bounds_is_a_clear_error() -> None:
+    stored = {**JobCreate(seed=1).resolved().model_dump(mode="json"), "log_every": 2**40}
+    with pytest.raises(StoredConfigInvalid) as refused:
+        JobConfig.from_stored(stored)
+    assert refused.value.status_code == 409
+    assert refused.value.message == (
+        "the job's stored config is not valid in this version "
+        "(log_every: Input should be less than or equal to 2147483647)"
+    )
+
+
+def test_a_config_made_in_code_refuses_unknown_fields() -> None:
+    with pytest.raises(ValidationError, match="learning_rat\n  Extra inputs are not permitted"):
+        JobConfig(seed=0, learning_rat=0.1)  # type: ignore[call-arg]
 
 
 def test_nothing_downstream_can_change_a_config() -> None:

@@ -95,6 +95,23 @@ def test_divergence_fails_the_job_with_its_reason(migrated_env: Env, synthetic_c
     assert job.error is not None and job.error.startswith("training diverged: the loss became nan")
 
 
+def test_a_stored_config_this_version_refuses_fails_the_job_clearly(
+    migrated_env: Env, synthetic_cifar: Path
+) -> None:
+    job_id = queue()
+    with session_scope(write=True) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.config = {**job.config, "log_every": 2**40}  # as an early version allowed
+    Worker(migrated_env.settings()).run_once()
+    job = load(job_id)
+    assert job.status == JobStatus.FAILED
+    assert job.error == (
+        "the job's stored config is not valid in this version "
+        "(log_every: Input should be less than or equal to 2147483647)"
+    )
+
+
 def stop_when(worker: Worker, condition: Callable[[], bool]) -> threading.Thread:
     """A thread that asks the worker to stop (as SIGTERM does) once condition holds."""
 

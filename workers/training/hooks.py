@@ -1,7 +1,6 @@
 """What goes into a training run and what comes out: its inputs, the hooks through which it
 reports progress and asks whether to stop, its epochs' metrics, its result and how it can end."""
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -30,16 +29,6 @@ class TrainingInterrupted(Exception):
 
 class TrainingDiverged(Exception):
     """The loss stopped being a finite number; the message says when."""
-
-
-def finite(value: float, what: str, epoch: int, step: int) -> float:
-    """`value`, or TrainingDiverged when it is not a finite number."""
-    if not math.isfinite(value):
-        raise TrainingDiverged(
-            f"training diverged: the {what} became {value} in epoch {epoch} by step {step}; "
-            "try a lower learning_rate"
-        )
-    return value
 
 
 @dataclass(frozen=True)
@@ -99,5 +88,3 @@ class TrainingHooks(Protocol):
     def stop_reason(self) -> StopReason | None: ...
     def checkpoint_due(self) -> bool: ...
     def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None: ...
-
-

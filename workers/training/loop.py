@@ -5,6 +5,7 @@ it was (see RunState.snapshot), and it can start from such a snapshot.
 """
 
 import logging
+import math
 
 import torch
 
@@ -14,17 +15,27 @@ from workers.training.evaluate import Evaluation, evaluate
 from workers.training.hooks import (
     EpochMetrics,
     StopReason,
+    TrainingDiverged,
     TrainingHooks,
     TrainingInterrupted,
     TrainInputs,
     TrainResult,
-    finite,
 )
 from workers.training.ranks import SINGLE, Ranks
 from workers.training.run_state import RunState
 from workers.training.steps import GraphedStep, TrainStep
 
 log = logging.getLogger("trainserve.worker")
+
+
+def _finite(value: float, what: str, epoch: int, step: int) -> float:
+    """`value`, or TrainingDiverged when it is not a finite number."""
+    if not math.isfinite(value):
+        raise TrainingDiverged(
+            f"training diverged: the {what} became {value} in epoch {epoch} by step {step}; "
+            "try a lower learning_rate"
+        )
+    return value
 
 
 def train(inputs: TrainInputs, hooks: TrainingHooks, ranks: Ranks = SINGLE) -> TrainResult:
@@ -87,7 +98,7 @@ def _train_epochs(
             at.step += 1
             if at.step % config.log_every == 0:
                 window = run.mean_loss_sums()[0].item() / config.log_every
-                mean = finite(window, "loss", at.epoch, at.step)
+                mean = _finite(window, "loss", at.epoch, at.step)
                 run.loss_sums[0] = 0.0
                 run.loss_history.append(LossRecord(epoch=at.epoch, step=at.step, loss=mean))
                 hooks.loss_point(at.epoch, at.step, mean)
@@ -102,14 +113,14 @@ def _train_epochs(
                 hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)
 
         epoch_loss = run.mean_loss_sums()[1].item() / run.steps_per_epoch
-        train_loss = finite(epoch_loss, "loss", at.epoch, at.step)
+        train_loss = _finite(epoch_loss, "loss", at.epoch, at.step)
         if leader:
             evaluation = evaluate(run.model, run.test_data, classes)
-            finite(evaluation.loss, "test loss", at.epoch, at.step)
+            _finite(evaluation.loss, "test loss", at.epoch, at.step)
             validation = None
             if run.validation_data is not None:
                 validation = evaluate(run.model, run.validation_data, classes)
-                finite(validation.loss, "validation loss", at.epoch, at.step)
+                _finite(validation.loss, "validation loss", at.epoch, at.step)
                 run.early_stopping.observe(at.epoch, validation.loss, run.model)
             metrics = EpochMetrics(
                 at.epoch,

@@ -28,6 +28,18 @@ log = logging.getLogger("trainserve.worker")
 SNAPSHOT_FORMAT = 1
 
 
+def snapshot_history(
+    snapshot: dict[str, Any] | None,
+) -> tuple[list[LossRecord], list[EpochRecord]]:
+    """The loss points and epoch results a snapshot holds (none without a snapshot)."""
+    if snapshot is None:
+        return [], []
+    return (
+        [LossRecord(**point) for point in snapshot["loss_history"]],
+        [EpochRecord(**epoch) for epoch in snapshot["epochs"]],
+    )
+
+
 @dataclass
 class Position:
     """Where the loop is: `step` mini-batches of `epoch` are done."""
@@ -87,6 +99,8 @@ class RunState:
         self._started = time.monotonic()
 
     def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from `snapshot` (made by `snapshot` on the same data): weights, optimizer,
+        schedule, random state, position and history as they were."""
         if (
             snapshot["train_size"] != self.size
             or snapshot["steps_per_epoch"] != self.steps_per_epoch
@@ -103,8 +117,7 @@ class RunState:
         self._elapsed_before = snapshot.get("elapsed_s", 0.0)
         restore_rng_states(snapshot["rng"], self.shuffle)
         self.at = Position(epoch=snapshot["epoch"], step=snapshot["step"])
-        self.loss_history = [LossRecord(**point) for point in snapshot["loss_history"]]
-        self.epoch_history = [EpochRecord(**epoch) for epoch in snapshot["epochs"]]
+        self.loss_history, self.epoch_history = snapshot_history(snapshot)
         self.early_stopping.restore(snapshot.get("early_stopping"))
         if self.at.step == self.steps_per_epoch:  # that epoch was finished and evaluated
             self.at = Position(epoch=self.at.epoch + 1, step=0)

@@ -1,11 +1,17 @@
 """Alembic environment: the URL comes from trainserve's settings, not alembic.ini."""
 
+from logging.config import fileConfig
+
 from alembic import context
 from app import models  # noqa: F401  (registers the tables on Base.metadata)
 from app.db import Base, get_engine
 from app.settings import get_settings
 
 config = context.config
+# Only alembic's own command line reads alembic.ini; trainserve applies migrations without it and
+# keeps its own logging.
+if config.config_file_name is not None:
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 target_metadata = Base.metadata
 database_url = config.attributes.get("database_url") or get_settings().database_url
 

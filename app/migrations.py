@@ -1,5 +1,6 @@
 """Applying the Alembic migrations and checking that the schema is current."""
 
+from importlib.resources import as_file, files
 from pathlib import Path
 
 from alembic.config import Config
@@ -11,13 +12,32 @@ from alembic import command
 from app.db import get_engine
 from app.settings import get_settings
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The repository's alembic/ folder, as the wheel carries it (setup.py maps it).
+MIGRATIONS_PACKAGE = "app.migration_scripts"
+SOURCE_MIGRATIONS = Path(__file__).resolve().parent.parent / "alembic"
+
+
+def script_location() -> Path:
+    """The folder holding the migrations' env.py and versions/."""
+    try:
+        env_py = files(MIGRATIONS_PACKAGE) / "env.py"
+    except ModuleNotFoundError:
+        # A source checkout, the editable install included: there the package does not exist
+        # (setuptools' editable finder cannot map a folder without __init__.py, and alembic/
+        # must not get one: run from the repository root, it would hide the alembic library).
+        return SOURCE_MIGRATIONS
+    with as_file(env_py) as path:  # installed as plain files: this is the file itself
+        return path.parent
 
 
 def alembic_config(database_url: str | None = None) -> Config:
-    """An Alembic config for the project's migrations and the given (or configured) database."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    """An Alembic config for the project's migrations and the given (or configured) database.
+
+    No alembic.ini: that file serves developers who run `alembic` in the repository (logging,
+    the revision file names); applying migrations needs only the scripts and the URL.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(script_location()))
     config.attributes["database_url"] = database_url or get_settings().database_url
     return config
 

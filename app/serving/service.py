@@ -29,9 +29,7 @@ class Predictions:
     def __init__(self, lookup: ServingJobs, models: ModelCache, artifacts_dir: Path) -> None:
         self.lookup, self.models, self.artifacts_dir = lookup, models, artifacts_dir
 
-    async def classify_images(
-        self, job_id: int | None, uploads: list[tuple[str, bytes]]
-    ) -> Served:
+    async def classify_images(self, job_id: int | None, uploads: list[tuple[str, bytes]]) -> Served:
         """Predictions for (name, bytes) uploads; 422 naming the first that is not a usable
         image, or when the model was trained on a table."""
         served_id, batcher = await self._batcher(job_id)

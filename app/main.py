@@ -17,6 +17,7 @@ from app.api import (
     plots,
     predict,
     predict_rows,
+    registry,
     workers,
 )
 from app.errors import install_error_handlers
@@ -63,6 +64,7 @@ def create_app() -> FastAPI:
     app.include_router(predict_rows.router)
     app.include_router(workers.router)
     app.include_router(datasets.router)
+    app.include_router(registry.router)
     app.include_router(health.router)
     app.include_router(dashboard.router)
     app.mount(dashboard.ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
@@ -75,7 +77,7 @@ def create_app() -> FastAPI:
         max_batch=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000,
     )
-    app.state.serving_jobs = ServingJobs()
+    app.state.serving_jobs = ServingJobs(settings.default_model)
     # Added innermost first: requests pass CORS, then the request id, keys, body limits.
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(ApiKeys, settings=settings)

@@ -105,11 +105,13 @@ class ApiKeys:
                 [(b"www-authenticate", b'Bearer realm="trainserve"')],
             )
             return
+        # For the records that say who changed what (an alias move's history).
+        scope.setdefault("state", {})["key_role"] = role
         if role == "predict" and not _predict_key_may(scope["method"], scope["path"]):
             await send_json(
                 send,
                 403,
-                {"detail": "this key may only read and predict; changing jobs needs the admin key"},
+                {"detail": "this key may only read and predict; changes need the admin key"},
             )
             return
         await self.app(scope, receive, send)

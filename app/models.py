@@ -1,4 +1,5 @@
-"""ORM tables: a job, its loss points, its per-epoch results and its event log; the live workers."""
+"""ORM tables: a job, its loss points, its per-epoch results and its event log; the live workers;
+uploaded datasets; the model registry (models, their versions, aliases and every alias move)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -18,6 +19,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
+
+# Job ids are a 32-bit INTEGER on PostgreSQL (64-bit on SQLite): a larger number cannot name a
+# job on every database, and PostgreSQL refuses to compare it with the column.
+JOB_ID_MAX = 2**31 - 1
 
 
 class JobStatus(StrEnum):
@@ -65,6 +70,10 @@ class Job(Base):
     best_epoch: Mapped[int | None] = mapped_column(Integer)
     model_path: Mapped[str | None] = mapped_column(String(500))
     model_sha256: Mapped[str | None] = mapped_column(String(64))
+    # What the model was tested on: the sha256 of the dataset's files and how many of its test
+    # images (max_test_samples takes a fixed, class-balanced prefix): together, the test set.
+    dataset_sha256: Mapped[str | None] = mapped_column(String(64))
+    test_images: Mapped[int | None] = mapped_column(Integer)
 
     loss_points: Mapped[list["LossPoint"]] = relationship(
         order_by=lambda: (LossPoint.epoch, LossPoint.step),
@@ -183,3 +192,73 @@ class Dataset(Base):
     # "archive": the archive's own test/ folders; "drawn": held out with test_fraction.
     test_split: Mapped[str | None] = mapped_column(String(16))
     ignored_files: Mapped[int | None] = mapped_column(Integer)
+
+
+class RegisteredModel(Base):
+    """A named model: its versions are trained jobs' models, its aliases name versions."""
+
+    __tablename__ = "registered_model"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The highest version number ever given: numbers are never reused, even after a delete.
+    last_version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ModelVersion(Base):
+    """One job's model under a registered name; everything but description and tags is fixed."""
+
+    __tablename__ = "model_version"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version"),
+        UniqueConstraint("model_id", "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_model.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    # RESTRICT: a job whose model a version serves cannot be deleted (DELETE /jobs answers 409).
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="RESTRICT"), index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    model_path: Mapped[str] = mapped_column(String(500))
+    model_sha256: Mapped[str | None] = mapped_column(String(64))
+    test_accuracy: Mapped[float] = mapped_column(Float)
+    # Where the model came from: the job's config, the dataset, the test metrics, the package.
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Why it was or was not promoted when its job registered it; null when registered by hand.
+    promotion: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelAlias(Base):
+    """A name (production, staging...) for one version of a model."""
+
+    __tablename__ = "model_alias"
+    __table_args__ = (UniqueConstraint("model_id", "alias"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_model.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AliasMove(Base):
+    """One move of an alias, kept for good: from which version to which, when, and by whom."""
+
+    __tablename__ = "alias_move"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(
+        ForeignKey("registered_model.id", ondelete="CASCADE"), index=True
+    )
+    alias: Mapped[str] = mapped_column(String(64))
+    from_version: Mapped[int | None] = mapped_column(Integer)  # null: the alias was new
+    to_version: Mapped[int | None] = mapped_column(Integer)  # null: the alias was removed
+    moved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "admin" (the admin key), "open" (no keys configured) or "job N" (its promote policy).
+    moved_by: Mapped[str] = mapped_column(String(32))

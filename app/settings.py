@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(
         default=4, ge=1, description="Trained models kept in memory by the API."
     )
+    default_model: str = Field(
+        default="cifar10",
+        pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$",
+        description="The registered model whose production version answers /predict when a "
+        "request names neither a model nor a job.",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

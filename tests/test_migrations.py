@@ -13,6 +13,10 @@ from tests.conftest import Env
 TABLES = {
     "alembic_version",
     "job",
+    "registered_model",
+    "model_version",
+    "model_alias",
+    "alias_move",
     "loss_point",
     "epoch_result",
     "worker",

@@ -1,7 +1,8 @@
 """Datasets as a job names them, decoded once and kept while their files are unchanged."""
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from app.datasets.files import images_path, table_path
@@ -22,6 +23,9 @@ class LoadedDataset:
     test: ImageSet
     classes: list[str]
     image_size: tuple[int, int]  # (0, 0) for a table
+    # The sha256 of the files it was read from: with the number of test images, it names the
+    # test set that two models' accuracies can be compared on.
+    content_sha256: str
     standardizer: Standardizer | None = None  # a table's feature columns and statistics
 
 
@@ -79,15 +83,29 @@ class DatasetCache:
 
 def _read_cifar10(folder: Path) -> LoadedDataset:
     train, test, classes = load_cifar10(folder)
-    return LoadedDataset(train, test, classes, IMAGE_SIZE)
+    content = _sha256_of(folder / name for name in ALL_FILES)
+    return LoadedDataset(train, test, classes, IMAGE_SIZE, content)
 
 
 def _read_uploaded(path: Path, table: Path) -> LoadedDataset:
+    content = _sha256_of([path])
     if path == table:
         rows = load_table_dataset(path)
-        return LoadedDataset(rows.train, rows.test, rows.classes, (0, 0), rows.standardizer)
+        return LoadedDataset(
+            rows.train, rows.test, rows.classes, (0, 0), content, rows.standardizer
+        )
     train, test, classes, size = load_image_folders(path)
-    return LoadedDataset(train, test, classes, (size, size))
+    return LoadedDataset(train, test, classes, (size, size), content)
+
+
+def _sha256_of(files: Iterable[Path]) -> str:
+    """One sha256 over the files' bytes, in the order given."""
+    digest = hashlib.sha256()
+    for file in files:
+        with file.open("rb") as stream:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def limit_samples(
@@ -100,12 +118,8 @@ def limit_samples(
             return data
         return data.subset(balanced_indices(data.labels, limit))
 
-    return LoadedDataset(
-        train=limited(dataset.train, max_train),
-        test=limited(dataset.test, max_test),
-        classes=dataset.classes,
-        image_size=dataset.image_size,
-        standardizer=dataset.standardizer,
+    return replace(
+        dataset, train=limited(dataset.train, max_train), test=limited(dataset.test, max_test)
     )
 
 

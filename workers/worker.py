@@ -253,6 +253,8 @@ class Worker:
                         confusion_matrix=result.final.confusion_matrix,
                         model_path=relative_path.as_posix(),
                         model_sha256=sha256,
+                        dataset_sha256=dataset.content_sha256,
+                        test_images=len(dataset.test),
                         best_epoch=result.best_epoch,
                     ),
                 )

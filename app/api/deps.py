@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.errors import NotFound
-from app.models import Job
-from app.serving.lookup import ServingJobs
+from app.models import JOB_ID_MAX, Job
+from app.registry.names import VERSION_MAX, Name
+from app.serving.lookup import ServingJobs, Target
 from app.serving.model_cache import ModelCache
 from app.serving.service import Predictions
 from app.settings import Settings, get_settings
@@ -30,9 +31,6 @@ WriteSessionDep = Annotated[Session, Depends(_write_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-# Job ids are a 32-bit INTEGER on PostgreSQL (64-bit on SQLite): a larger number cannot name a
-# job on every database, and PostgreSQL refuses to compare it with the column.
-JOB_ID_MAX = 2**31 - 1
 JobIdPath = Annotated[int, Path(ge=1, le=JOB_ID_MAX)]
 
 
@@ -65,9 +63,31 @@ async def _predictions(request: Request) -> Predictions:
 
 PredictionsDep = Annotated[Predictions, Depends(_predictions)]
 
-JobIdQuery = Annotated[
-    int | None, Query(ge=1, le=JOB_ID_MAX, description="Default: the most recently finished job.")
-]
+
+async def _target(
+    job_id: Annotated[
+        int | None, Query(ge=1, le=JOB_ID_MAX, description="Answer with this job's model.")
+    ] = None,
+    model: Annotated[
+        Name | None,
+        Query(
+            description="Answer with this registered model, at its production alias unless "
+            "alias or version says otherwise. Default: the server's default model "
+            "(TRAINSERVE_DEFAULT_MODEL), when no job_id is given."
+        ),
+    ] = None,
+    alias: Annotated[
+        Name | None, Query(description="The model's version that this alias names.")
+    ] = None,
+    version: Annotated[
+        int | None, Query(ge=1, le=VERSION_MAX, description="This version of the model.")
+    ] = None,
+) -> Target:
+    # async: nothing here blocks, and a plain def would cost every prediction a thread hop.
+    return Target(job_id, model, alias, version)
+
+
+TargetDep = Annotated[Target, Depends(_target)]
 TopKQuery = Annotated[
     int | None,
     Query(ge=1, le=1000, description="How many classes to list in `top_k` (default: all)."),

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import JSONResponse
 
-from app.api.deps import JobIdQuery, PredictionsDep, SettingsDep, TopKQuery
+from app.api.deps import PredictionsDep, SettingsDep, TargetDep, TopKQuery
 from app.errors import InvalidInput
 from app.serving.schemas import (
     PREDICTION_ERRORS,
@@ -48,14 +48,14 @@ async def one_file_upload(request: Request) -> None:
 async def predict(
     predictions: PredictionsDep,
     file: Annotated[UploadFile, File(description="One image of the model's size (32x32).")],
-    job_id: JobIdQuery = None,
+    target: TargetDep,
     top_k: TopKQuery = None,
 ) -> JSONResponse:
     """The most likely class and every class's probability for one image."""
     data = await file.read()
-    served = await predictions.classify_images(job_id, [(display_name(file.filename), data)])
+    served = await predictions.classify_images(target, [(display_name(file.filename), data)])
     [prediction] = served.predictions
-    return JSONResponse({"job_id": served.job_id, **prediction_json(prediction, top_k)})
+    return JSONResponse({**served.json(), **prediction_json(prediction, top_k)})
 
 
 @router.post(
@@ -70,7 +70,7 @@ async def predict_batch(
     files: Annotated[
         list[UploadFile], File(description="Images of the model's size, the field repeated.")
     ],
-    job_id: JobIdQuery = None,
+    target: TargetDep,
     top_k: TopKQuery = None,
 ) -> JSONResponse:
     """Predictions for every image, in the order sent; one bad image fails the request."""
@@ -79,5 +79,5 @@ async def predict_batch(
             f"files: at most {settings.max_batch_files} images per request (got {len(files)})"
         )
     uploads = [(f"files[{i}]", await upload.read()) for i, upload in enumerate(files)]
-    served = await predictions.classify_images(job_id, uploads)
-    return JSONResponse(batch_json(served.job_id, served.predictions, top_k))
+    served = await predictions.classify_images(target, uploads)
+    return JSONResponse(batch_json(served, top_k))

@@ -2,11 +2,11 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from app.api.deps import JOB_ID_MAX, PredictionsDep, TopKQuery
+from app.api.deps import PredictionsDep, TargetDep, TopKQuery
 from app.serving.schemas import PREDICTION_ERRORS, BatchPredictionOut, batch_json
 
 router = APIRouter(tags=["predict"])
@@ -36,11 +36,10 @@ class RowsIn(BaseModel):
 async def predict_rows(
     body: RowsIn,
     predictions: PredictionsDep,
-    job_id: Annotated[
-        int, Query(ge=1, le=JOB_ID_MAX, description="The job trained on the tabular dataset.")
-    ],
+    target: TargetDep,
     top_k: TopKQuery = None,
 ) -> JSONResponse:
-    """Predictions for every row, in the order sent."""
-    served = await predictions.classify_rows(job_id, body.rows)
-    return JSONResponse(batch_json(served.job_id, served.predictions, top_k))
+    """Predictions for every row, in the order sent, by a model trained on a table (name it
+    with job_id or model: the default model is usually an image model)."""
+    served = await predictions.classify_rows(target, body.rows)
+    return JSONResponse(batch_json(served, top_k))

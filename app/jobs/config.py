@@ -24,9 +24,13 @@ from app.jobs.fields import (
 )
 from app.jobs.recipes import RECIPES, RecipeName
 from app.jobs.rules import broken_rule, rules_json_schema
+from app.registry.names import Name
+from app.registry.promotion import PromotePolicy
 
 # Held out for early stopping when the job names no validation_fraction.
 DEFAULT_VALIDATION_FRACTION = 0.1
+# The model a CIFAR-10 job registers as unless it says otherwise.
+CIFAR10_MODEL = "cifar10"
 
 
 class JobFields(BaseModel):
@@ -121,6 +125,19 @@ class JobFields(BaseModel):
         description="Capture the training step as a CUDA graph. auto: on a GPU for batches "
         "under 64 with a constant learning rate and no fp16 or compile.",
     )
+    register_as: Name | None = Field(
+        default=None,
+        description="When the job succeeds, register its model as the next version of this "
+        'model (see /models). Absent: "cifar10" for the CIFAR-10 dataset, no registration for '
+        "an uploaded one; null: no registration.",
+    )
+    promote: PromotePolicy = Field(
+        default="if_better",
+        description="Whether the registered version takes the model's production alias (which "
+        '/predict serves): "if_better" when no version holds it or when its test accuracy is '
+        'strictly higher than the production version\'s on the same test set; "always"; '
+        '"never". Only for a job that registers (register_as).',
+    )
 
 
 def _describe_job_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
@@ -198,6 +215,8 @@ class JobCreate(JobFields):
         }
         if values["early_stopping_patience"] and values["validation_fraction"] is None:
             values["validation_fraction"] = DEFAULT_VALIDATION_FRACTION
+        if "register_as" not in given and values["dataset"] == "cifar10":
+            values["register_as"] = CIFAR10_MODEL
         return values
 
     def resolved(self) -> JobConfig:

@@ -33,6 +33,9 @@ class EventKind(StrEnum):
     REWOUND = "rewound"
     # A cancel was asked for; the worker stops within seconds.
     CANCEL_REQUESTED = "cancel_requested"
+    # The succeeded job's model became a version of a registered model (its register_as):
+    # model, version, promoted, and the reason it was or was not promoted.
+    REGISTERED = "registered"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Callers pass sessions opened with `session_scope(write=True)`. Each change also 
 event to the job's event log (app/jobs/events.py), in the same transaction.
 """
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from app.jobs.config import JobConfig
 from app.jobs.events import EventKind, append_event, status_event
 from app.jobs.placement import gpus_needed
 from app.models import Job, JobStatus
+from app.registry.promotion import register_finished_job
 
 
 class LostJob(Exception):
@@ -39,6 +40,8 @@ class FinalResults:
     confusion_matrix: list[list[int]]
     model_path: str
     model_sha256: str
+    dataset_sha256: str  # the dataset's files, as app/ml's loaders read them
+    test_images: int
     best_epoch: int | None = None
 
 
@@ -156,7 +159,8 @@ def update_leased(session: Session, lease: Lease, **values: Any) -> None:
 
 
 def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
-    """Mark the job succeeded with its final results."""
+    """Mark the job succeeded with its final results, and register its model when it names a
+    model to register as: both happen, or neither."""
     update_leased(
         session,
         lease,
@@ -168,8 +172,15 @@ def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
         confusion_matrix=results.confusion_matrix,
         model_path=results.model_path,
         model_sha256=results.model_sha256,
+        dataset_sha256=results.dataset_sha256,
+        test_images=results.test_images,
         best_epoch=results.best_epoch,
     )
+    job = session.get_one(Job, lease.job_id, populate_existing=True)
+    config = JobConfig.from_stored(job.config)
+    if config.register_as is not None:
+        registration = register_finished_job(session, job, config.register_as, config.promote)
+        append_event(session, lease.job_id, EventKind.REGISTERED, asdict(registration))
     status_event(
         session,
         lease.job_id,

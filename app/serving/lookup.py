@@ -1,4 +1,5 @@
-"""Which job's model answers a prediction, looked up without a database query per request."""
+"""Which model answers a prediction: a job's, or a registered model's version (by alias or
+number), looked up without a database query per request."""
 
 import threading
 import time
@@ -7,97 +8,145 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from app.db import session_scope
-from app.errors import Conflict, NotFound, Unavailable
-from app.models import Job, JobStatus
+from app.errors import Conflict, InvalidInput, NotFound, Unavailable
+from app.models import Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
+from app.registry.names import PRODUCTION
 
-DEFAULT_JOB_TTL_S = 1.0
-TABLE_MODEL = "mlp"
+# How long an alias's version is trusted: an alias move reaches every server process this fast.
+ALIAS_TTL_S = 1.0
 
 
 @dataclass(frozen=True)
-class ServedJob:
+class Target:
+    """What a request asks to be answered by: a job, or a model at an alias or a version (the
+    default model at production when it names nothing)."""
+
+    job_id: int | None = None
+    model: str | None = None
+    alias: str | None = None
+    version: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.job_id is not None and (self.model or self.alias or self.version is not None):
+            raise InvalidInput("job_id: give either job_id or model (with alias or version)")
+        if self.alias is not None and self.version is not None:
+            raise InvalidInput("alias: give either alias or version, not both")
+
+
+@dataclass(frozen=True)
+class ServedModel:
     job_id: int
     model_path: str
     model_sha256: str | None
+    model: str | None = None  # the registered model and version; None when named by job_id
+    version: int | None = None
+
+    @property
+    def label(self) -> str:
+        """How errors name it: "model cifar10 v3 (job 12)" or "job 12"."""
+        if self.model is None:
+            return f"job {self.job_id}"
+        return f"model {self.model} v{self.version} (job {self.job_id})"
 
 
 class ServingJobs:
-    """Finds the job whose model serves a request.
+    """Finds the model that serves a request.
 
-    A succeeded job never changes, so named ones are remembered; the default (the most recently
-    finished succeeded job) is looked up again at most once a second, which is how quickly a
-    newly trained model takes over.
+    A job's model never changes, so jobs are remembered; a model's alias (and a version, which
+    can be deleted) is looked up again at most once a second.
     """
 
-    def __init__(self, default_ttl_s: float = DEFAULT_JOB_TTL_S) -> None:
-        self.default_ttl_s = default_ttl_s
-        self._default: tuple[float, ServedJob] | None = None
-        self._named: dict[int, ServedJob] = {}
+    def __init__(self, default_model: str, alias_ttl_s: float = ALIAS_TTL_S) -> None:
+        self.default_model = default_model
+        self.alias_ttl_s = alias_ttl_s
+        self._found: dict[Target, tuple[float, ServedModel]] = {}
         self._lock = threading.Lock()
 
-    def cached(self, job_id: int | None) -> ServedJob | None:
-        """The served job if it is known without a query, else None (non-blocking)."""
+    def cached(self, target: Target) -> ServedModel | None:
+        """The model for `target` if it is known without a query, else None (non-blocking)."""
         with self._lock:
-            if job_id is not None:
-                return self._named.get(job_id)
-            if self._default and time.monotonic() - self._default[0] < self.default_ttl_s:
-                return self._default[1]
+            found = self._found.get(target)
+        if found is None:
             return None
+        found_at, served = found
+        if target.job_id is None and time.monotonic() - found_at >= self.alias_ttl_s:
+            return None
+        return served
 
-    def find(self, job_id: int | None) -> ServedJob:
-        """The served job for `job_id`, or the default one; blocking (it may query)."""
-        known = self.cached(job_id)
+    def find(self, target: Target) -> ServedModel:
+        """The model for `target`; blocking (it may query)."""
+        known = self.cached(target)
         if known is not None:
             return known
         started = time.monotonic()
-        if job_id is None:
-            return self.remember_default(started, _latest_succeeded())
-        found = _named_job(job_id)
-        with self._lock:
-            self._named[job_id] = found
-        return found
+        if target.job_id is not None:
+            found = _named_job(target.job_id)
+        else:
+            found = _registered(
+                target.model or self.default_model,
+                target.alias,
+                target.version,
+                is_default=target == Target(),
+            )
+        return self.remember(target, started, found)
 
-    def remember_default(self, started: float, found: ServedJob) -> ServedJob:
-        """Keep what a default lookup begun at `started` found; the job to answer with.
+    def remember(self, target: Target, started: float, found: ServedModel) -> ServedModel:
+        """Keep what a lookup begun at `started` found; the model to answer with.
 
-        Lookups run concurrently: one that began earlier may have seen an older model. It
-        neither replaces nor answers instead of what a later lookup already found.
+        Lookups run concurrently: one that began earlier may have seen an alias before it
+        moved. It neither replaces nor answers instead of what a later lookup already found.
         """
         with self._lock:
-            if self._default is not None and self._default[0] > started:
-                return self._default[1]
-            self._default = (started, found)
+            known = self._found.get(target)
+            if known is not None and known[0] > started:
+                return known[1]
+            self._found[target] = (started, found)
             return found
 
 
-def _served(job: Job) -> ServedJob:
-    assert job.model_path is not None
-    return ServedJob(job.id, job.model_path, job.model_sha256)
-
-
-def _latest_succeeded() -> ServedJob:
-    with session_scope() as session:
-        job = session.scalars(
-            select(Job)
-            .where(
-                Job.status == JobStatus.SUCCEEDED,
-                Job.model_path.is_not(None),
-                # The default answers images: a model trained on a table takes rows instead.
-                Job.config["model"].as_string() != TABLE_MODEL,
-            )
-            .order_by(Job.finished_at.desc(), Job.id.desc())
-            .limit(1)
-        ).first()
-        if job is None:
-            raise Unavailable("no trained model yet: submit a job with POST /jobs and wait for it")
-        return _served(job)
-
-
-def _named_job(job_id: int) -> ServedJob:
+def _named_job(job_id: int) -> ServedModel:
     with session_scope() as session:
         job = session.get(Job, job_id)
         if job is None:
             raise NotFound(f"job {job_id} not found")
         if job.status != JobStatus.SUCCEEDED or job.model_path is None:
             raise Conflict(f"job {job_id} has no trained model (its status is {job.status})")
-        return _served(job)
+        return ServedModel(job.id, job.model_path, job.model_sha256)
+
+
+def _registered(name: str, alias: str | None, number: int | None, is_default: bool) -> ServedModel:
+    """The version of model `name` that `number` or `alias` (default production) names."""
+    with session_scope() as session:
+        model_id = session.scalar(select(RegisteredModel.id).where(RegisteredModel.name == name))
+        if model_id is None:
+            if is_default:
+                raise Unavailable(
+                    f"no model is registered as {name!r} yet: train one with POST /jobs "
+                    "(CIFAR-10 jobs register as 'cifar10'), or register a job's model with "
+                    f"POST /models/{name}/versions"
+                )
+            raise NotFound(f"model {name!r} not found (GET /models lists them)")
+        if number is None:
+            number = session.scalar(
+                select(ModelAlias.version).where(
+                    ModelAlias.model_id == model_id, ModelAlias.alias == (alias or PRODUCTION)
+                )
+            )
+            if number is None:
+                message = f"model {name!r} has no alias {alias or PRODUCTION!r}"
+                if is_default:
+                    raise Unavailable(
+                        f"{message} yet: promote a version with "
+                        f"PUT /models/{name}/aliases/{PRODUCTION}"
+                    )
+                raise NotFound(message)
+        version = session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.model_id == model_id, ModelVersion.version == number
+            )
+        ).first()
+        if version is None:
+            raise NotFound(f"model {name!r} has no version {number}")
+        return ServedModel(
+            version.job_id, version.model_path, version.model_sha256, name, version.version
+        )

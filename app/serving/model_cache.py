@@ -16,6 +16,7 @@ import torch
 from app.errors import Unavailable
 from app.ml.predictor import Predictor
 from app.serving.batcher import Batcher
+from app.serving.lookup import ServedModel
 
 log = logging.getLogger("trainserve.api")
 
@@ -33,12 +34,13 @@ class ModelCache:
         self._models: OrderedDict[int, Batcher] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, job_id: int, path: Path, sha256: str | None) -> Batcher:
-        """The batcher serving job_id's model, verified and loaded from path on first use."""
+    def get(self, served: ServedModel, artifacts_dir: Path) -> Batcher:
+        """The batcher serving a job's model, verified and loaded from its file on first use."""
+        job_id = served.job_id
         with self._lock:
             batcher = self._models.get(job_id)
             if batcher is None:
-                predictor = _load_verified(job_id, path, sha256, self.device)
+                predictor = _load_verified(served, artifacts_dir, self.device)
                 batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
                 self._models[job_id] = batcher
                 while len(self._models) > self.capacity:
@@ -59,20 +61,22 @@ class ModelCache:
         return len(self._models)
 
 
-def _load_verified(job_id: int, path: Path, sha256: str | None, device: torch.device) -> Predictor:
+def _load_verified(served: ServedModel, artifacts_dir: Path, device: torch.device) -> Predictor:
+    path = artifacts_dir / served.model_path
     try:
         data = path.read_bytes()
     except OSError:
-        raise Unavailable(f"job {job_id}'s model file is missing ({path})") from None
+        raise Unavailable(f"{served.label}: its model file is missing ({path})") from None
     # Hashed and loaded from the same bytes: one read, and no window in which the file could
     # change between the check and the load.
+    sha256 = served.model_sha256
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise Unavailable(
-            f"job {job_id}'s model file is damaged: its sha256 does not match the one recorded "
-            "when it was written"
+            f"{served.label}: its model file is damaged: its sha256 does not match the one "
+            "recorded when it was written"
         )
     try:
         return Predictor.from_bytes(data, device)
     except Exception as exc:
-        log.error("job %s: model file %s does not load: %s", job_id, path, exc)
-        raise Unavailable(f"job {job_id}'s model file cannot be loaded") from None
+        log.error("%s: model file %s does not load: %s", served.label, path, exc)
+        raise Unavailable(f"{served.label}: its model file cannot be loaded") from None

@@ -6,16 +6,24 @@ from pydantic import BaseModel, Field
 
 from app.errors import ErrorOut
 from app.ml.predictor import Prediction
+from app.serving.service import Served
 
 # The errors every prediction route can answer, for the OpenAPI document.
 PREDICTION_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorOut, "description": "The job named does not exist."},
+    404: {
+        "model": ErrorOut,
+        "description": "The job, model, alias or version named does not exist.",
+    },
     409: {"model": ErrorOut, "description": "The job named has no trained model."},
-    422: {"model": ErrorOut, "description": "Not an image, empty, truncated or wrong size."},
+    422: {
+        "model": ErrorOut,
+        "description": "Not an image, empty, truncated or wrong size; or a model trained on "
+        "the other kind of input (images, rows).",
+    },
     503: {
         "model": ErrorOut,
-        "description": "No job has finished training yet, or the job's model file is "
-        "missing or fails its checksum.",
+        "description": "The default model is not registered or has no production version "
+        "yet, or the model file is missing or fails its checksum.",
     },
 }
 
@@ -33,12 +41,17 @@ class ImagePrediction(BaseModel):
     top_k: list[TopClass] = Field(description="The most likely classes, most likely first.")
 
 
-class PredictionOut(ImagePrediction):
-    job_id: int
+class AnsweredBy(BaseModel):
+    model: str | None = Field(description="The registered model; null when named by job_id.")
+    version: int | None = Field(description="Its version; null when named by job_id.")
+    job_id: int = Field(description="The job that trained the model that answered.")
 
 
-class BatchPredictionOut(BaseModel):
-    job_id: int
+class PredictionOut(AnsweredBy, ImagePrediction):
+    pass
+
+
+class BatchPredictionOut(AnsweredBy):
     predictions: list[ImagePrediction] = Field(description="One per image, in the order sent.")
 
 
@@ -59,6 +72,9 @@ def prediction_json(prediction: Prediction, top_k: int | None) -> dict[str, Any]
     }
 
 
-def batch_json(job_id: int, predictions: list[Prediction], top_k: int | None) -> dict[str, Any]:
+def batch_json(served: Served, top_k: int | None) -> dict[str, Any]:
     """A batch's answer as plain JSON data, in the shape of BatchPredictionOut."""
-    return {"job_id": job_id, "predictions": [prediction_json(p, top_k) for p in predictions]}
+    return {
+        **served.json(),
+        "predictions": [prediction_json(p, top_k) for p in served.predictions],
+    }

@@ -66,12 +66,22 @@ def test_the_predict_key_reads_and_predicts_only(keyed: TestClient) -> None:
     assert keyed.get(f"/jobs/{job_id}/metrics", headers=bearer(PREDICT)).status_code == 200
     no_model = keyed.post("/predict", headers=bearer(PREDICT), files={"file": ("a.png", b"x")})
     assert no_model.status_code == 503  # allowed through; there is just no model yet
-    for path in ("/jobs", f"/jobs/{job_id}/cancel", f"/jobs/{job_id}/retry"):
-        response = keyed.post(path, headers=bearer(PREDICT))
-        assert response.status_code == 403
+    for method, path in (
+        ("POST", "/jobs"),
+        ("POST", f"/jobs/{job_id}/cancel"),
+        ("POST", f"/jobs/{job_id}/retry"),
+        ("POST", "/models/cifar10/versions"),
+        ("PATCH", "/models/cifar10"),
+        ("PUT", "/models/cifar10/aliases/production"),
+        ("DELETE", "/models/cifar10/aliases/production"),
+        ("DELETE", "/models/cifar10/versions/1"),
+    ):
+        response = keyed.request(method, path, headers=bearer(PREDICT), json={})
+        assert response.status_code == 403, (method, path)
         assert response.json() == {
-            "detail": "this key may only read and predict; changing jobs needs the admin key"
+            "detail": "this key may only read and predict; changes need the admin key"
         }
+    assert keyed.get("/models", headers=bearer(PREDICT)).status_code == 200
     assert keyed.get(f"/jobs/{job_id}").status_code == 401
 
 

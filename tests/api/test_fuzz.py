@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.db import session_scope
-from app.jobs.config import JobConfig, JobCreate
+from app.jobs.config import JobCreate
 from app.jobs.transitions import create_job
 from app.main import create_app
 from app.settings import get_settings
@@ -32,13 +32,14 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
     get_settings.cache_clear()
     # A trained model, so that /predict is exercised rather than answering 503.
     with session_scope(write=True) as session:
-        config = {**JobCreate().model_dump(), "seed": 1, "epochs": 1, "max_train_samples": 40}
-        create_job(session, JobConfig.model_validate(config))
+        spec = JobCreate(seed=1, epochs=1, max_train_samples=40)  # registers as cifar10 v1
+        create_job(session, spec.resolved())
     assert Worker(get_settings()).run_once()
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(), headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    # jobs (6), events, plots (2), workers, datasets (4), predict (3), 3 probes/metrics
-    assert len(operations) == 20
+    # jobs (6), events, plots (2), workers, datasets (4), models (11), predict (3), 3 probes and
+    # metrics
+    assert len(operations) == 31
     calls = 0
 
     for operation in operations:

@@ -33,6 +33,8 @@ TUTORIAL_DEFAULTS = {
     "channels_last": "auto",
     "compile": "auto",
     "cuda_graphs": "auto",
+    "register_as": "cifar10",
+    "promote": "if_better",
 }
 
 
@@ -258,6 +260,12 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/jobs/{job_id}/events",
         "/datasets",
         "/datasets/{dataset_id}",
+        "/models",
+        "/models/{name}",
+        "/models/{name}/versions",
+        "/models/{name}/versions/{version}",
+        "/models/{name}/aliases/{alias}",
+        "/models/{name}/aliases/{alias}/history",
         "/jobs/{job_id}/cancel",
         "/jobs/{job_id}/retry",
         "/jobs/{job_id}/plots/loss.png",

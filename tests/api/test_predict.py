@@ -32,7 +32,10 @@ def upload(client: TestClient, data: bytes, name: str = "x.png", **params: objec
 def test_no_model_yet_is_503(client: TestClient) -> None:
     response = upload(client, png())
     assert response.status_code == 503
-    assert response.json()["detail"].startswith("no trained model yet")
+    assert response.json()["detail"] == (
+        "no model is registered as 'cifar10' yet: train one with POST /jobs (CIFAR-10 jobs "
+        "register as 'cifar10'), or register a job's model with POST /models/cifar10/versions"
+    )
 
 
 def test_prediction_matches_the_model_applied_as_in_training(
@@ -55,13 +58,70 @@ def test_prediction_matches_the_model_applied_as_in_training(
     assert sum(body["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_default_is_the_latest_succeeded_job_and_job_id_selects(
+def test_default_is_the_production_version_and_the_rest_can_be_named(
     client: TestClient, train_job: TrainJob
 ) -> None:
     first = train_job(max_train_samples=50, max_test_samples=10, seed=1)
-    second = train_job(max_train_samples=50, max_test_samples=10, seed=2)
-    assert upload(client, png()).json()["job_id"] == second
-    assert upload(client, png(), job_id=first).json()["job_id"] == first
+    second = train_job(max_train_samples=50, max_test_samples=10, seed=2, promote="always")
+    third = train_job(max_train_samples=50, max_test_samples=10, seed=3, promote="never")
+
+    def answered_by(**params: object) -> dict[str, object]:
+        response = upload(client, png(), **params)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        return {key: body[key] for key in ("model", "version", "job_id")}
+
+    assert answered_by() == {"model": "cifar10", "version": 2, "job_id": second}
+    assert answered_by(model="cifar10") == {"model": "cifar10", "version": 2, "job_id": second}
+    assert answered_by(version=1) == {"model": "cifar10", "version": 1, "job_id": first}
+    assert answered_by(model="cifar10", version=3) == {
+        "model": "cifar10",
+        "version": 3,
+        "job_id": third,
+    }
+    assert answered_by(job_id=first) == {"model": None, "version": None, "job_id": first}
+    client.put("/models/cifar10/aliases/staging", json={"version": 3})
+    assert answered_by(alias="staging") == {"model": "cifar10", "version": 3, "job_id": third}
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "detail"),
+    [
+        ({"model": "nope"}, 404, "model 'nope' not found (GET /models lists them)"),
+        ({"version": 9}, 404, "model 'cifar10' has no version 9"),
+        ({"alias": "staging"}, 404, "model 'cifar10' has no alias 'staging'"),
+        (
+            {"job_id": 1, "model": "cifar10"},
+            422,
+            "job_id: give either job_id or model (with alias or version)",
+        ),
+        ({"alias": "a", "version": 1}, 422, "alias: give either alias or version, not both"),
+    ],
+)
+def test_a_model_that_is_not_there_is_404_and_a_muddled_request_422(
+    client: TestClient, train_job: TrainJob, params: dict[str, object], status: int, detail: str
+) -> None:
+    train_job(max_train_samples=50, max_test_samples=10)
+    response = upload(client, png(), **params)
+    assert (response.status_code, response.json()["detail"]) == (status, detail)
+
+
+def test_a_model_name_that_cannot_be_is_422(client: TestClient) -> None:
+    response = upload(client, png(), model="Bad Name")
+    assert response.status_code == 422
+    assert "is not a valid name" in response.json()["detail"]
+
+
+def test_no_production_alias_is_503_saying_how_to_get_one(
+    client: TestClient, train_job: TrainJob
+) -> None:
+    train_job(max_train_samples=50, max_test_samples=10, promote="never")
+    response = upload(client, png())
+    assert response.status_code == 503
+    assert response.json()["detail"] == (
+        "model 'cifar10' has no alias 'production' yet: promote a version with "
+        "PUT /models/cifar10/aliases/production"
+    )
 
 
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA"])
@@ -142,7 +202,7 @@ def test_deleted_model_file_is_503_naming_the_job(
     (env.artifacts_dir / f"jobs/{job_id}/model-attempt1.pt").unlink()
     response = upload(client, png(), job_id=job_id)
     assert response.status_code == 503
-    assert response.json()["detail"].startswith(f"job {job_id}'s model file is missing")
+    assert response.json()["detail"].startswith(f"job {job_id}: its model file is missing")
 
 
 def test_the_model_is_loaded_once(client: TestClient, train_job: TrainJob, env: Env) -> None:
@@ -160,7 +220,7 @@ def test_a_damaged_model_file_is_503_and_the_rest_keeps_working(
     client: TestClient, train_job: TrainJob, env: Env, damage: str
 ) -> None:
     good = train_job(max_train_samples=50, max_test_samples=10, seed=1)
-    bad = train_job(max_train_samples=50, max_test_samples=10, seed=2)
+    bad = train_job(max_train_samples=50, max_test_samples=10, seed=2, promote="always")
     path = env.artifacts_dir / f"jobs/{bad}/model-attempt1.pt"
     data = path.read_bytes()
     if damage == "truncate":
@@ -170,11 +230,11 @@ def test_a_damaged_model_file_is_503_and_the_rest_keeps_working(
     else:
         path.write_bytes(b"garbage")
 
-    response = upload(client, png())  # the newest job is the damaged one
+    response = upload(client, png())  # production is the damaged one
     assert response.status_code == 503
     assert response.json() == {
-        "detail": f"job {bad}'s model file is damaged: its sha256 does not match the one "
-        "recorded when it was written"
+        "detail": f"model cifar10 v2 (job {bad}): its model file is damaged: its sha256 does "
+        "not match the one recorded when it was written"
     }
     assert upload(client, png(), job_id=good).status_code == 200
     assert client.get(f"/jobs/{bad}").status_code == 200
@@ -199,5 +259,5 @@ def test_a_model_file_that_would_run_code_is_never_executed(
         session.get(Job, job_id).model_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()  # type: ignore[union-attr]
     response = upload(client, png(), job_id=job_id)
     assert response.status_code == 503
-    assert response.json() == {"detail": f"job {job_id}'s model file cannot be loaded"}
+    assert response.json() == {"detail": f"job {job_id}: its model file cannot be loaded"}
     assert not Path(MARKER).exists()

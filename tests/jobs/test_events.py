@@ -69,7 +69,9 @@ def test_a_job_s_life_is_told_in_order_with_newest_progress_only(migrated_env: E
         )
         record_epoch(session, lease, record, 10)
     with session_scope(write=True) as session:
-        results = FinalResults(0.5, {"a": 1.0, "b": 0.0}, [[1, 0], [1, 0]], "m.pt", "0" * 64)
+        results = FinalResults(
+            0.5, {"a": 1.0, "b": 0.0}, [[1, 0], [1, 0]], "m.pt", "0" * 64, "1" * 64, 2
+        )
         finish_job(session, lease, results)
 
     assert kinds(job_id) == [

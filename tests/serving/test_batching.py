@@ -4,6 +4,7 @@ import asyncio
 import io
 import logging
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -13,7 +14,7 @@ import torch
 from PIL import Image
 
 from app.db import session_scope
-from app.jobs.config import JobConfig, JobCreate
+from app.jobs.config import JobCreate
 from app.jobs.transitions import create_job
 from app.main import create_app
 from app.ml.checkpoints import load_model
@@ -33,16 +34,14 @@ def pixels(data: bytes) -> torch.Tensor:
     return torch.from_numpy(np.array(Image.open(io.BytesIO(data)))).permute(2, 0, 1)
 
 
-def train(env: Env, seed: int) -> int:
-    config = {
-        **JobCreate().model_dump(),
-        "seed": seed,
-        "epochs": 1,
-        "max_train_samples": 40,
-        "device": "cpu",
-    }
+def train(env: Env, seed: int, promote: str = "always") -> int:
+    """A CIFAR-10 job trained by a real worker: registered as cifar10, and by default promoted
+    to production, which is what /predict answers with."""
+    spec = JobCreate.model_validate(
+        {"seed": seed, "epochs": 1, "max_train_samples": 40, "device": "cpu", "promote": promote}
+    )
     with session_scope(write=True) as session:
-        job_id = create_job(session, JobConfig.model_validate(config)).id
+        job_id = create_job(session, spec.resolved()).id
     assert Worker(env.settings()).run_once()
     return job_id
 
@@ -75,7 +74,7 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_answer(
             )
 
     responses = asyncio.run(run())
-    batcher = app.state.model_cache.get(job_id, Path(), None)
+    batcher = app.state.model_cache.cached(job_id)
     assert max(batcher.batch_sizes) > 1  # requests were gathered
     assert sum(batcher.batch_sizes) == 48
     logged = [r.getMessage() for r in caplog.records if r.name == "trainserve.inference"]
@@ -183,13 +182,13 @@ def test_top_k_on_predict_defaults_to_all_and_is_capped(
     assert len(asyncio.run(run({"top_k": 500}))["top_k"]) == 10  # type: ignore[arg-type]
 
 
-def test_a_newer_model_takes_over_under_load_without_failing_requests(
+def test_a_promotion_takes_over_under_load_without_failing_requests(
     migrated_env: Env, synthetic_cifar: Path
 ) -> None:
-    first = train(migrated_env, seed=5)
+    first = train(migrated_env, seed=5)  # cifar10 v1, production
     app = create_app()
     statuses: list[int] = []
-    served: list[set[int]] = []  # the jobs that answered each batch of concurrent requests
+    served: list[set[int]] = []  # the versions that answered each batch of concurrent requests
 
     async def load(stop: threading.Event) -> None:
         async with client_for(app) as client:
@@ -198,28 +197,35 @@ def test_a_newer_model_takes_over_under_load_without_failing_requests(
                     *(client.post("/predict", files={"file": ("a.png", png(i))}) for i in range(8))
                 )
                 statuses.extend(r.status_code for r in batch)
-                served.append({r.json().get("job_id", -1) for r in batch})
+                served.append({r.json().get("version", -1) for r in batch})
                 await asyncio.sleep(0)
+
+    async def promote() -> httpx.Response:
+        async with client_for(app) as client:
+            return await client.put("/models/cifar10/aliases/production", json={"version": 2})
 
     stop = threading.Event()
     loader = threading.Thread(target=lambda: asyncio.run(load(stop)))
     loader.start()
     try:
-        second = train(migrated_env, seed=6)  # finishes while predictions keep coming
-        deadline = threading.Event()
-        for _ in range(100):
-            if served and served[-1] == {second}:
-                break
-            deadline.wait(0.1)
+        second = train(migrated_env, seed=6, promote="never")  # v2 finishes under load
+        answered_before = len(served)
+        moved = asyncio.run(promote())
+        moved_at = time.monotonic()
+        while served[-1] != {2} and time.monotonic() - moved_at < 10:
+            time.sleep(0.05)
+        switched_within = time.monotonic() - moved_at
     finally:
         stop.set()
         loader.join()
+    assert first != second and moved.status_code == 200, moved.text
     assert set(statuses) == {200}
-    assert served[0] == {first} and served[-1] == {second}
-    # Once the new model answered, the old one never did again in a later batch (requests of
-    # one batch run at once, so the switch may fall inside one).
-    switch = next(i for i, jobs in enumerate(served) if second in jobs)
-    assert all(jobs == {second} for jobs in served[switch + 1 :]), served[switch:]
+    assert all(versions == {1} for versions in served[:answered_before])  # v2 never took over
+    assert served[-1] == {2} and switched_within < 2.0
+    # Once v2 answered, v1 never did again in a later batch (requests of one batch run at
+    # once, so the switch may fall inside one).
+    switch = next(i for i, versions in enumerate(served) if 2 in versions)
+    assert all(versions == {2} for versions in served[switch + 1 :]), served[switch:]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU behaviour")

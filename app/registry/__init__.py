@@ -1,0 +1,1 @@
+"""The model registry: named models, their versions (trained jobs' models) and aliases."""

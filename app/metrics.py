@@ -36,9 +36,33 @@ PREDICTION_BATCH = Histogram(
     "Images in one forward pass of the prediction batcher",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
 )
+PREDICTIONS = Counter(
+    "trainserve_predictions",
+    'Inputs classified, by the registered model and version that answered ("-" for a '
+    "model named by job_id)",
+    ["model", "version"],
+)
+# A process labels predictions with at most this many (model, version) pairs; later ones are
+# counted as "other", so that a registry that keeps growing cannot grow the label set.
+MAX_PREDICTION_LABELS = 64
+OTHER = "other"
 UNMATCHED = "unmatched"  # a path no route serves: one label, however many such paths come
 # The client chooses the method: any other word is counted as "other", so labels stay few.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+_prediction_labels: set[tuple[str, str]] = set()
+
+
+def count_predictions(model: str | None, version: int | None, inputs: int) -> None:
+    """Count `inputs` classified by the model `model` at `version` (None: named by job_id)."""
+    labels = (model or "-", "-" if version is None else str(version))
+    if labels not in _prediction_labels:
+        if len(_prediction_labels) >= MAX_PREDICTION_LABELS:
+            labels = (OTHER, OTHER)
+        else:
+            _prediction_labels.add(labels)
+    PREDICTIONS.labels(*labels).inc(inputs)
 
 
 class RouteTemplates:

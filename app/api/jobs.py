@@ -1,4 +1,4 @@
-"""Training jobs: submit, list, inspect, and read their metrics."""
+"""Training jobs: submit, list, inspect, read their metrics, cancel, retry and delete."""
 
 from typing import Annotated, Any
 
@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
 from app.errors import Conflict, ErrorOut, NotFound
-from app.jobs import submission
+from app.jobs import removal, submission
 from app.jobs.config import JobCreate
 from app.jobs.fields import COUNT_MAX
 from app.jobs.schemas import JobList, JobOut, MetricsOut
@@ -166,3 +166,24 @@ def retry_job(
     session.commit()
     response.headers["Location"] = f"/jobs/{retry.id}"
     return view
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    responses={
+        409: {
+            "model": ErrorOut,
+            "description": "The job is queued or running, or a model version serves its model.",
+        },
+        **NOT_FOUND,
+    },
+    summary="Delete a finished job",
+)
+def delete_job(session: WriteSessionDep, settings: SettingsDep, job_id: JobIdPath) -> Response:
+    """Its rows (loss history, epochs, events) and its files go. Refused while it is queued or
+    running, and while a registered model version serves its model."""
+    removal.delete_job(session, job_id)
+    session.commit()
+    removal.remove_job_files(settings.artifacts_dir, job_id)
+    return Response(status_code=204)

@@ -12,8 +12,9 @@ from app.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.models import Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
 from app.registry.names import PRODUCTION
 
-# How long an alias's version is trusted: an alias move reaches every server process this fast.
-ALIAS_TTL_S = 1.0
+# How long a lookup is trusted: an alias move (or a deletion) reaches every server process
+# this fast.
+LOOKUP_TTL_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,13 +53,13 @@ class ServedModel:
 class ServingJobs:
     """Finds the model that serves a request.
 
-    A job's model never changes, so jobs are remembered; a model's alias (and a version, which
-    can be deleted) is looked up again at most once a second.
+    What a request names is looked up again at most once a second: an alias moves, and a
+    version or a job can be deleted.
     """
 
-    def __init__(self, default_model: str, alias_ttl_s: float = ALIAS_TTL_S) -> None:
+    def __init__(self, default_model: str, ttl_s: float = LOOKUP_TTL_S) -> None:
         self.default_model = default_model
-        self.alias_ttl_s = alias_ttl_s
+        self.ttl_s = ttl_s
         self._found: dict[Target, tuple[float, ServedModel]] = {}
         self._lock = threading.Lock()
 
@@ -69,9 +70,7 @@ class ServingJobs:
         if found is None:
             return None
         found_at, served = found
-        if target.job_id is None and time.monotonic() - found_at >= self.alias_ttl_s:
-            return None
-        return served
+        return served if time.monotonic() - found_at < self.ttl_s else None
 
     def find(self, target: Target) -> ServedModel:
         """The model for `target`; blocking (it may query)."""

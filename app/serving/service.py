@@ -7,6 +7,7 @@ from pathlib import Path
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import InvalidInput
+from app.metrics import count_predictions
 from app.ml.predictor import Prediction
 from app.serving.batcher import Batcher, UploadRejected
 from app.serving.lookup import ServedModel, ServingJobs, Target
@@ -44,9 +45,11 @@ class Predictions:
                 f"{served.label} was trained on a table: send its rows to POST /predict/rows"
             )
         try:
-            return Served(served, await batcher.predict(uploads))
+            predictions = await batcher.predict(uploads)
         except UploadRejected as exc:
             raise InvalidInput(str(exc)) from None
+        count_predictions(served.model, served.version, len(predictions))
+        return Served(served, predictions)
 
     async def classify_rows(self, target: Target, rows: list[dict[str, float]]) -> Served:
         """Predictions for rows given by column name; 422 when the model was trained on images
@@ -63,7 +66,9 @@ class Predictions:
         # On the inference thread, like every forward pass; rows are not gathered across
         # requests (one request's rows are one forward pass already).
         loop = asyncio.get_running_loop()
-        return Served(served, await loop.run_in_executor(self.models.executor, classify))
+        predictions = await loop.run_in_executor(self.models.executor, classify)
+        count_predictions(served.model, served.version, len(predictions))
+        return Served(served, predictions)
 
     async def _batcher(self, target: Target) -> tuple[ServedModel, Batcher]:
         """The model that answers, and its batcher."""

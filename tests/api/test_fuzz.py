@@ -37,9 +37,9 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
     assert Worker(get_settings()).run_once()
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(), headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    # jobs (6), events, plots (2), workers, datasets (4), models (11), predict (3), 3 probes and
+    # jobs (7), events, plots (2), workers, datasets (4), models (11), predict (3), 3 probes and
     # metrics
-    assert len(operations) == 31
+    assert len(operations) == 32
     calls = 0
 
     for operation in operations:

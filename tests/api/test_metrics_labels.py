@@ -1,7 +1,10 @@
 """Labels of the request metrics stay few, whatever method or path a client sends."""
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+
+from app import metrics
 
 
 def count(client: TestClient, method: str, route: str, status: str) -> float:
@@ -25,3 +28,23 @@ def test_unknown_methods_and_paths_share_one_label_each(client: TestClient) -> N
     assert count(client, "GET", "unmatched", "404") == unmatched_before + 3
     for method in ("BREW", "PROPFIND", "X-ANYTHING"):
         assert f'method="{method}"' not in client.get("/metrics").text
+
+
+def test_prediction_labels_stay_few_however_many_versions_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(metrics, "_prediction_labels", set())  # this test's own label set
+
+    def predictions(model: str, version: str) -> float:
+        value = metrics.REGISTRY.get_sample_value(
+            "trainserve_predictions_total", {"model": model, "version": version}
+        )
+        return value or 0.0
+
+    others = predictions("other", "other")
+    metrics.count_predictions("labels-test", 1, 3)
+    assert predictions("labels-test", "1") >= 3
+    for version in range(2, 2 + metrics.MAX_PREDICTION_LABELS):
+        metrics.count_predictions("labels-test", version, 1)
+    assert len(metrics._prediction_labels) == metrics.MAX_PREDICTION_LABELS
+    assert predictions("other", "other") > others

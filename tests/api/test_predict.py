@@ -65,8 +65,8 @@ def test_default_is_the_production_version_and_the_rest_can_be_named(
     second = train_job(max_train_samples=50, max_test_samples=10, seed=2, promote="always")
     third = train_job(max_train_samples=50, max_test_samples=10, seed=3, promote="never")
 
-    def answered_by(**params: object) -> dict[str, object]:
-        response = upload(client, png(), **params)
+    def answered_by(**params: str | int) -> dict[str, object]:
+        response = client.post("/predict", files={"file": ("x.png", png())}, params=params)
         assert response.status_code == 200, response.text
         body = response.json()
         return {key: body[key] for key in ("model", "version", "job_id")}
@@ -99,10 +99,10 @@ def test_default_is_the_production_version_and_the_rest_can_be_named(
     ],
 )
 def test_a_model_that_is_not_there_is_404_and_a_muddled_request_422(
-    client: TestClient, train_job: TrainJob, params: dict[str, object], status: int, detail: str
+    client: TestClient, train_job: TrainJob, params: dict[str, str | int], status: int, detail: str
 ) -> None:
     train_job(max_train_samples=50, max_test_samples=10)
-    response = upload(client, png(), **params)
+    response = client.post("/predict", files={"file": ("x.png", png())}, params=params)
     assert (response.status_code, response.json()["detail"]) == (status, detail)
 
 

@@ -56,6 +56,8 @@ def test_a_scrape_shows_requests_jobs_the_queue_rates_and_batches(
         assert client.post("/predict", files={"file": ("a.png", png())}).status_code == 200
     pair = [("files", ("a.png", png())), ("files", ("b.png", png()))]
     assert client.post("/predict/batch", files=pair).status_code == 200
+    named = client.post("/predict", params={"job_id": tiny}, files={"file": ("a.png", png())})
+    assert named.status_code == 200
     assert client.get("/jobs/999").status_code == 404
     assert client.get("/jobs/998").status_code == 404
     assert client.get("/no/such/path").status_code == 404
@@ -78,16 +80,19 @@ def test_a_scrape_shows_requests_jobs_the_queue_rates_and_batches(
     }
     assert jobs == {"queued": 2, "running": 1, "succeeded": 1}
     assert value(scrape, "trainserve_queue_depth") == 2
-    assert value(scrape, "trainserve_prediction_batch_size_count") == 4  # 3 single, 1 pair
-    assert value(scrape, "trainserve_prediction_batch_size_sum") == 5
-    assert value(scrape, "trainserve_prediction_batch_size_bucket", le="1.0") == 3
+    assert value(scrape, "trainserve_prediction_batch_size_count") == 5  # 4 single, 1 pair
+    assert value(scrape, "trainserve_prediction_batch_size_sum") == 6
+    assert value(scrape, "trainserve_prediction_batch_size_bucket", le="1.0") == 4
+    predictions = "trainserve_predictions_total"
+    assert value(scrape, predictions, model="cifar10", version="1") == 5
+    assert value(scrape, predictions, model="-", version="-") == 1  # named by job_id
     requests = "trainserve_http_requests_total"
-    assert value(scrape, requests, method="POST", route="/predict", status="200") == 3
+    assert value(scrape, requests, method="POST", route="/predict", status="200") == 4
     assert value(scrape, requests, method="POST", route="/predict/batch", status="200") == 1
     assert value(scrape, requests, method="GET", route="/jobs/{job_id}", status="404") == 2
     assert value(scrape, requests, method="GET", route="unmatched", status="404") == 1
     assert value(scrape, requests, method="POST", route="/jobs", status="202") == 4
     latency = "trainserve_http_request_duration_seconds_count"
-    assert value(scrape, latency, method="POST", route="/predict") == 3
+    assert value(scrape, latency, method="POST", route="/predict") == 4
     for job_id in (long, *waiting):
         client.post(f"/jobs/{job_id}/cancel")

@@ -11,7 +11,7 @@ DEFAULT = Target()
 
 
 def test_a_lookup_begun_earlier_neither_replaces_nor_answers_over_a_later_one() -> None:
-    serving = ServingJobs("cifar10", alias_ttl_s=60)
+    serving = ServingJobs("cifar10", ttl_s=60)
     # The lookup that began at 20.0 saw the alias moved to v2 and finished first; the one begun
     # at 10.0, before the move was committed, saw v1 and finishes afterwards.
     assert serving.remember(DEFAULT, 20.0, NEW) == NEW
@@ -20,14 +20,14 @@ def test_a_lookup_begun_earlier_neither_replaces_nor_answers_over_a_later_one() 
 
 
 def test_a_later_lookup_takes_over() -> None:
-    serving = ServingJobs("cifar10", alias_ttl_s=60)
+    serving = ServingJobs("cifar10", ttl_s=60)
     assert serving.remember(DEFAULT, 10.0, OLD) == OLD
     assert serving.remember(DEFAULT, 20.0, NEW) == NEW
     assert serving._found[DEFAULT] == (20.0, NEW)
 
 
 def test_targets_are_kept_apart() -> None:
-    serving = ServingJobs("cifar10", alias_ttl_s=60)
+    serving = ServingJobs("cifar10", ttl_s=60)
     serving.remember(Target(model="cifar10", version=1), 10.0, OLD)
     assert serving.cached(Target(model="cifar10", version=2)) is None
 

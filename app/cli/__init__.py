@@ -2,7 +2,7 @@
 
 import typer
 
-from app.cli import client, server
+from app.cli import client, models, server
 
 cli = typer.Typer(
     name="trainserve",
@@ -13,6 +13,7 @@ cli = typer.Typer(
 )
 server.register(cli)
 client.register(cli)
+models.register(cli)
 
 
 def main() -> None:

@@ -204,20 +204,29 @@ def register(cli: typer.Typer) -> None:
             list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")
         ],
         url: Url = DEFAULT_URL,
+        model: Annotated[
+            str | None,
+            typer.Option(help="The registered model (default: the server's default model)."),
+        ] = None,
+        alias: Annotated[
+            str | None, typer.Option(help="The model's alias to use (default: production).")
+        ] = None,
+        version: Annotated[int | None, typer.Option(min=1, help="The model's version.")] = None,
         job: Annotated[
-            int | None,
-            typer.Option(min=1, help="The job whose model answers (default: the newest)."),
+            int | None, typer.Option(min=1, help="The job whose model answers, instead.")
         ] = None,
         top: Annotated[int, typer.Option(min=1, help="Classes to show for each image.")] = 1,
         as_json: AsJson = False,
     ) -> None:
-        """Classify images with a trained model."""
+        """Classify images with a registered model (by default the server's default model at
+        production), or with a job's model."""
+        params = {"model": model, "alias": alias, "version": version, "job_id": job, "top_k": top}
         failed = 0
         answers: list[dict[str, Any]] = []
         with server(url) as remote:
             for image in images:
                 try:
-                    answer = remote.predict(image, job, top)
+                    answer = remote.predict(image, params)
                 except ServerError as exc:
                     err.print(f"[red]error:[/] {image}: {exc}")
                     failed += 1
@@ -228,7 +237,7 @@ def register(cli: typer.Typer) -> None:
                         f"{top_class['label']} {render.percent(top_class['probability'])}"
                         for top_class in answer["top_k"]
                     )
-                    out.print(f"{image}: {ranked} (job {answer['job_id']})")
+                    out.print(f"{image}: {ranked} ({render.answered_by(answer)})")
         if as_json:
             render.print_json(out, answers)
         if failed:

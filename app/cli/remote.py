@@ -74,9 +74,9 @@ class Remote:
                 time.sleep(RECONNECT_DELAYS_S[failures])
                 failures += 1
 
-    def predict(self, image: Path, job_id: int | None, top_k: int | None) -> dict[str, Any]:
-        """The server's prediction for one image file."""
-        params = {name: value for name, value in (("job_id", job_id), ("top_k", top_k)) if value}
+    def predict(self, image: Path, params: dict[str, Any]) -> dict[str, Any]:
+        """The server's prediction for one image file; `params` name the model and top_k."""
+        params = {name: value for name, value in params.items() if value is not None}
         with image.open("rb") as file:
             answer: dict[str, Any] = self.request(
                 "POST", "/predict", files={"file": (image.name, file)}, params=params

@@ -43,6 +43,12 @@ def progress_text(job: dict[str, Any]) -> str:
     return f"epoch {progress['epoch']}/{progress['epochs']}, step {progress['step']}/{steps or '?'}"
 
 
+def answered_by(answer: dict[str, Any]) -> str:
+    """Which model gave a prediction: "cifar10 v2, job 12", or "job 12"."""
+    job = f"job {answer['job_id']}"
+    return job if answer["model"] is None else f"{answer['model']} v{answer['version']}, {job}"
+
+
 def print_json(console: Console, value: object) -> None:
     console.print_json(json.dumps(value))
 
@@ -60,6 +66,41 @@ def jobs_table(jobs: Iterable[dict[str, Any]], total: int) -> Table:
             job["device"] or "-",
             job["created_at"][:19].replace("T", " "),
             job["error"] or job["waiting_reason"] or "",
+        )
+    return table
+
+
+def models_table(models: list[dict[str, Any]]) -> Table:
+    count = len(models)
+    table = Table(title=f"{count} model{'s' * (count != 1)}", title_justify="left")
+    for column in ("NAME", "LATEST", "ALIASES", "DESCRIPTION"):
+        table.add_column(column)
+    for found in models:
+        latest = found["latest_version"]
+        table.add_row(
+            found["name"],
+            "-" if latest is None else f"v{latest}",
+            ", ".join(f"{alias} -> v{v}" for alias, v in found["aliases"].items()) or "-",
+            found["description"],
+        )
+    return table
+
+
+def versions_table(model: dict[str, Any]) -> Table:
+    table = Table(title=f"model {model['name']}", title_justify="left")
+    for column in ("VERSION", "ALIASES", "ACCURACY", "JOB", "DATASET", "CREATED", "NOTE"):
+        right = column in ("VERSION", "ACCURACY", "JOB")
+        table.add_column(column, justify="right" if right else "left")
+    for version in model["versions"]:
+        lineage = version["lineage"]
+        table.add_row(
+            f"v{version['version']}",
+            ", ".join(version["aliases"]) or "-",
+            percent(version["test_accuracy"]),
+            str(version["job_id"]),
+            f"{lineage['dataset']['id']} ({lineage.get('test_images') or '?'} test images)",
+            version["created_at"][:19].replace("T", " "),
+            version["promotion"] or version["description"],
         )
     return table
 

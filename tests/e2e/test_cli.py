@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CIFAR_CLASSES, Env, synthetic_split
-from tests.e2e.conftest import TRAINSERVE, Service
+from tests.e2e.conftest import TRAINSERVE, Service, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -109,11 +109,40 @@ def test_submit_follow_then_read_the_job_every_way(
             first, second = answer["top_k"]
             assert line == (
                 f"{path}: {first['label']} {percent(first['probability'])}, "
-                f"{second['label']} {percent(second['probability'])} (job 1)"
+                f"{second['label']} {percent(second['probability'])} (cifar10 v1, job 1)"
             )
     assert predicted.stderr.startswith(f"error: {junk}: ")
     assert predicted.stderr.strip().endswith("(HTTP 422)")
     assert len(predicted.stderr.strip().splitlines()) == 1
+
+    # The registry: job 1 registered itself as cifar10 v1 and took production.
+    second_job = run(service, "submit", "--set", "max_train_samples=40", "--set", "promote=never")
+    assert second_job.stdout == "job 2 queued\n", second_job.stderr
+    with service.client() as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN}"
+        wait_for(lambda: client.get("/jobs/2").json()["status"] == "succeeded", 120, "job 2")
+        models = client.get("/models").json()
+    assert json.loads(run(service, "models", "--json").stdout) == models
+    assert (
+        "cifar10" in run(service, "models").stdout
+        and "production -> v1" in run(service, "models").stdout
+    )
+    shown = run(service, "model", "cifar10").stdout
+    assert "v2" in shown and "v1" in shown and "production" in shown
+    assert run(service, "register", "2", "other").stdout == "job 2 is other v1\n"
+    assert run(service, "promote", "cifar10", "2").stdout == "cifar10@production: v1 -> v2\n"
+    assert run(service, "promote", "cifar10", "1").stdout == "cifar10@production: v2 -> v1\n"
+    staged = run(service, "promote", "other", "1", "--alias", "staging")
+    assert staged.stdout == "other@staging: nothing -> v1\n"
+    by_version = run(service, "predict", str(images[0]), "--model", "cifar10", "--version", "2")
+    assert by_version.stdout.endswith("(cifar10 v2, job 2)\n"), by_version.stderr
+    history = json.loads(run(service, "model", "cifar10", "--json").stdout)
+    assert history["aliases"] == {"production": 1}
+    refused = run(service, "promote", "cifar10", "9")
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "error: model 'cifar10' has no version 9 (HTTP 404)\n",
+    )
 
 
 def test_cancel_and_every_error_is_one_line_and_a_failing_exit(

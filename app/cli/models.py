@@ -1,0 +1,93 @@
+"""`trainserve models|model|register|promote`: the model registry from the command line."""
+
+from typing import Annotated, Any
+
+import typer
+
+from app.cli import render
+from app.cli.client import AsJson, JobId, Url, err, out, server
+from app.cli.remote import DEFAULT_URL
+
+PANEL = "Registered models"
+PRODUCTION = "production"
+
+ModelName = Annotated[str, typer.Argument(help="The registered model's name, e.g. cifar10.")]
+
+
+def _tags(pairs: list[str]) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
+        tags[key] = value
+    return tags
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the registry's commands."""
+
+    @cli.command(rich_help_panel=PANEL)
+    def models(url: Url = DEFAULT_URL, as_json: AsJson = False) -> None:
+        """List registered models, their newest version and their aliases."""
+        with server(url) as remote:
+            found: list[dict[str, Any]] = remote.request("GET", "/models")
+        if as_json:
+            render.print_json(out, found)
+        else:
+            out.print(render.models_table(found))
+
+    @cli.command(rich_help_panel=PANEL)
+    def model(name: ModelName, url: Url = DEFAULT_URL, as_json: AsJson = False) -> None:
+        """One model: every version with its accuracy and job, and what each alias names."""
+        with server(url) as remote:
+            found = remote.request("GET", f"/models/{name}")
+        if as_json:
+            render.print_json(out, found)
+        else:
+            out.print(render.versions_table(found))
+
+    @cli.command("register", rich_help_panel=PANEL)
+    def register_job(
+        job_id: JobId,
+        name: ModelName,
+        url: Url = DEFAULT_URL,
+        description: Annotated[str, typer.Option(help="What this version is.")] = "",
+        tags: Annotated[
+            list[str] | None,
+            typer.Option("--tag", metavar="KEY=VALUE", help="A tag (repeatable)."),
+        ] = None,
+        as_json: AsJson = False,
+    ) -> None:
+        """Register a succeeded job's model as the next version of NAME."""
+        body = {"job_id": job_id, "description": description, "tags": _tags(tags or [])}
+        with server(url) as remote:
+            version = remote.request("POST", f"/models/{name}/versions", json=body)
+        if as_json:
+            render.print_json(out, version)
+        else:
+            out.print(f"job {job_id} is {name} v{version['version']}")
+
+    @cli.command(rich_help_panel=PANEL)
+    def promote(
+        name: ModelName,
+        version: Annotated[int, typer.Argument(min=1, help="The version the alias will name.")],
+        url: Url = DEFAULT_URL,
+        alias: Annotated[
+            str, typer.Option(help="The alias to move (production is what /predict serves).")
+        ] = PRODUCTION,
+        as_json: AsJson = False,
+    ) -> None:
+        """Point an alias (production by default) at a version; moving it back is a rollback."""
+        with server(url) as remote:
+            before = remote.request("GET", f"/models/{name}")["aliases"].get(alias)
+            moved = remote.request(
+                "PUT", f"/models/{name}/aliases/{alias}", json={"version": version}
+            )
+        if as_json:
+            render.print_json(out, moved)
+        elif before == version:
+            err.print(f"{name}@{alias} already names v{version}")
+        else:
+            was = f"v{before}" if before is not None else "nothing"
+            out.print(f"{name}@{alias}: {was} -> v{version}")

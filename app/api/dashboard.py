@@ -22,9 +22,11 @@ def _page() -> str:
 
 @router.get("/")
 def dashboard(settings: SettingsDep) -> HTMLResponse:
-    """The page; it says whether the API wants a key, so that it asks before calling it."""
+    """The page; it says whether the API wants a key, so that it asks before calling it, and
+    which model /predict serves by default."""
     auth = "required" if settings.auth_enabled else "none"
-    return HTMLResponse(_page().replace("{{AUTH}}", auth), headers={"Cache-Control": "no-cache"})
+    page = _page().replace("{{AUTH}}", auth).replace("{{DEFAULT_MODEL}}", settings.default_model)
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 
 
 def assets() -> StaticFiles:

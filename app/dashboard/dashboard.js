@@ -1,4 +1,5 @@
-// The trainserve dashboard: jobs, a job's live charts, a submit form and an image drop.
+// The trainserve dashboard: jobs, a job's live charts, a submit form and an image drop
+// (registered models are in registry.js).
 // No build step: plain browser JavaScript over the REST API and its event stream.
 "use strict";
 
@@ -172,8 +173,9 @@ function showPrediction(container, file, answer) {
   const box = $(".prediction", container);
   box.hidden = false;
   $("img", box).src = URL.createObjectURL(file);
+  const by = answer.model === null ? "" : `${answer.model} v${answer.version}, `;
   $(".predicted-label", box).textContent =
-    `${answer.label} (${percent(answer.probabilities[answer.label])}, job ${answer.job_id})`;
+    `${answer.label} (${percent(answer.probabilities[answer.label])}, ${by}job ${answer.job_id})`;
   const rows = Object.entries(answer.probabilities)
     .sort((a, b) => b[1] - a[1])
     .map(([label, p]) => {
@@ -399,8 +401,11 @@ function route() {
   state.leave.forEach((stop) => stop());
   state.leave = [];
   const view = $("#view");
-  const match = location.hash.match(/^#\/jobs\/(\d+)$/);
-  if (match) jobView(view, Number(match[1]));
+  const job = location.hash.match(/^#\/jobs\/(\d+)$/);
+  const model = location.hash.match(/^#\/models\/([a-z0-9][a-z0-9._-]*)$/);
+  if (job) jobView(view, Number(job[1]));
+  else if (model) modelView(view, model[1]); // registry.js
+  else if (location.hash === "#/models") modelsView(view);
   else jobsView(view);
 }
 

@@ -23,7 +23,7 @@ WebDriver = webdriver.Chrome
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ADMIN = "dashboard-admin-key"
-SCREENSHOT_NAME = "dashboard.png"
+SCREENSHOT_NAMES = ("dashboard.png", "registry.png")
 # Enough steps for the synthetic classes to be learnt, so that the picture shows a real curve.
 JOB = {
     "epochs": 3,
@@ -150,7 +150,7 @@ def test_the_dashboard_shows_jobs_charts_submits_and_classifies(
         "return [...document.querySelectorAll('.probabilities tr')].map(r => r.dataset.label)"
     )
     assert shown == sorted(answer["probabilities"], key=answer["probabilities"].get, reverse=True)
-    save_screenshot(browser, env.root)
+    save_screenshot(browser, env.root, "dashboard.png")
 
     # The form submits a job, and its page follows it live to the end.
     browser.get(service.url + "/#/")
@@ -172,18 +172,47 @@ def test_the_dashboard_shows_jobs_charts_submits_and_classifies(
     live_loss = chart_data(browser, "loss-chart")["data"]
     expected = api.get("/jobs/2/metrics").json()["loss_history"]
     assert [point["y"] for point in live_loss] == [p["loss"] for p in expected]
+
+    # The registry: both jobs registered as cifar10; promote the other one, then roll back.
+    browser.get(service.url + "/#/models")
+    until(browser, "return document.querySelector('tr[data-model=\"cifar10\"]')")
+    before = api.get("/models/cifar10").json()["aliases"]["production"]
+    other = 3 - before
+    assert browser.find_element(By.ID, "serving").text == (
+        f"/predict serves cifar10 v{before} (its production alias) by default."
+    )
+    browser.get(service.url + "/#/models/cifar10")
+    until(browser, "return document.querySelectorAll('#versions-table tbody tr').length === 2")
+    browser.find_element(By.CSS_SELECTOR, f'tr[data-version="{other}"] button.promote').click()
+    until(
+        browser, f"return document.querySelector('#model-serving').textContent.includes('v{other}')"
+    )
+    assert api.get("/models/cifar10").json()["aliases"]["production"] == other
+    browser.find_element(By.CSS_SELECTOR, "#history-table button.rollback").click()
+    until(
+        browser,
+        f"return document.querySelector('#model-serving').textContent.includes('v{before}')",
+    )
+    history = api.get("/models/cifar10/aliases/production/history").json()
+    assert [(m["from_version"], m["to_version"], m["moved_by"]) for m in history[:2]] == [
+        (other, before, "admin"),
+        (before, other, "admin"),
+    ]
+    until(browser, "return document.querySelectorAll('#history-table tbody tr').length === 3")
+    save_screenshot(browser, env.root, "registry.png")
     assert console_errors(browser) == []
     api.close()
 
 
-def save_screenshot(browser: WebDriver, folder: Path) -> None:
-    """A picture of the finished job's page; also where TRAINSERVE_SCREENSHOT_DIR says (the
-    picture in the README and docs/operations.md is made this way by scripts/test.sh)."""
-    path = folder / SCREENSHOT_NAME
+def save_screenshot(browser: WebDriver, folder: Path, name: str) -> None:
+    """A picture of the page; also where TRAINSERVE_SCREENSHOT_DIR says (the pictures in the
+    README and the docs are made this way by scripts/test.sh)."""
+    assert name in SCREENSHOT_NAMES
+    path = folder / name
     assert browser.save_screenshot(str(path))
     with Image.open(path) as picture:
         assert picture.size[0] >= 1000
     target = os.environ.get("TRAINSERVE_SCREENSHOT_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, Path(target) / SCREENSHOT_NAME)
+        shutil.copyfile(path, Path(target) / name)

@@ -212,9 +212,10 @@ class ModelVersion(Base):
     """One job's model under a registered name; everything but description and tags is fixed."""
 
     __tablename__ = "model_version"
+    # Named: the naming convention would give both the same name (after their first column).
     __table_args__ = (
-        UniqueConstraint("model_id", "version"),
-        UniqueConstraint("model_id", "job_id"),
+        UniqueConstraint("model_id", "version", name="uq_model_version_number"),
+        UniqueConstraint("model_id", "job_id", name="uq_model_version_job"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

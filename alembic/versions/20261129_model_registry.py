@@ -52,8 +52,8 @@ def upgrade() -> None:
         sa.Column("lineage", sa.JSON(), nullable=False),
         sa.Column("promotion", sa.Text(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.UniqueConstraint("model_id", "version"),
-        sa.UniqueConstraint("model_id", "job_id"),
+        sa.UniqueConstraint("model_id", "version", name="uq_model_version_number"),
+        sa.UniqueConstraint("model_id", "job_id", name="uq_model_version_job"),
     )
     op.create_index("ix_model_version_job_id", "model_version", ["job_id"])
     op.create_table(

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 log = logging.getLogger("trainserve.api")
 
@@ -91,6 +91,11 @@ def _describe(error: dict[str, Any]) -> str:
     if kind == "value_error" and (error.get("ctx") or {}).get("error") is not None:
         return f"{field}: {error['ctx']['error']}"  # without pydantic's "Value error, " prefix
     return f"{field}: {error.get('msg', 'invalid value')}"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A pydantic error as one message naming each field: "field: problem; ..."."""
+    return "; ".join(_describe(dict(error)) for error in exc.errors())
 
 
 async def _render_validation_error(_request: Request, exc: Exception) -> JSONResponse:

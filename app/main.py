@@ -18,12 +18,14 @@ from app.api import (
     predict,
     predict_rows,
     registry,
+    v2,
     workers,
 )
 from app.errors import install_error_handlers
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
+from app.oip.errors import ProtocolError, render_protocol_error
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.settings import get_settings
@@ -65,10 +67,12 @@ def create_app() -> FastAPI:
     app.include_router(workers.router)
     app.include_router(datasets.router)
     app.include_router(registry.router)
+    app.include_router(v2.router)
     app.include_router(health.router)
     app.include_router(dashboard.router)
     app.mount(dashboard.ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
     install_error_handlers(app)
+    app.add_exception_handler(ProtocolError, render_protocol_error)
     settings = get_settings()
     torch.set_num_threads(settings.inference_threads)
     app.state.model_cache = ModelCache(

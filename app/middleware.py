@@ -18,9 +18,11 @@ JSON_BODY_LIMIT_BYTES = 64 * 1024
 PREDICT_PREFIX = "/predict"
 BATCH_PREDICT_PATH = "/predict/batch"
 DATASETS_PATH = "/datasets"
+PROTOCOL_MODELS_PREFIX = "/v2/models/"
+PROTOCOL_INFER_SUFFIX = "/infer"
 # The probes, and the dashboard's page and files: they hold no data, and the page asks for the
 # key before it calls the API.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/"})
 OPEN_PREFIX = "/ui/"
 READ_METHODS = frozenset({"GET", "HEAD"})
 REQUEST_ID_HEADER = b"x-request-id"
@@ -130,8 +132,17 @@ def _secret(value: Any) -> bytes | None:
     return None if value is None else value.get_secret_value().encode()
 
 
+def _is_inference(path: str) -> bool:
+    """A route that classifies: /predict..., and the protocol's /v2/models/.../infer."""
+    return (
+        path == PREDICT_PREFIX
+        or path.startswith(PREDICT_PREFIX + "/")
+        or (path.startswith(PROTOCOL_MODELS_PREFIX) and path.endswith(PROTOCOL_INFER_SUFFIX))
+    )
+
+
 def _predict_key_may(method: str, path: str) -> bool:
-    return method in READ_METHODS or path == PREDICT_PREFIX or path.startswith(PREDICT_PREFIX + "/")
+    return method in READ_METHODS or _is_inference(path)
 
 
 class BodyTooLarge(HTTPException):
@@ -153,7 +164,9 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path == BATCH_PREDICT_PATH:
+        if path == BATCH_PREDICT_PATH or (
+            path.startswith(PROTOCOL_MODELS_PREFIX) and path.endswith(PROTOCOL_INFER_SUFFIX)
+        ):
             limit = self.batch_limit
         elif path == DATASETS_PATH:
             limit = self.dataset_limit

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db import session_scope
 from app.errors import Conflict, NotFound
 from app.models import Dataset, Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
 
@@ -140,3 +141,16 @@ def _locked_or_created(session: Session, name: str) -> RegisteredModel:
         model = _model_named(session, name, lock=True)
         assert model is not None
     return model
+
+
+def version_numbers(name: str) -> list[int]:
+    """Every version number of the model `name`, oldest first (none for an unknown model)."""
+    with session_scope() as session:
+        return list(
+            session.scalars(
+                select(ModelVersion.version)
+                .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+                .where(RegisteredModel.name == name)
+                .order_by(ModelVersion.version)
+            )
+        )

@@ -1,11 +1,11 @@
 """Predictions off the event loop, with concurrent requests gathered into batches.
 
-Each served model has a batcher. A request hands it the raw upload bytes; one task takes every
-request waiting (up to `max_batch` images, and for at most `max_wait_s` more once the first has
-arrived, 0 by default) and gives them to a dedicated thread, which decodes them and runs one
-forward pass. While that pass runs, new requests queue up and form the next batch, so batches
-grow with the load and a lone request waits for nothing. The event loop never decodes or runs
-torch.
+Each served model has a batcher. A request hands it the raw upload bytes (or pixels already
+decoded, from the Open Inference Protocol); one task takes every request waiting (up to
+`max_batch` images, and for at most `max_wait_s` more once the first has arrived, 0 by default)
+and gives them to a dedicated thread, which decodes them and runs one forward pass. While that
+pass runs, new requests queue up and form the next batch, so batches grow with the load and a
+lone request waits for nothing. The event loop never decodes or runs torch.
 """
 
 import asyncio
@@ -30,9 +30,13 @@ class UploadRejected(Exception):
         super().__init__(f"{name}: {reason}")
 
 
+# What a request brings: uploads as (name for messages, bytes), or uint8 pixels (N, 3, H, W).
+Inputs = list[tuple[str, bytes]] | torch.Tensor
+
+
 @dataclass
 class _Request:
-    uploads: list[tuple[str, bytes]]  # (name for messages, bytes)
+    inputs: Inputs
     answer: asyncio.Future[list[Prediction]] = field(repr=False)
 
 
@@ -55,18 +59,25 @@ class Batcher:
 
         Raises UploadRejected naming the first upload that is not a usable image.
         """
+        return await self._submit(uploads)
+
+    async def predict_pixels(self, pixels: torch.Tensor) -> list[Prediction]:
+        """Predictions for uint8 images (N, 3, H, W) of the model's size, already decoded."""
+        return await self._submit(pixels)
+
+    async def _submit(self, inputs: Inputs) -> list[Prediction]:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._serve())
         answer: asyncio.Future[list[Prediction]] = loop.create_future()
-        self.queue.put_nowait(_Request(uploads, answer))
+        self.queue.put_nowait(_Request(inputs, answer))
         return await answer
 
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self.queue.get()]
-            size = len(batch[0].uploads)
+            size = len(batch[0].inputs)
             deadline = loop.time() + self.max_wait_s
             while size < self.max_batch:
                 if not self.queue.empty():
@@ -78,14 +89,14 @@ class Batcher:
                         break
                 else:
                     break
-                size += len(batch[-1].uploads)
+                size += len(batch[-1].inputs)
             await self._run(batch)
 
     async def _run(self, batch: list[_Request]) -> None:
         loop = asyncio.get_running_loop()
         try:
             outcomes = await loop.run_in_executor(
-                self.executor, self._decode_and_predict, [r.uploads for r in batch]
+                self.executor, self._decode_and_predict, [r.inputs for r in batch]
             )
         except Exception as exc:  # the forward pass itself failed: every request learns it
             outcomes = [exc] * len(batch)
@@ -97,22 +108,27 @@ class Batcher:
             else:
                 request.answer.set_result(outcome)
 
-    def _decode_and_predict(
-        self, requests: list[list[tuple[str, bytes]]]
-    ) -> list[list[Prediction] | Exception]:
+    def _decode_and_predict(self, requests: list[Inputs]) -> list[list[Prediction] | Exception]:
         """On the inference thread: decode every request, one forward pass over the valid ones."""
-        decoded: list[list[torch.Tensor] | Exception] = []
-        for uploads in requests:
+        decoded: list[torch.Tensor | Exception] = []
+        for inputs in requests:
+            if isinstance(inputs, torch.Tensor):
+                decoded.append(inputs)
+                continue
+            if not inputs:  # stack() takes no empty list
+                decoded.append(torch.empty((0, 3, *self.predictor.image_size), dtype=torch.uint8))
+                continue
             try:
-                decoded.append([self._decode(name, data) for name, data in uploads])
+                decoded.append(torch.stack([self._decode(name, data) for name, data in inputs]))
             except UploadRejected as exc:
                 decoded.append(exc)
-        images = [image for item in decoded if not isinstance(item, Exception) for image in item]
-        self.batch_sizes = [*self.batch_sizes[-(RECENT_BATCHES - 1) :], len(images)]
-        if images:
-            PREDICTION_BATCH.observe(len(images))
-        log.debug("forward pass over %d images from %d requests", len(images), len(requests))
-        predictions = self.predictor.predict(torch.stack(images)) if images else []
+        valid = [item for item in decoded if not isinstance(item, Exception)]
+        count = sum(len(item) for item in valid)
+        self.batch_sizes = [*self.batch_sizes[-(RECENT_BATCHES - 1) :], count]
+        if count:
+            PREDICTION_BATCH.observe(count)
+        log.debug("forward pass over %d images from %d requests", count, len(requests))
+        predictions = self.predictor.predict(torch.cat(valid)) if count else []
         outcomes: list[list[Prediction] | Exception] = []
         start = 0
         for item in decoded:

@@ -4,6 +4,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from starlette.concurrency import run_in_threadpool
 
 from app.errors import InvalidInput
@@ -39,7 +40,7 @@ class Predictions:
     async def classify_images(self, target: Target, uploads: list[tuple[str, bytes]]) -> Served:
         """Predictions for (name, bytes) uploads; 422 naming the first that is not a usable
         image, or when the model was trained on a table."""
-        served, batcher = await self._batcher(target)
+        served, batcher = await self.model_for(target)
         if batcher.predictor.standardizer is not None:
             raise InvalidInput(
                 f"{served.label} was trained on a table: send its rows to POST /predict/rows"
@@ -54,7 +55,7 @@ class Predictions:
     async def classify_rows(self, target: Target, rows: list[dict[str, float]]) -> Served:
         """Predictions for rows given by column name; 422 when the model was trained on images
         or a row's columns are not exactly the model's."""
-        served, batcher = await self._batcher(target)
+        served, batcher = await self.model_for(target)
         predictor = batcher.predictor
         standardizer = predictor.standardizer
         if standardizer is None:
@@ -70,8 +71,34 @@ class Predictions:
         count_predictions(served.model, served.version, len(predictions))
         return Served(served, predictions)
 
-    async def _batcher(self, target: Target) -> tuple[ServedModel, Batcher]:
-        """The model that answers, and its batcher."""
+    async def classify_pixels(
+        self, served: ServedModel, batcher: Batcher, pixels: torch.Tensor
+    ) -> Served:
+        """Predictions for uint8 images (N, 3, H, W) of the model's size, with the model and
+        batcher that model_for found: in the same forward passes as the uploads."""
+        predictions = await batcher.predict_pixels(pixels)
+        count_predictions(served.model, served.version, len(predictions))
+        return Served(served, predictions)
+
+    async def classify_features(
+        self, served: ServedModel, batcher: Batcher, values: torch.Tensor
+    ) -> Served:
+        """Predictions for a table model's raw feature values (N, F), in its column order;
+        standardised as in training, on the inference thread."""
+        predictor = batcher.predictor
+        standardizer = predictor.standardizer
+        assert standardizer is not None
+
+        def classify() -> list[Prediction]:
+            return predictor.predict(standardizer.apply(values))
+
+        loop = asyncio.get_running_loop()
+        predictions = await loop.run_in_executor(self.models.executor, classify)
+        count_predictions(served.model, served.version, len(predictions))
+        return Served(served, predictions)
+
+    async def model_for(self, target: Target) -> tuple[ServedModel, Batcher]:
+        """The model that answers, and its batcher (loaded and verified on first use)."""
         served = self.lookup.cached(target)
         if served is None:
             served = await run_in_threadpool(self.lookup.find, target)

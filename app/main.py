@@ -12,6 +12,7 @@ from app.api import (
     dashboard,
     datasets,
     events,
+    exports,
     health,
     jobs,
     plots,
@@ -67,6 +68,7 @@ def create_app() -> FastAPI:
     app.include_router(workers.router)
     app.include_router(datasets.router)
     app.include_router(registry.router)
+    app.include_router(exports.router)
     app.include_router(v2.router)
     app.include_router(health.router)
     app.include_router(dashboard.router)

@@ -40,7 +40,7 @@ class ModelCache:
         with self._lock:
             batcher = self._models.get(job_id)
             if batcher is None:
-                predictor = _load_verified(served, artifacts_dir, self.device)
+                predictor = load_verified(served, artifacts_dir, self.device)
                 batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
                 self._models[job_id] = batcher
                 while len(self._models) > self.capacity:
@@ -61,7 +61,8 @@ class ModelCache:
         return len(self._models)
 
 
-def _load_verified(served: ServedModel, artifacts_dir: Path, device: torch.device) -> Predictor:
+def load_verified(served: ServedModel, artifacts_dir: Path, device: torch.device) -> Predictor:
+    """The served model's file, checked against its sha256 and loaded; 503 naming it if not."""
     path = artifacts_dir / served.model_path
     try:
         data = path.read_bytes()

@@ -1,0 +1,1 @@
+"""A registered version taken elsewhere: safetensors, TorchScript, ONNX and a model card."""

@@ -1,0 +1,31 @@
+"""Exports are made once per version and kept: a version never changes, nor does its number."""
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def export_path(artifacts_dir: Path, model: str, version: int, extension: str) -> Path:
+    return artifacts_dir / "exports" / model / f"v{version}" / f"{model}-v{version}.{extension}"
+
+
+def kept(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The file at `path`, made by `make` and written atomically the first time."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    data = make()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        # Two server processes may make the same export at once: the last rename wins, and
+        # both files are whole.
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return data

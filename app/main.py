@@ -19,6 +19,7 @@ from app.api import (
     predict,
     predict_rows,
     registry,
+    torchserve,
     v2,
     workers,
 )
@@ -65,6 +66,7 @@ def create_app() -> FastAPI:
     app.include_router(plots.router)
     app.include_router(predict.router)
     app.include_router(predict_rows.router)
+    app.include_router(torchserve.router)
     app.include_router(workers.router)
     app.include_router(datasets.router)
     app.include_router(registry.router)

@@ -16,6 +16,7 @@ from app.settings import Settings
 
 JSON_BODY_LIMIT_BYTES = 64 * 1024
 PREDICT_PREFIX = "/predict"
+TORCHSERVE_PREFIX = "/predictions/"
 BATCH_PREDICT_PATH = "/predict/batch"
 DATASETS_PATH = "/datasets"
 PROTOCOL_MODELS_PREFIX = "/v2/models/"
@@ -133,10 +134,12 @@ def _secret(value: Any) -> bytes | None:
 
 
 def _is_inference(path: str) -> bool:
-    """A route that classifies: /predict..., and the protocol's /v2/models/.../infer."""
+    """A route that classifies: /predict..., /predictions/... and the protocol's
+    /v2/models/.../infer."""
     return (
         path == PREDICT_PREFIX
         or path.startswith(PREDICT_PREFIX + "/")
+        or path.startswith(TORCHSERVE_PREFIX)
         or (path.startswith(PROTOCOL_MODELS_PREFIX) and path.endswith(PROTOCOL_INFER_SUFFIX))
     )
 
@@ -170,7 +173,7 @@ class BodyLimit:
             limit = self.batch_limit
         elif path == DATASETS_PATH:
             limit = self.dataset_limit
-        elif path.startswith(PREDICT_PREFIX):
+        elif path.startswith(PREDICT_PREFIX):  # /predict, /predict/rows and /predictions/...
             limit = self.predict_limit
         else:
             limit = JSON_BODY_LIMIT_BYTES

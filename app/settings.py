@@ -85,7 +85,7 @@ class Settings(BaseSettings):
         default=64, ge=1, le=4096, description="Most images in one POST /predict/batch."
     )
     max_batch_predict_bytes: int = Field(
-        default=16 * 1024 * 1024,
+        default=64 * 1024 * 1024,
         ge=1024,
         description="Largest /predict/batch request body, in bytes.",
     )
@@ -95,7 +95,9 @@ class Settings(BaseSettings):
         description="Largest dataset upload (POST /datasets request body), in bytes.",
     )
     max_predict_bytes: int = Field(
-        default=1024 * 1024, ge=1024, description="Largest /predict request body, in bytes."
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="Largest /predict request body, in bytes: a camera photo fits.",
     )
     admin_key: SecretStr | None = Field(
         default=None, description="API key for everything (Authorization: Bearer <key>)."

@@ -1,9 +1,9 @@
 """Classifying uploaded images with a trained model, one per request or many at once."""
 
 from pathlib import PurePosixPath
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from app.api.deps import PredictionsDep, SettingsDep, TargetDep, TopKQuery
@@ -38,22 +38,65 @@ async def one_file_upload(request: Request) -> None:
         raise InvalidInput("file: expected a file upload, got a text field")
 
 
+MISSING_IMAGE = (
+    "file: field required: send the image in the multipart field 'file', or as the raw request "
+    "body with its Content-Type (image/png, image/jpeg...)"
+)
+RAW_IMAGE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "image/*": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "The image itself as the body, as TorchServe takes it.",
+            }
+        }
+    }
+}
+
+
+async def image_upload(request: Request, file: UploadFile | None) -> tuple[str, bytes]:
+    """The one image of a /predict request: the multipart field `file`, or the raw body when
+    its Content-Type is an image's."""
+    if file is not None:
+        return display_name(file.filename), await file.read()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type.startswith("image/") or content_type == "application/octet-stream":
+        return "body", await request.body()
+    raise InvalidInput(MISSING_IMAGE)
+
+
+ResizeQuery = Annotated[
+    bool,
+    Query(
+        description="Resize images of another size to the model's, as training images were "
+        "(RGB, bilinear); false: refuse them (422)."
+    ),
+]
+
+
 @router.post(
     "/predict",
     dependencies=[Depends(one_file_upload)],
     response_model=PredictionOut,
     summary="Classify one image",
     responses=PREDICTION_ERRORS,
+    openapi_extra=RAW_IMAGE_BODY,
 )
 async def predict(
+    request: Request,
     predictions: PredictionsDep,
-    file: Annotated[UploadFile, File(description="One image of the model's size (32x32).")],
     target: TargetDep,
+    file: Annotated[
+        UploadFile | None,
+        File(description="One image, of any size: it is resized to the model's (32x32)."),
+    ] = None,
     top_k: TopKQuery = None,
+    resize: ResizeQuery = True,
 ) -> JSONResponse:
-    """The most likely class and every class's probability for one image."""
-    data = await file.read()
-    served = await predictions.classify_images(target, [(display_name(file.filename), data)])
+    """The most likely class and every class's probability for one image, sent as the
+    multipart field `file` or as the raw body."""
+    upload = await image_upload(request, file)
+    served = await predictions.classify_images(target, [upload], resize=resize)
     [prediction] = served.predictions
     return JSONResponse({**served.json(), **prediction_json(prediction, top_k)})
 
@@ -67,11 +110,10 @@ async def predict(
 async def predict_batch(
     predictions: PredictionsDep,
     settings: SettingsDep,
-    files: Annotated[
-        list[UploadFile], File(description="Images of the model's size, the field repeated.")
-    ],
+    files: Annotated[list[UploadFile], File(description="Images of any size, the field repeated.")],
     target: TargetDep,
     top_k: TopKQuery = None,
+    resize: ResizeQuery = True,
 ) -> JSONResponse:
     """Predictions for every image, in the order sent; one bad image fails the request."""
     if len(files) > settings.max_batch_files:
@@ -79,5 +121,5 @@ async def predict_batch(
             f"files: at most {settings.max_batch_files} images per request (got {len(files)})"
         )
     uploads = [(f"files[{i}]", await upload.read()) for i, upload in enumerate(files)]
-    served = await predictions.classify_images(target, uploads)
+    served = await predictions.classify_images(target, uploads, resize=resize)
     return JSONResponse(batch_json(served, top_k))

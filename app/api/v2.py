@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import PredictionsDep, SettingsDep
 from app.migrations import schema_is_current
 from app.oip import request as oip_request
-from app.oip.errors import NotFound, ProtocolError
+from app.oip.errors import NotFound
 from app.oip.inference import infer, loaded_model
 from app.oip.response import HEADER_LENGTH, encode
 from app.oip.schemas import (
@@ -40,7 +40,7 @@ def _target(name: str, version: str | None) -> Target:
     if version is None:
         return Target(model=name)
     if not version.isdigit() or not 1 <= int(version) <= VERSION_MAX:
-        raise ProtocolError(f"version '{version[:20]}' is not a version number", 400)
+        raise NotFound(f"model '{name}' has no version '{version[:20]}'")
     return Target(model=name, version=int(version))
 
 

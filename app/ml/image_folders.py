@@ -11,7 +11,7 @@ from PIL import Image
 from app.ml.archives import ArchiveLimits, ArchiveRejected, ImageArchive, Member
 from app.ml.checkpoints import atomic_torch_save
 from app.ml.images import ImageSet, class_counts, stratified_split
-from app.ml.predictor import ACCEPTED_FORMATS
+from app.ml.predictor import ACCEPTED_FORMATS, to_model_size
 
 MAX_NAMED_FAILURES = 10
 
@@ -42,9 +42,7 @@ def check_decoded_size(count: int, image_size: int, limits: ArchiveLimits) -> No
 def _decode(data: bytes, size: int) -> np.ndarray:
     """Image bytes to uint8 (3, size, size): RGB, resized when it is another size."""
     with Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS) as image:
-        rgb = image.convert("RGB")
-    if rgb.size != (size, size):
-        rgb = rgb.resize((size, size), Image.Resampling.BILINEAR)
+        rgb = to_model_size(image.convert("RGB"), size, size)
     return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
 
 

@@ -19,8 +19,21 @@ class ImageRejected(Exception):
     """The upload is not an image this model can take; the message says why."""
 
 
-def decode_image(data: bytes, size: tuple[int, int]) -> torch.Tensor:
-    """Bytes of an accepted image of exactly `size` (height, width) to uint8 (3, H, W).
+# Larger images are refused from their header, before anything is decoded: a photo of 50
+# megapixels is about 150 MB decoded.
+MAX_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    pixels: torch.Tensor  # uint8 (3, H, W) at the model's size
+    original_size: tuple[int, int]  # (width, height) as uploaded
+
+
+def decode_image(data: bytes, size: tuple[int, int], *, resize: bool = False) -> DecodedImage:
+    """Bytes of an accepted image to uint8 (3, H, W) at `size` (height, width): resized as
+    uploaded datasets are for training (RGB, bilinear, to exactly that size) when `resize`,
+    refused when it is another size otherwise.
 
     The pixel size is read from the header and checked before anything is decoded; Pillow's own
     decompression-bomb limit stays on. Animated images give their first frame.
@@ -39,16 +52,31 @@ def decode_image(data: bytes, size: tuple[int, int]) -> torch.Tensor:
         raise ImageRejected(f"the image header could not be read: {exc}") from None
     height, width = size
     # The size comes from the header, so a wrong-sized image is refused before it is decoded.
-    if image.size != (width, height):
+    if image.width * image.height > MAX_PIXELS:
         raise ImageRejected(
-            f"the image is {image.width}x{image.height} pixels; this model takes {width}x{height}"
+            f"the image is {image.width}x{image.height} pixels; at most {MAX_PIXELS:,} pixels "
+            "are decoded"
+        )
+    if image.size != (width, height) and not resize:
+        raise ImageRejected(
+            f"the image is {image.width}x{image.height} pixels; this model takes {width}x{height} "
+            "(leave out resize=false to have it resized)"
         )
     try:
         image.load()
     except Exception:
         raise ImageRejected("the image data is truncated or corrupt") from None
-    rgb = image.convert("RGB")  # grayscale, palette, RGBA and CMYK all become RGB
-    return torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
+    rgb = to_model_size(image.convert("RGB"), width, height)  # grayscale, palette, RGBA...
+    pixels = torch.from_numpy(np.asarray(rgb, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return DecodedImage(pixels, image.size)
+
+
+def to_model_size(rgb: Image.Image, width: int, height: int) -> Image.Image:
+    """An RGB image at the model's size, resized as training images are (bilinear, to exactly
+    that size)."""
+    if rgb.size == (width, height):
+        return rgb
+    return rgb.resize((width, height), Image.Resampling.BILINEAR)
 
 
 @dataclass(frozen=True)
@@ -56,6 +84,7 @@ class Prediction:
     class_index: int
     label: str
     probabilities: dict[str, float]
+    original_size: tuple[int, int] | None = None  # an uploaded image's (width, height)
 
 
 class Predictor:

@@ -11,12 +11,12 @@ lone request waits for nothing. The event loop never decodes or runs torch.
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from app.metrics import PREDICTION_BATCH
-from app.ml.predictor import ImageRejected, Prediction, Predictor, decode_image
+from app.ml.predictor import DecodedImage, ImageRejected, Prediction, Predictor, decode_image
 
 log = logging.getLogger("trainserve.inference")
 
@@ -37,6 +37,7 @@ Inputs = list[tuple[str, bytes]] | torch.Tensor
 @dataclass
 class _Request:
     inputs: Inputs
+    resize: bool  # uploads of another size than the model's: resized, or refused
     answer: asyncio.Future[list[Prediction]] = field(repr=False)
 
 
@@ -54,23 +55,27 @@ class Batcher:
         self.batch_sizes: list[int] = []  # the most recent, for tests and diagnostics
         self._task: asyncio.Task[None] | None = None
 
-    async def predict(self, uploads: list[tuple[str, bytes]]) -> list[Prediction]:
-        """Predictions for the uploaded images, as a forward pass of them alone would give.
+    async def predict(
+        self, uploads: list[tuple[str, bytes]], *, resize: bool = True
+    ) -> list[Prediction]:
+        """Predictions for the uploaded images, as a forward pass of them alone would give;
+        each says its image's original size. Images of another size than the model's are
+        resized as training images were, or refused without `resize`.
 
         Raises UploadRejected naming the first upload that is not a usable image.
         """
-        return await self._submit(uploads)
+        return await self._submit(uploads, resize)
 
     async def predict_pixels(self, pixels: torch.Tensor) -> list[Prediction]:
         """Predictions for uint8 images (N, 3, H, W) of the model's size, already decoded."""
-        return await self._submit(pixels)
+        return await self._submit(pixels, resize=False)
 
-    async def _submit(self, inputs: Inputs) -> list[Prediction]:
+    async def _submit(self, inputs: Inputs, resize: bool) -> list[Prediction]:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
             self._task = loop.create_task(self._serve())
         answer: asyncio.Future[list[Prediction]] = loop.create_future()
-        self.queue.put_nowait(_Request(inputs, answer))
+        self.queue.put_nowait(_Request(inputs, resize, answer))
         return await answer
 
     async def _serve(self) -> None:
@@ -96,7 +101,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         try:
             outcomes = await loop.run_in_executor(
-                self.executor, self._decode_and_predict, [r.inputs for r in batch]
+                self.executor, self._decode_and_predict, [(r.inputs, r.resize) for r in batch]
             )
         except Exception as exc:  # the forward pass itself failed: every request learns it
             outcomes = [exc] * len(batch)
@@ -108,22 +113,29 @@ class Batcher:
             else:
                 request.answer.set_result(outcome)
 
-    def _decode_and_predict(self, requests: list[Inputs]) -> list[list[Prediction] | Exception]:
+    def _decode_and_predict(
+        self, requests: list[tuple[Inputs, bool]]
+    ) -> list[list[Prediction] | Exception]:
         """On the inference thread: decode every request, one forward pass over the valid ones."""
-        decoded: list[torch.Tensor | Exception] = []
-        for inputs in requests:
+        decoded: list[tuple[torch.Tensor, list[tuple[int, int]] | None] | Exception] = []
+        for inputs, resize in requests:
             if isinstance(inputs, torch.Tensor):
-                decoded.append(inputs)
-                continue
-            if not inputs:  # stack() takes no empty list
-                decoded.append(torch.empty((0, 3, *self.predictor.image_size), dtype=torch.uint8))
+                decoded.append((inputs, None))
                 continue
             try:
-                decoded.append(torch.stack([self._decode(name, data) for name, data in inputs]))
+                images = [self._decode(name, data, resize) for name, data in inputs]
             except UploadRejected as exc:
                 decoded.append(exc)
-        valid = [item for item in decoded if not isinstance(item, Exception)]
-        count = sum(len(item) for item in valid)
+                continue
+            height, width = self.predictor.image_size
+            pixels = (
+                torch.stack([image.pixels for image in images])
+                if images
+                else torch.empty((0, 3, height, width), dtype=torch.uint8)  # stack() takes none
+            )
+            decoded.append((pixels, [image.original_size for image in images]))
+        valid = [item[0] for item in decoded if not isinstance(item, Exception)]
+        count = sum(len(pixels) for pixels in valid)
         self.batch_sizes = [*self.batch_sizes[-(RECENT_BATCHES - 1) :], count]
         if count:
             PREDICTION_BATCH.observe(count)
@@ -134,13 +146,17 @@ class Batcher:
         for item in decoded:
             if isinstance(item, Exception):
                 outcomes.append(item)
-            else:
-                outcomes.append(predictions[start : start + len(item)])
-                start += len(item)
+                continue
+            pixels, sizes = item
+            mine = predictions[start : start + len(pixels)]
+            start += len(pixels)
+            if sizes is not None:
+                mine = [replace(p, original_size=size) for p, size in zip(mine, sizes, strict=True)]
+            outcomes.append(mine)
         return outcomes
 
-    def _decode(self, name: str, data: bytes) -> torch.Tensor:
+    def _decode(self, name: str, data: bytes, resize: bool) -> DecodedImage:
         try:
-            return decode_image(data, self.predictor.image_size)
+            return decode_image(data, self.predictor.image_size, resize=resize)
         except ImageRejected as exc:
             raise UploadRejected(name, exc) from None

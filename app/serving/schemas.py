@@ -17,8 +17,9 @@ PREDICTION_ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorOut, "description": "The job named has no trained model."},
     422: {
         "model": ErrorOut,
-        "description": "Not an image, empty, truncated or wrong size; or a model trained on "
-        "the other kind of input (images, rows).",
+        "description": "Not an image, empty, truncated, too many pixels, or (with "
+        "resize=false) not the model's size; or a model trained on the other kind of input "
+        "(images, rows).",
     },
     503: {
         "model": ErrorOut,
@@ -34,11 +35,21 @@ class TopClass(BaseModel):
     probability: float
 
 
+class ImageSize(BaseModel):
+    width: int
+    height: int
+
+
 class ImagePrediction(BaseModel):
     label: str
     class_index: int
     probabilities: dict[str, float] = Field(description="Every class, in the model's order.")
     top_k: list[TopClass] = Field(description="The most likely classes, most likely first.")
+    original_size: ImageSize | None = Field(
+        default=None,
+        description="The uploaded image's size, before it was resized to the model's; absent "
+        "for table rows.",
+    )
 
 
 class AnsweredBy(BaseModel):
@@ -61,7 +72,7 @@ def prediction_json(prediction: Prediction, top_k: int | None) -> dict[str, Any]
     ranked = sorted(
         enumerate(prediction.probabilities.items()), key=lambda item: item[1][1], reverse=True
     )
-    return {
+    answer: dict[str, Any] = {
         "label": prediction.label,
         "class_index": prediction.class_index,
         "probabilities": prediction.probabilities,
@@ -70,6 +81,10 @@ def prediction_json(prediction: Prediction, top_k: int | None) -> dict[str, Any]
             for index, (label, probability) in ranked[: top_k or len(ranked)]
         ],
     }
+    if prediction.original_size is not None:
+        width, height = prediction.original_size
+        answer["original_size"] = {"width": width, "height": height}
+    return answer
 
 
 def batch_json(served: Served, top_k: int | None) -> dict[str, Any]:

@@ -37,16 +37,19 @@ class Predictions:
     def __init__(self, lookup: ServingJobs, models: ModelCache, artifacts_dir: Path) -> None:
         self.lookup, self.models, self.artifacts_dir = lookup, models, artifacts_dir
 
-    async def classify_images(self, target: Target, uploads: list[tuple[str, bytes]]) -> Served:
-        """Predictions for (name, bytes) uploads; 422 naming the first that is not a usable
-        image, or when the model was trained on a table."""
+    async def classify_images(
+        self, target: Target, uploads: list[tuple[str, bytes]], *, resize: bool = True
+    ) -> Served:
+        """Predictions for (name, bytes) uploads, resized to the model's size (or refused at
+        another size without `resize`); 422 naming the first that is not a usable image, or
+        when the model was trained on a table."""
         served, batcher = await self.model_for(target)
         if batcher.predictor.standardizer is not None:
             raise InvalidInput(
                 f"{served.label} was trained on a table: send its rows to POST /predict/rows"
             )
         try:
-            predictions = await batcher.predict(uploads)
+            predictions = await batcher.predict(uploads, resize=resize)
         except UploadRejected as exc:
             raise InvalidInput(str(exc)) from None
         count_predictions(served.model, served.version, len(predictions))

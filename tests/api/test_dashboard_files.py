@@ -24,7 +24,7 @@ def test_the_page_says_whether_the_api_wants_a_key(
         page = client.get("/")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
-        assert f'<body data-auth="{auth}">' in page.text
+        assert f'<body data-auth="{auth}" data-default-model="cifar10">' in page.text
         for path in ("/ui/dashboard.js", "/ui/dashboard.css", "/ui/vendor/chart.js-LICENSE.md"):
             assert client.get(path).status_code == 200, path
         chart = client.get("/ui/vendor/chart-4.6.1.umd.min.js")

@@ -90,13 +90,20 @@ def test_upload_decode_train_predict_and_delete(
     assert trained["test_accuracy"] == 1.0  # colours are easy
     assert client.get(f"/jobs/{job['id']}").json()["progress"]["steps_per_epoch"] == 5
 
-    # The model takes the dataset's image size, and says so for any other.
+    # The model takes the dataset's image size; another is resized to it, or refused when the
+    # request says resize=false.
     image = noisy_png(COLORS["green"], seed=99, size=24)
     answer = client.post("/predict", files={"file": ("g.png", image)}, params={"job_id": job["id"]})
     assert answer.status_code == 200, answer.text
     assert answer.json()["label"] == "green"
-    wrong = client.post(
+    resized = client.post(
         "/predict", files={"file": ("g.png", png(COLORS["green"]))}, params={"job_id": job["id"]}
+    )
+    assert resized.status_code == 200 and resized.json()["label"] == "green"
+    wrong = client.post(
+        "/predict",
+        files={"file": ("g.png", png(COLORS["green"]))},
+        params={"job_id": job["id"], "resize": "false"},
     )
     assert wrong.status_code == 422
     assert "this model takes 24x24" in wrong.json()["detail"]

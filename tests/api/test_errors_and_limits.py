@@ -66,10 +66,16 @@ def test_cors_allows_only_the_listed_origins(cors_client: TestClient) -> None:
 
 
 def test_a_predict_body_over_the_limit_is_413(client: TestClient) -> None:
-    big = b"\x89PNG" + b"\0" * (1024 * 1024)
-    response = client.post("/predict", files={"file": ("big.png", big, "image/png")})
-    assert response.status_code == 413
-    assert response.json() == {"detail": "request body too large: the limit here is 1048576 bytes"}
+    big = b"\x89PNG" + b"\0" * (20 * 1024 * 1024)  # over the default 20 MiB
+    for response in (
+        client.post("/predict", files={"file": ("big.png", big, "image/png")}),
+        client.post("/predict", content=big, headers={"Content-Type": "image/png"}),
+        client.put("/predictions/cifar10", content=big),
+    ):
+        assert response.status_code == 413
+        assert response.json() == {
+            "detail": "request body too large: the limit here is 20971520 bytes"
+        }
 
 
 def test_a_json_body_over_64_kib_is_413(client: TestClient) -> None:

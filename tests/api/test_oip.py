@@ -65,7 +65,7 @@ def test_model_metadata_and_readiness(client: TestClient, trained: int) -> None:
     for path, status, error in (
         ("/v2/models/nope", 404, "model 'nope' not found (GET /models lists them)"),
         ("/v2/models/cifar10/versions/7", 404, "model 'cifar10' has no version 7"),
-        ("/v2/models/cifar10/versions/x/ready", 400, "version 'x' is not a version number"),
+        ("/v2/models/cifar10/versions/x/ready", 404, "model 'cifar10' has no version 'x'"),
         ("/v2/models/Not%20A%20Name/ready", 404, "model 'Not A Name' not found"),
     ):
         response = client.get(path)

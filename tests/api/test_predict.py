@@ -1,6 +1,8 @@
 import hashlib
 import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from PIL import Image
 from app.db import session_scope
 from app.ml.checkpoints import load_model
 from app.ml.images import normalize
+from app.ml.predictor import to_model_size
 from app.models import Job
 from tests.api.conftest import TrainJob
 from tests.conftest import Env
@@ -145,8 +148,6 @@ def test_other_colour_modes_are_converted(
             b"just some words",
             "x.png: the file is not an image in a format we read (PNG, JPEG, BMP, GIF, WEBP, TIFF)",
         ),
-        (png((33, 32)), "x.png: the image is 33x32 pixels; this model takes 32x32"),
-        (png((1, 1)), "x.png: the image is 1x1 pixels; this model takes 32x32"),
     ],
 )
 def test_bad_images_get_422(
@@ -168,7 +169,92 @@ def test_truncated_image_gets_422(client: TestClient, train_job: TrainJob) -> No
 def test_missing_file_field_gets_422(client: TestClient) -> None:
     response = client.post("/predict", files={"image": ("x.png", png(), "image/png")})
     assert response.status_code == 422
-    assert response.json()["detail"] == "file: field required"
+    assert response.json()["detail"] == (
+        "file: field required: send the image in the multipart field 'file', or as the raw "
+        "request body with its Content-Type (image/png, image/jpeg...)"
+    )
+
+
+@pytest.mark.parametrize("size", [(33, 32), (1, 1), (1600, 1200), (20, 300)])
+def test_images_of_any_size_are_resized_as_training_images_are(
+    client: TestClient, train_job: TrainJob, size: tuple[int, int]
+) -> None:
+    train_job(max_train_samples=50, max_test_samples=10)
+    original = Image.fromarray(
+        np.random.default_rng(3).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    )
+    buffer = io.BytesIO()
+    original.save(buffer, format="JPEG" if size[0] > 1000 else "PNG")
+    answer = upload(client, buffer.getvalue(), name="photo.jpg")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["original_size"] == {"width": size[0], "height": size[1]}
+    # The same as the image brought to 32x32 by the training path's own resize, then sent.
+    decoded = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    small = io.BytesIO()
+    to_model_size(decoded, 32, 32).save(small, format="PNG")
+    expected = upload(client, small.getvalue()).json()
+    assert answer.json()["probabilities"] == expected["probabilities"]
+    assert expected["original_size"] == {"width": 32, "height": 32}
+    strict = upload(client, buffer.getvalue(), resize="false")
+    assert (strict.status_code, strict.json()["detail"]) == (
+        422,
+        f"x.png: the image is {size[0]}x{size[1]} pixels; this model takes 32x32 (leave out "
+        "resize=false to have it resized)",
+    )
+
+
+def test_an_image_of_too_many_pixels_is_refused_from_its_header(
+    client: TestClient, train_job: TrainJob
+) -> None:
+    train_job(max_train_samples=50, max_test_samples=10)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    # A PNG whose header says 10000x6000 and whose pixel data is a few bytes: it is refused
+    # before anything would be decompressed.
+    ihdr = struct.pack(">IIBBBBB", 10_000, 6_000, 8, 2, 0, 0, 0)
+    forged = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+    response = upload(client, forged)
+    assert (response.status_code, response.json()["detail"]) == (
+        422,
+        "x.png: the image is 10000x6000 pixels; at most 50,000,000 pixels are decoded",
+    )
+
+
+def test_the_image_as_the_raw_body_equals_the_multipart_upload(
+    client: TestClient, train_job: TrainJob
+) -> None:
+    train_job(max_train_samples=50, max_test_samples=10)
+    data = png(seed=8)
+    multipart = upload(client, data).json()
+    for content_type in ("image/png", "application/octet-stream"):
+        raw = client.post("/predict", content=data, headers={"Content-Type": content_type})
+        assert raw.status_code == 200, raw.text
+        assert raw.json() == multipart
+    text = client.post("/predict", content=b"hello", headers={"Content-Type": "text/plain"})
+    assert text.status_code == 422 and text.json()["detail"].startswith("file: field required")
+
+
+def test_torchserve_style_predictions(client: TestClient, train_job: TrainJob) -> None:
+    train_job(max_train_samples=50, max_test_samples=10)
+    data = png(seed=9)
+    ours = upload(client, data).json()["probabilities"]
+    ranked = sorted(ours.items(), key=lambda item: item[1], reverse=True)[:5]
+    for method in ("POST", "PUT"):
+        raw = client.request(method, "/predictions/cifar10", content=data)
+        assert raw.status_code == 200, raw.text
+        assert list(raw.json().items()) == ranked  # most likely first
+    form = client.post("/predictions/cifar10/1", files={"data": ("x.png", data)})
+    assert list(form.json().items()) == ranked
+    missing = client.post("/predictions/nope", content=data)
+    assert missing.status_code == 404
 
 
 def test_unknown_job_is_404(client: TestClient) -> None:

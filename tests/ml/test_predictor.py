@@ -29,7 +29,7 @@ def pattern(mode: str = "RGB", size: tuple[int, int] = (32, 32)) -> Image.Image:
 
 def test_rgb_png_decodes_to_its_exact_pixels() -> None:
     image = pattern()
-    tensor = decode_image(encode(image, "PNG"), SIZE)
+    tensor = decode_image(encode(image, "PNG"), SIZE).pixels
     assert tensor.dtype == torch.uint8 and tensor.shape == (3, 32, 32)
     assert torch.equal(tensor, torch.from_numpy(np.array(image)).permute(2, 0, 1))
 
@@ -37,13 +37,13 @@ def test_rgb_png_decodes_to_its_exact_pixels() -> None:
 @pytest.mark.parametrize("mode", ["L", "P", "RGBA", "LA", "1", "I;16"])
 def test_other_modes_become_rgb_as_pillow_converts_them(mode: str) -> None:
     image = pattern(mode)
-    tensor = decode_image(encode(image, "PNG"), SIZE)
+    tensor = decode_image(encode(image, "PNG"), SIZE).pixels
     expected = np.asarray(Image.open(io.BytesIO(encode(image, "PNG"))).convert("RGB"))
     assert torch.equal(tensor, torch.from_numpy(expected.copy()).permute(2, 0, 1))
 
 
 def test_cmyk_jpeg_is_accepted() -> None:
-    assert decode_image(encode(pattern("CMYK"), "JPEG"), SIZE).shape == (3, 32, 32)
+    assert decode_image(encode(pattern("CMYK"), "JPEG"), SIZE).pixels.shape == (3, 32, 32)
 
 
 @pytest.mark.parametrize(

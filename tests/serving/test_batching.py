@@ -129,8 +129,9 @@ def test_batch_endpoint_answers_in_order_with_top_k(
     [
         (
             [png(1), png(2), png(3, (33, 32)), b""],
-            {},
-            "files[2]: the image is 33x32 pixels; this model takes 32x32",
+            {"resize": "false"},
+            "files[2]: the image is 33x32 pixels; this model takes 32x32 (leave out "
+            "resize=false to have it resized)",
         ),
         ([png(1), b""], {}, "files[1]: the file is empty"),
         ([png(1)] * 65, {}, "files: at most 64 images per request (got 65)"),
@@ -141,7 +142,7 @@ def test_batch_endpoint_errors_name_the_image(
     migrated_env: Env,
     synthetic_cifar: Path,
     files: list[bytes],
-    params: dict[str, int],
+    params: dict[str, int | str],
     detail: str,
 ) -> None:
     train(migrated_env, seed=3)

@@ -1,0 +1,81 @@
+"""TorchServe's inference route, /predictions/{model}[/{version}], for clients moving over: the
+image as the raw body (curl -T) or the multipart field `data`, and class names to probabilities,
+most likely first."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Path, Request, UploadFile
+from fastapi.responses import JSONResponse
+
+from app.api.deps import PredictionsDep
+from app.api.predict import RAW_IMAGE_BODY, display_name
+from app.errors import InvalidInput
+from app.registry.names import VERSION_MAX, Name
+from app.serving.lookup import Target
+from app.serving.schemas import PREDICTION_ERRORS
+
+router = APIRouter(tags=["predict"])
+
+FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+# TorchServe's image classifier answers its five most likely classes.
+TOP_CLASSES = 5
+ModelName = Annotated[Name, Path(description="The registered model (its production version).")]
+Version = Annotated[int, Path(ge=1, le=VERSION_MAX)]
+Data = Annotated[UploadFile | None, File(description="The image, as TorchServe's `data` field.")]
+ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Class names to probabilities, the five most likely, most likely first.",
+        "content": {"application/json": {"example": {"cat": 0.62, "dog": 0.2, "frog": 0.06}}},
+    },
+    **PREDICTION_ERRORS,
+}
+
+
+async def _answer(
+    request: Request, predictions: PredictionsDep, target: Target, data: UploadFile | None
+) -> JSONResponse:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if data is not None:
+        upload = (display_name(data.filename), await data.read())
+    elif content_type in FORM_TYPES:  # a form without `data`: its body is read already
+        raise InvalidInput(
+            "data: field required: send the image as the field 'data' or as the body"
+        )
+    else:
+        upload = ("body", await request.body())
+    served = await predictions.classify_images(target, [upload])
+    [prediction] = served.predictions
+    ranked = sorted(prediction.probabilities.items(), key=lambda item: item[1], reverse=True)
+    return JSONResponse(dict(ranked[:TOP_CLASSES]))
+
+
+@router.api_route(
+    "/predictions/{name}",
+    methods=["POST", "PUT"],
+    response_model=dict[str, float],
+    responses=ANSWER,
+    openapi_extra=RAW_IMAGE_BODY,
+    summary="Classify one image, TorchServe-style",
+)
+async def torchserve_predict(
+    request: Request, predictions: PredictionsDep, name: ModelName, data: Data = None
+) -> JSONResponse:
+    return await _answer(request, predictions, Target(model=name), data)
+
+
+@router.api_route(
+    "/predictions/{name}/{version}",
+    methods=["POST", "PUT"],
+    response_model=dict[str, float],
+    responses=ANSWER,
+    openapi_extra=RAW_IMAGE_BODY,
+    summary="Classify one image with a version, TorchServe-style",
+)
+async def torchserve_predict_version(
+    request: Request,
+    predictions: PredictionsDep,
+    name: ModelName,
+    version: Version,
+    data: Data = None,
+) -> JSONResponse:
+    return await _answer(request, predictions, Target(model=name, version=version), data)

@@ -1,6 +1,8 @@
-"""`trainserve models|model|register|promote`: the model registry from the command line."""
+"""`trainserve models|model|register|promote|export`: the model registry from the command line."""
 
-from typing import Annotated, Any
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -9,6 +11,7 @@ from app.cli.client import AsJson, JobId, Url, err, out, server
 from app.cli.remote import DEFAULT_URL
 
 PANEL = "Registered models"
+SHA256_HEADER = "x-content-sha256"
 PRODUCTION = "production"
 
 ModelName = Annotated[str, typer.Argument(help="The registered model's name, e.g. cifar10.")]
@@ -91,3 +94,36 @@ def register(cli: typer.Typer) -> None:
         else:
             was = f"v{before}" if before is not None else "nothing"
             out.print(f"{name}@{alias}: {was} -> v{version}")
+
+    @cli.command("export", rich_help_panel=PANEL)
+    def export_version(
+        name: ModelName,
+        version: Annotated[int, typer.Argument(min=1, help="The version to export.")],
+        export_format: Annotated[
+            Literal["onnx", "torchscript", "safetensors", "card"],
+            typer.Option("--format", help="onnx, torchscript, safetensors or card."),
+        ] = "onnx",
+        output: Annotated[
+            Path | None,
+            typer.Option("--output", "-o", help="Where to write it (default: the server's name)."),
+        ] = None,
+        url: Url = DEFAULT_URL,
+    ) -> None:
+        """Download a version as ONNX, TorchScript, safetensors or its model card."""
+        with server(url) as remote:
+            response = remote.download(
+                f"/models/{name}/versions/{version}/export", {"format": export_format}
+            )
+        sha256 = hashlib.sha256(response.content).hexdigest()
+        if sha256 != response.headers.get(SHA256_HEADER):
+            err.print(f"[red]error:[/] the download's sha256 {sha256} is not the server's")
+            raise typer.Exit(1)
+        target = output or Path(_filename(response.headers.get("content-disposition", "")))
+        target.write_bytes(response.content)
+        out.print(f"{target}: {len(response.content):,} bytes, sha256 {sha256}")
+
+
+def _filename(disposition: str) -> str:
+    """The file name a Content-Disposition header gives, reduced to a base name."""
+    name = disposition.partition('filename="')[2].partition('"')[0]
+    return Path(name).name or "export"

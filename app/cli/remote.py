@@ -46,6 +46,15 @@ class Remote:
         _raise_for_status(response)
         return response.json()
 
+    def download(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        """A file the server answers with; ServerError with the server's words when it fails."""
+        try:
+            response = self.http.get(path, params=params, timeout=httpx.Timeout(300))
+        except httpx.TransportError as exc:
+            raise ServerError(f"cannot reach the server at {self.url}: {exc}") from exc
+        _raise_for_status(response)
+        return response
+
     def follow(self, job_id: int, after: int = 0) -> Iterator[JobEvent]:
         """The job's events after `after`, live, until its final status; reconnects (resuming
         after the last event seen) when the stream closes or the connection drops."""

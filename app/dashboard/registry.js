@@ -5,6 +5,8 @@
 
 const PRODUCTION = "production";
 const MODELS_REFRESH_MS = 2000;
+const EXPORTS = [["onnx", "ONNX"], ["torchscript", "TorchScript"], ["safetensors", "safetensors"],
+  ["card", "card"]];
 
 function modelsView(view) {
   view.replaceChildren($("#models-view").content.cloneNode(true));
@@ -84,7 +86,40 @@ function versionRow(name, version, current) {
   if (version.version !== current) {
     row.cells[7].append(aliasButton(name, version.version, "Promote", "promote"));
   }
+  row.cells[7].append(exportLinks(name, version.version));
   return row;
+}
+
+// Downloads go through fetch, which can send the API key; a plain link could not.
+function exportLinks(name, version) {
+  const links = document.createElement("div");
+  links.className = "exports";
+  for (const [format, text] of EXPORTS) {
+    const link = document.createElement("a");
+    link.href = `/models/${name}/versions/${version}/export?format=${format}`;
+    link.textContent = text;
+    link.dataset.format = format;
+    link.addEventListener("click", async (event) => {
+      event.preventDefault();
+      try {
+        const response = await fetch(link.href, { headers: headers() });
+        if (!response.ok) {
+          const answer = await response.json().catch(() => ({}));
+          throw new Error(answer.detail || `${response.status} ${response.statusText}`);
+        }
+        const disposition = response.headers.get("Content-Disposition") || "";
+        const save = document.createElement("a");
+        save.href = URL.createObjectURL(await response.blob());
+        save.download = (disposition.match(/filename="([^"]+)"/) || [])[1] || "export";
+        save.click();
+        URL.revokeObjectURL(save.href);
+      } catch (error) {
+        showNotice(`export: ${error.message}`);
+      }
+    });
+    links.append(link);
+  }
+  return links;
 }
 
 function moveRow(name, move, index) {

@@ -138,6 +138,16 @@ def test_submit_follow_then_read_the_job_every_way(
     assert by_version.stdout.endswith("(cifar10 v2, job 2)\n"), by_version.stderr
     history = json.loads(run(service, "model", "cifar10", "--json").stdout)
     assert history["aliases"] == {"production": 1}
+    exported = service.env.root / "cifar10-v2.onnx"
+    saved = run(service, "export", "cifar10", "2", "--format", "onnx", "-o", str(exported))
+    assert saved.returncode == 0, saved.stderr
+    with service.client() as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN}"
+        onnx = client.get("/models/cifar10/versions/2/export", params={"format": "onnx"})
+    assert exported.read_bytes() == onnx.content
+    assert saved.stdout == (
+        f"{exported}: {len(onnx.content):,} bytes, sha256 {onnx.headers['x-content-sha256']}\n"
+    )
     refused = run(service, "promote", "cifar10", "9")
     assert (refused.returncode, refused.stderr) == (
         1,

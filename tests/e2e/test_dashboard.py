@@ -198,6 +198,14 @@ def test_the_dashboard_shows_jobs_charts_submits_and_classifies(
         (other, before, "admin"),
         (before, other, "admin"),
     ]
+    links = browser.execute_script(
+        "return [...document.querySelectorAll('tr[data-version=\"1\"] .exports a')]"
+        ".map(a => a.getAttribute('href'))"
+    )
+    assert links == [
+        f"/models/cifar10/versions/1/export?format={fmt}"
+        for fmt in ("onnx", "torchscript", "safetensors", "card")
+    ]
     until(browser, "return document.querySelectorAll('#history-table tbody tr').length === 3")
     save_screenshot(browser, env.root, "registry.png")
     assert console_errors(browser) == []

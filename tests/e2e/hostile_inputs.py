@@ -113,6 +113,10 @@ def bad(name: str, data: bytes, detail: str, filename: str = "x.png") -> Hostile
 
 
 TRUNCATED_PNG = encode(rgb(), "PNG")[:300]
+MISSING_FILE = (
+    "file: field required: send the image in the multipart field 'file', or as the raw request "
+    "body with its Content-Type (image/png, image/jpeg...)"
+)
 BIG = b"\x89PNG" + b"\0" * (1024 * 1024 + 1)
 
 
@@ -129,12 +133,23 @@ HOSTILE_INPUTS = [
     ok("WebP", encode(rgb(), "WEBP"), "x.webp", "image/webp"),
     ok("filename with ../", encode(rgb(), "PNG"), "../../etc/passwd"),
     ok("wrong Content-Type on the part", encode(rgb(), "PNG"), "x.png", "text/plain"),
-    bad("1x1", encode(rgb(1, 1), "PNG"), "the image is 1x1 pixels; this model takes 32x32"),
-    bad("33x32", encode(rgb(33, 32), "PNG"), "the image is 33x32 pixels; this model takes 32x32"),
+    ok("1x1 (resized)", encode(rgb(1, 1), "PNG")),
+    ok("33x32 (resized)", encode(rgb(33, 32), "PNG")),
+    Hostile(
+        "33x32 with resize=false",
+        lambda client: client.post(
+            "/predict",
+            params={"resize": "false"},
+            files={"file": ("x.png", encode(rgb(33, 32), "PNG"), "image/png")},
+        ),
+        422,
+        "x.png: the image is 33x32 pixels; this model takes 32x32 (leave out resize=false to "
+        "have it resized)",
+    ),
     bad(
         "10000x10000 header (over Pillow's warning limit)",
         png_claiming(10000, 10000),
-        "the image is 10000x10000 pixels; this model takes 32x32",
+        "the image is 10000x10000 pixels; at most 50,000,000 pixels are decoded",
     ),
     bad(
         "decompression bomb: 20000x20000 header",
@@ -160,13 +175,13 @@ HOSTILE_INPUTS = [
         "JSON body instead of a form",
         lambda client: client.post("/predict", json={"file": "x"}),
         422,
-        "file: field required",
+        MISSING_FILE,
     ),
     Hostile(
         "missing field (named image)",
         lambda client: client.post("/predict", files={"image": ("x.png", encode(rgb(), "PNG"))}),
         422,
-        "file: field required",
+        MISSING_FILE,
     ),
     Hostile(
         "two files",

@@ -64,6 +64,8 @@ def chunked_head(path: bytes, content_type: bytes) -> bytes:
 
 @pytest.fixture
 def trained_service(env: Env, service: Service, synthetic_cifar: Path) -> Process:
+    # A 1 MiB limit (the default fits a 20 MiB photo): the limit's tests then send a few MiB.
+    service.overrides["TRAINSERVE_MAX_PREDICT_BYTES"] = str(1024 * 1024)
     api = service.start_api()
     worker = service.start_worker()
     client = service.client()

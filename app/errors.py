@@ -9,13 +9,25 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 log = logging.getLogger("trainserve.api")
 
 
+class FieldErrorOut(BaseModel):
+    field: str
+    message: str | None
+    type: str | None
+
+
 class ErrorOut(BaseModel):
+    """The body of every error the API answers (the Open Inference Protocol's routes excepted:
+    theirs is {"error": ...})."""
+
     detail: str
+    errors: list[FieldErrorOut] | None = Field(
+        default=None, description="Each field a request failed validation on (422 only)."
+    )
 
 
 class AppError(Exception):

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app.api import (
     dashboard,
     datasets,
+    docs,
     events,
     exports,
     health,
@@ -28,6 +29,7 @@ from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
 from app.oip.errors import ProtocolError, render_protocol_error
+from app.openapi import install_openapi, operation_id
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.settings import get_settings
@@ -38,7 +40,9 @@ DESCRIPTION = """Train PyTorch image classifiers over REST and serve them.
 
 Submit a job with `POST /jobs`, follow it live with `GET /jobs/{id}/events` (or read
 `GET /jobs/{id}` and `GET /jobs/{id}/metrics`), then classify images with `POST /predict`.
-Every error is JSON `{"detail": "..."}`.
+Every error is JSON `{"detail": "..."}` (with `errors`, each field, when a request fails
+validation); the Open Inference Protocol's routes under `/v2` answer `{"error": "..."}`. With
+keys on, use **Authorize** with the admin or the predict key.
 """
 
 
@@ -60,7 +64,15 @@ def inference_device(requested: str) -> torch.device:
 
 def create_app() -> FastAPI:
     """Build the application with its routers and error handlers."""
-    app = FastAPI(title="trainserve", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="trainserve",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,  # served from the package's own files: app/api/docs.py
+        redoc_url=None,
+        generate_unique_id_function=operation_id,
+    )
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(plots.router)
@@ -74,8 +86,10 @@ def create_app() -> FastAPI:
     app.include_router(v2.router)
     app.include_router(health.router)
     app.include_router(dashboard.router)
+    app.include_router(docs.router)
     app.mount(dashboard.ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
     install_error_handlers(app)
+    install_openapi(app)
     app.add_exception_handler(ProtocolError, render_protocol_error)
     settings = get_settings()
     torch.set_num_threads(settings.inference_threads)

@@ -21,9 +21,11 @@ BATCH_PREDICT_PATH = "/predict/batch"
 DATASETS_PATH = "/datasets"
 PROTOCOL_MODELS_PREFIX = "/v2/models/"
 PROTOCOL_INFER_SUFFIX = "/infer"
-# The probes, and the dashboard's page and files: they hold no data, and the page asks for the
-# key before it calls the API.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/"})
+# The probes; the dashboard's page and the API documentation with its schema (their files are
+# under /ui/): they hold no data, and both pages ask for the key before they call the API.
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/v2/health/live", "/v2/health/ready", "/", "/docs", "/openapi.json"}
+)
 OPEN_PREFIX = "/ui/"
 READ_METHODS = frozenset({"GET", "HEAD"})
 REQUEST_ID_HEADER = b"x-request-id"
@@ -133,7 +135,7 @@ def _secret(value: Any) -> bytes | None:
     return None if value is None else value.get_secret_value().encode()
 
 
-def _is_inference(path: str) -> bool:
+def is_inference(path: str) -> bool:
     """A route that classifies: /predict..., /predictions/... and the protocol's
     /v2/models/.../infer."""
     return (
@@ -145,7 +147,7 @@ def _is_inference(path: str) -> bool:
 
 
 def _predict_key_may(method: str, path: str) -> bool:
-    return method in READ_METHODS or _is_inference(path)
+    return method in READ_METHODS or is_inference(path)
 
 
 class BodyTooLarge(HTTPException):

@@ -45,9 +45,14 @@ MISSING_IMAGE = (
 RAW_IMAGE_BODY: dict[str, Any] = {
     "requestBody": {
         "content": {
-            "image/*": {
-                "schema": {"type": "string", "format": "binary"},
-                "description": "The image itself as the body, as TorchServe takes it.",
+            # Any image Content-Type is taken too (image/png, image/jpeg...); the document says
+            # octet-stream, which client generators know.
+            "application/octet-stream": {
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "The image itself as the body, as TorchServe takes it.",
+                }
             }
         }
     }

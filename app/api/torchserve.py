@@ -49,13 +49,20 @@ async def _answer(
     return JSONResponse(dict(ranked[:TOP_CLASSES]))
 
 
-@router.api_route(
+ROUTE: dict[str, Any] = {
+    "response_model": dict[str, float],
+    "responses": ANSWER,
+    "openapi_extra": RAW_IMAGE_BODY,
+}
+
+
+# Both methods, as TorchServe takes both (curl -T sends PUT); each its own operation id.
+@router.post("/predictions/{name}", summary="Classify one image, TorchServe-style", **ROUTE)
+@router.put(
     "/predictions/{name}",
-    methods=["POST", "PUT"],
-    response_model=dict[str, float],
-    responses=ANSWER,
-    openapi_extra=RAW_IMAGE_BODY,
-    summary="Classify one image, TorchServe-style",
+    operation_id="torchserve_predict_put",
+    summary="Classify one image, TorchServe-style (PUT)",
+    **ROUTE,
 )
 async def torchserve_predict(
     request: Request, predictions: PredictionsDep, name: ModelName, data: Data = None
@@ -63,13 +70,16 @@ async def torchserve_predict(
     return await _answer(request, predictions, Target(model=name), data)
 
 
-@router.api_route(
+@router.post(
     "/predictions/{name}/{version}",
-    methods=["POST", "PUT"],
-    response_model=dict[str, float],
-    responses=ANSWER,
-    openapi_extra=RAW_IMAGE_BODY,
     summary="Classify one image with a version, TorchServe-style",
+    **ROUTE,
+)
+@router.put(
+    "/predictions/{name}/{version}",
+    operation_id="torchserve_predict_version_put",
+    summary="Classify one image with a version, TorchServe-style (PUT)",
+    **ROUTE,
 )
 async def torchserve_predict_version(
     request: Request,

@@ -3,7 +3,7 @@
 import re
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 SEED_MAX = 2**63 - 1
 COUNT_MAX = 2**31 - 1
@@ -52,5 +52,10 @@ def _true_false_or_auto(value: object) -> object:
     raise ValueError('Input should be true, false or "auto"')
 
 
-# A speed option the worker may decide for itself ("auto") or that the job fixes.
-Toggle = Annotated[Literal["auto", True, False], BeforeValidator(_true_false_or_auto)]
+# A speed option the worker may decide for itself ("auto") or that the job fixes. Its schema
+# keeps booleans and the string apart: an enum that mixes types defeats client generators.
+Toggle = Annotated[
+    Literal["auto", True, False],
+    BeforeValidator(_true_false_or_auto),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"type": "string", "enum": ["auto"]}]}),
+]

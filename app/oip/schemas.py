@@ -74,15 +74,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ProtocolErrorOut, "description": "The model's file is missing or damaged."},
 }
 
+
+def component_schemas() -> dict[str, Any]:
+    """The request's schemas, for the document's components (the route reads its raw body)."""
+    schema = InferenceRequestIn.model_json_schema(ref_template=f"{COMPONENTS}{{model}}")
+    return {**schema.pop("$defs", {}), "InferenceRequestIn": schema}
+
+
+COMPONENTS = "#/components/schemas/"
 INFER_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": InferenceRequestIn.model_json_schema()},
+            "application/json": {"schema": {"$ref": f"{COMPONENTS}InferenceRequestIn"}},
             "application/octet-stream": {
-                "schema": {"type": "string", "format": "binary"},
-                "description": "The binary tensor data extension: the JSON request (its length "
-                "in Inference-Header-Content-Length), then the inputs' binary parts.",
+                "schema": {
+                    "type": "string",
+                    "format": "binary",
+                    "description": "The binary tensor data extension: the JSON request (its "
+                    "length in Inference-Header-Content-Length), then the inputs' binary parts.",
+                }
             },
         },
     }

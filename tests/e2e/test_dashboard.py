@@ -2,26 +2,20 @@
 
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service as ChromeService
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.wait import WebDriverWait
 
 from tests.conftest import Env, synthetic_split
+from tests.e2e.browser import WebDriver, console_errors, until
 from tests.e2e.conftest import Service, wait_for
 
 pytestmark = pytest.mark.e2e
 
-WebDriver = webdriver.Chrome
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ADMIN = "dashboard-admin-key"
 SCREENSHOT_NAMES = ("dashboard.png", "registry.png")
 # Enough steps for the synthetic classes to be learnt, so that the picture shows a real curve.
@@ -33,50 +27,6 @@ JOB = {
     "log_every": 5,
     "seed": 3,
 }
-
-
-@pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        message = f"needs Debian's chromium and chromium-driver ({CHROMIUM}, {CHROMEDRIVER})"
-        if os.environ.get("TRAINSERVE_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",  # tests may run as root
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        # Without these, Chromium keeps calling hosts that a closed network refuses.
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1400,1080",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(
-        service=ChromeService(executable_path=str(CHROMEDRIVER)), options=options
-    )
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def until(driver: WebDriver, script: str, timeout_s: float = 60) -> object:
-    """Wait until the script returns something truthy in the page; that value."""
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.2).until(
-        lambda d: d.execute_script(script), message=f"never true: {script}"
-    )
-
-
-def console_errors(driver: WebDriver) -> list[dict]:
-    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
 def chart_data(driver: WebDriver, canvas: str) -> dict[str, Any]:

@@ -15,6 +15,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.settings import Settings
 
 JSON_BODY_LIMIT_BYTES = 64 * 1024
+# /predict/rows: 10,000 rows of a few dozen numbers; parsed whole before MAX_ROWS applies.
+ROWS_BODY_LIMIT_BYTES = 4 * 1024 * 1024
+ROWS_PATH = "/predict/rows"
 PREDICT_PREFIX = "/predict"
 TORCHSERVE_PREFIX = "/predictions/"
 BATCH_PREDICT_PATH = "/predict/batch"
@@ -169,13 +172,15 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path == BATCH_PREDICT_PATH or (
-            path.startswith(PROTOCOL_MODELS_PREFIX) and path.endswith(PROTOCOL_INFER_SUFFIX)
-        ):
+        if path == BATCH_PREDICT_PATH:
             limit = self.batch_limit
+        elif path == ROWS_PATH:
+            limit = ROWS_BODY_LIMIT_BYTES
+        elif path.startswith(PROTOCOL_MODELS_PREFIX) and path.endswith(PROTOCOL_INFER_SUFFIX):
+            limit = self.predict_limit
         elif path == DATASETS_PATH:
             limit = self.dataset_limit
-        elif path.startswith(PREDICT_PREFIX):  # /predict, /predict/rows and /predictions/...
+        elif path.startswith(PREDICT_PREFIX):  # /predict and /predictions/...
             limit = self.predict_limit
         else:
             limit = JSON_BODY_LIMIT_BYTES

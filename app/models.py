@@ -261,5 +261,6 @@ class AliasMove(Base):
     from_version: Mapped[int | None] = mapped_column(Integer)  # null: the alias was new
     to_version: Mapped[int | None] = mapped_column(Integer)  # null: the alias was removed
     moved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    # "admin" (the admin key), "open" (no keys configured) or "job N" (its promote policy).
+    # "admin" (the admin key), "open" (no keys configured), "job N" (its promote policy) or
+    # "upgrade" (the migration that registered what served /predict before the registry).
     moved_by: Mapped[str] = mapped_column(String(32))

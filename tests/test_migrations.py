@@ -1,8 +1,11 @@
-"""The Alembic migrations build exactly the schema the models describe, on each database."""
+"""The Alembic migrations build exactly the schema the models describe, on each database, and
+keep what was there."""
+
+import json
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 import app.models  # noqa: F401  (the tables join Base.metadata)
 from alembic import command
@@ -47,3 +50,52 @@ def test_every_migration_downgrades_and_upgrades_again(env: Env) -> None:
     with get_engine().connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == head_revision()
     assert differences() == []
+
+
+def test_the_upgrade_registers_what_served_predict_before(env: Env) -> None:
+    config = alembic_config()
+    command.upgrade(config, "20261122_0008")
+    jobs = [
+        (1, "succeeded", {"dataset": "cifar10", "epochs": 2}, "2026-11-20 10:00:00", 0.41),
+        (2, "succeeded", {"dataset": "cifar10", "epochs": 1}, "2026-11-21 10:00:00", 0.22),
+        (
+            3,
+            "succeeded",
+            {"dataset": "ds-0123456789ab", "model": "mlp"},
+            "2026-11-22 10:00:00",
+            0.9,
+        ),
+        (4, "failed", {"dataset": "cifar10"}, "2026-11-23 10:00:00", None),
+    ]
+    with get_engine().begin() as connection:
+        for job_id, status, config_values, finished, accuracy in jobs:
+            connection.execute(
+                text(
+                    "INSERT INTO job (id, status, config, created_at, finished_at, attempts, "
+                    "max_attempts, cancel_requested, gpus_needed, progress_epoch, progress_step, "
+                    "model_path, model_sha256, test_accuracy) VALUES (:id, :status, :config, "
+                    ":finished, :finished, 1, 3, false, 0, 0, 0, :path, :sha, :accuracy)"
+                ),
+                {
+                    "id": job_id,
+                    "status": status,
+                    "config": json.dumps(config_values),
+                    "finished": finished,
+                    "path": None if status == "failed" else f"jobs/{job_id}/model-attempt1.pt",
+                    "sha": "a" * 64,
+                    "accuracy": accuracy,
+                },
+            )
+    upgrade_to_head()
+    with get_engine().connect() as connection:
+        # The newest succeeded image job: job 2 (job 3 is a table model's, job 4 failed).
+        version = connection.execute(
+            text("SELECT version, job_id, test_accuracy, model_path FROM model_version")
+        ).one()
+        assert tuple(version) == (1, 2, 0.22, "jobs/2/model-attempt1.pt")
+        alias = connection.execute(text("SELECT alias, version FROM model_alias")).one()
+        assert tuple(alias) == ("production", 1)
+        moved = connection.execute(
+            text("SELECT from_version, to_version, moved_by FROM alias_move")
+        ).one()
+        assert tuple(moved) == (None, 1, "upgrade")

@@ -1,4 +1,6 @@
-"""the model registry: models, versions, aliases and alias moves; a job's test set
+"""the model registry: models, versions, aliases and alias moves; a job's test set. The newest
+succeeded CIFAR-10 job, which served /predict by default before, becomes cifar10 v1 at production
+so that /predict keeps answering after the upgrade.
 
 Revision ID: 20261129_0009
 Revises: 20261122_0008
@@ -6,6 +8,7 @@ Create Date: 2026-11-29
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -86,6 +89,119 @@ def upgrade() -> None:
         sa.Column("moved_by", sa.String(32), nullable=False),
     )
     op.create_index("ix_alias_move_model_id", "alias_move", ["model_id"])
+    _register_what_served()
+
+
+def _register_what_served() -> None:
+    """What answered /predict by default before the registry, as cifar10 v1 at production."""
+    bind = op.get_bind()
+    job = sa.table(
+        "job",
+        sa.column("id", sa.Integer),
+        sa.column("status", sa.String),
+        sa.column("config", sa.JSON),
+        sa.column("finished_at", UTCDateTime),
+        sa.column("model_path", sa.String),
+        sa.column("model_sha256", sa.String),
+        sa.column("test_accuracy", sa.Float),
+        sa.column("per_class_accuracy", sa.JSON),
+    )
+    rows = bind.execute(
+        sa.select(job)
+        .where(job.c.status == "succeeded", job.c.model_path.is_not(None))
+        .order_by(job.c.finished_at.desc(), job.c.id.desc())
+    ).all()
+    served = next(
+        (
+            row
+            for row in rows
+            if row.config.get("dataset", "cifar10") == "cifar10"
+            and row.config.get("model") != "mlp"
+            and row.test_accuracy is not None
+        ),
+        None,
+    )
+    if served is None:
+        return
+    now = datetime.now(UTC)
+    model = sa.table(
+        "registered_model",
+        sa.column("id", sa.Integer),
+        sa.column("name", sa.String),
+        sa.column("description", sa.Text),
+        sa.column("tags", sa.JSON),
+        sa.column("created_at", UTCDateTime),
+        sa.column("last_version", sa.Integer),
+    )
+    model_id = bind.execute(
+        sa.insert(model)
+        .values(name="cifar10", description="", tags={}, created_at=now, last_version=1)
+        .returning(model.c.id)
+    ).scalar_one()
+    version = sa.table(
+        "model_version",
+        *(sa.column(name) for name in ("model_id", "version", "job_id", "description")),
+        *(sa.column(name) for name in ("model_path", "model_sha256", "test_accuracy")),
+        sa.column("tags", sa.JSON),
+        sa.column("lineage", sa.JSON),
+        sa.column("promotion", sa.Text),
+        sa.column("created_at", UTCDateTime),
+    )
+    lineage = {
+        "job_id": served.id,
+        "config": served.config,
+        # Trained before test sets were recorded: promote_if_better never compares it.
+        "dataset": {"id": "cifar10", "kind": "cifar10", "sha256": None},
+        "test_images": None,
+        "metrics": {
+            "test_accuracy": served.test_accuracy,
+            "per_class_accuracy": served.per_class_accuracy,
+        },
+        "weights_sha256": served.model_sha256,
+        "package_version": None,
+        "trained_at": served.finished_at.isoformat() if served.finished_at else None,
+    }
+    bind.execute(
+        sa.insert(version).values(
+            model_id=model_id,
+            version=1,
+            job_id=served.id,
+            description="what served /predict by default before the registry",
+            model_path=served.model_path,
+            model_sha256=served.model_sha256,
+            test_accuracy=served.test_accuracy,
+            tags={},
+            lineage=lineage,
+            promotion="promoted: registered by the upgrade, as the model /predict served",
+            created_at=now,
+        )
+    )
+    alias = sa.table(
+        "model_alias",
+        sa.column("model_id", sa.Integer),
+        sa.column("alias", sa.String),
+        sa.column("version", sa.Integer),
+        sa.column("updated_at", UTCDateTime),
+    )
+    bind.execute(
+        sa.insert(alias).values(model_id=model_id, alias="production", version=1, updated_at=now)
+    )
+    move = sa.table(
+        "alias_move",
+        *(sa.column(name) for name in ("model_id", "alias", "from_version", "to_version")),
+        sa.column("moved_at", UTCDateTime),
+        sa.column("moved_by", sa.String),
+    )
+    bind.execute(
+        sa.insert(move).values(
+            model_id=model_id,
+            alias="production",
+            from_version=None,
+            to_version=1,
+            moved_at=now,
+            moved_by="upgrade",
+        )
+    )
 
 
 def downgrade() -> None:

@@ -4,7 +4,6 @@ import hashlib
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
-from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import SessionDep, SettingsDep
 from app.errors import ErrorOut
@@ -32,25 +31,26 @@ SHA256_HEADER = "X-Content-SHA256"
     },
     summary="Download a version as safetensors, TorchScript, ONNX or a model card",
 )
-async def export_version(
+def export_version(
     session: SessionDep,
     settings: SettingsDep,
     name: Annotated[Name, Path(description="The registered model's name.")],
     version: Annotated[int, Path(ge=1, le=VERSION_MAX)],
-    format: Annotated[
+    export_format: Annotated[
         ExportFormat,
         Query(
+            alias="format",
             description="safetensors: the weights with the architecture, classes, input size "
             "and normalisation in the header; torchscript and onnx: a module that takes a uint8 "
             "batch (N, H, W, 3), or a table's raw features (N, F), and gives probabilities; "
-            "card: a Markdown model card."
+            "card: a Markdown model card.",
         ),
     ],
 ) -> Response:
     model = find_model(session, name)
     found = find_version(session, model, version)
     view, model_path = version_view(session, model, found), found.model_path
-    made = await run_in_threadpool(export, view, model_path, settings.artifacts_dir, format)
+    made = export(view, model_path, settings.artifacts_dir, export_format)
     return Response(
         made.data,
         media_type=made.media_type,

@@ -58,8 +58,9 @@ def patch_model(session: WriteSessionDep, name: ModelName, body: Annotations) ->
         model.description = body.description
     if body.tags is not None:
         model.tags = body.tags
-    session.flush()
-    return model_view(session, model)
+    view = model_view(session, model)
+    session.commit()  # before the answer: a client that reads it back sees the change
+    return view
 
 
 @router.post(
@@ -78,13 +79,16 @@ def register_version(
 ) -> VersionOut:
     """The job's model becomes the next version (the model is created on first use). A job
     registered again under the same name answers 200 with its existing version."""
-    job = session.get(Job, body.job_id)
+    # Locked: a DELETE of the job waits for this registration (and then refuses), or wins.
+    job = session.get(Job, body.job_id, with_for_update=True)
     if job is None:
         raise NotFound(f"job {body.job_id} not found")
     registered = register_job(session, name, job, description=body.description, tags=body.tags)
     if not registered.created:
         response.status_code = 200
-    return version_view(session, registered.model, registered.version)
+    view = version_view(session, registered.model, registered.version)
+    session.commit()
+    return view
 
 
 @router.get(
@@ -115,8 +119,9 @@ def patch_version(
         found.description = body.description
     if body.tags is not None:
         found.tags = body.tags
-    session.flush()
-    return version_view(session, model, found)
+    view = version_view(session, model, found)
+    session.commit()
+    return view
 
 
 @router.delete(
@@ -131,6 +136,7 @@ def patch_version(
 def remove_version(session: WriteSessionDep, name: ModelName, version: VersionNumber) -> Response:
     """The version goes; its job and model file stay. Refused while an alias names it."""
     delete_version(session, name, version)
+    session.commit()
     return Response(status_code=204)
 
 
@@ -147,6 +153,7 @@ def put_alias(
     of production within a second."""
     model = find_model(session, name, lock=True)
     move_alias(session, model, alias, body.version, moved_by=_moved_by(request))
+    session.commit()
     return AliasOut(model=name, alias=alias, version=body.version)
 
 
@@ -159,6 +166,7 @@ def delete_alias(
     """The alias goes (its history stays)."""
     model = find_model(session, name, lock=True)
     move_alias(session, model, alias, None, moved_by=_moved_by(request))
+    session.commit()
     return Response(status_code=204)
 
 

@@ -1,6 +1,7 @@
 """The Open Inference Protocol (KServe v2) over HTTP/REST for registered models: health, server
 and model metadata, readiness and inference, with the binary tensor data extension."""
 
+import re
 from importlib.metadata import version as installed_version
 from typing import Annotated
 
@@ -32,6 +33,7 @@ from app.serving.lookup import Target
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
 EXTENSIONS = ["binary_tensor_data"]
+DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII digits: str.isdigit() also takes "²"
 
 
 def _target(name: str, version: str | None) -> Target:
@@ -39,7 +41,7 @@ def _target(name: str, version: str | None) -> Target:
         raise NotFound(f"model '{name[:70]}' not found")
     if version is None:
         return Target(model=name)
-    if not version.isdigit() or not 1 <= int(version) <= VERSION_MAX:
+    if not DIGITS.fullmatch(version) or not 1 <= int(version) <= VERSION_MAX:
         raise NotFound(f"model '{name}' has no version '{version[:20]}'")
     return Target(model=name, version=int(version))
 
@@ -129,7 +131,8 @@ async def _infer(
     header_length: str | None,
 ) -> Response:
     target = _target(name, version)
-    parsed = oip_request.parse(await request.body(), header_length)
+    # Parsing runs on a thread: a large JSON body must not hold up the event loop.
+    parsed = await run_in_threadpool(oip_request.parse, await request.body(), header_length)
     inferred = await infer(predictions, target, parsed, settings.max_batch_files)
     body, headers = encode(name, parsed.id, inferred)
     return Response(body, headers=headers)

@@ -2,6 +2,7 @@
 handed to the inputs that declare them."""
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from app.oip.tensors import NUMPY_TYPES, from_binary, from_json
 
 Parameter = str | int | float | bool
 BINARY_SIZE = "binary_data_size"
+LENGTH = re.compile(r"[0-9]{1,12}")
 
 
 class InputIn(BaseModel):
@@ -76,7 +78,7 @@ def _split(body: bytes, header_length: str | None) -> tuple[object, bytes]:
     if header_length is None:
         json_part, binary = body, b""
     else:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not LENGTH.fullmatch(header_length) or int(header_length) > len(body):
             raise BadRequest(
                 f"Inference-Header-Content-Length {header_length[:20]!r} is not a length within "
                 f"the body's {len(body)} bytes"
@@ -84,7 +86,7 @@ def _split(body: bytes, header_length: str | None) -> tuple[object, bytes]:
         json_part, binary = body[: int(header_length)], body[int(header_length) :]
     try:
         return json.loads(json_part), binary
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise BadRequest("the request is not valid JSON (or its header length is wrong)") from None
 
 

@@ -15,9 +15,18 @@ BYTES = "BYTES"
 LENGTH = struct.Struct("<I")  # a BYTES element's length prefix
 
 
+MAX_DIMENSIONS = 8
+MAX_DIMENSION = 2**31 - 1
+
+
 def element_count(name: str, shape: list[int]) -> int:
-    if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in shape):
-        raise BadRequest(f"input '{name}': shape {shape} must be a list of non-negative integers")
+    if len(shape) > MAX_DIMENSIONS or any(
+        not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= MAX_DIMENSION for d in shape
+    ):
+        raise BadRequest(
+            f"input '{name}': shape {shape[: MAX_DIMENSIONS + 1]} must be at most "
+            f"{MAX_DIMENSIONS} whole numbers from 0 to {MAX_DIMENSION}"
+        )
     return math.prod(shape)
 
 
@@ -43,9 +52,10 @@ def from_json(name: str, datatype: str, shape: list[int], data: Any) -> np.ndarr
             raise BadRequest(f"input '{name}': UINT8 data must be integers")
         if array.size and (array.min() < 0 or array.max() > 255):
             raise BadRequest(f"input '{name}': UINT8 data must lie in 0..255")
-    elif not np.isfinite(array).all():
-        raise BadRequest(f"input '{name}': data must be finite numbers")
-    return array.astype(NUMPY_TYPES[datatype]).reshape(shape)
+    converted = array.astype(NUMPY_TYPES[datatype]).reshape(shape)
+    if datatype == "FP32" and not np.isfinite(converted).all():  # 1e300 is inf in float32
+        raise BadRequest(f"input '{name}': data must be finite numbers in float32's range")
+    return converted
 
 
 def from_binary(name: str, datatype: str, shape: list[int], data: bytes) -> np.ndarray:

@@ -79,6 +79,6 @@ class AliasMoveOut(BaseModel):
     to_version: int | None = Field(description="null: the alias was removed.")
     moved_at: datetime
     moved_by: str = Field(
-        description='"admin" (the admin key), "open" (the server has no keys) or "job N" '
-        "(its promote policy)."
+        description='"admin" (the admin key), "open" (the server has no keys), "job N" (its '
+        'promote policy) or "upgrade" (the migration that registered what served before).'
     )

@@ -31,30 +31,33 @@ class ModelCache:
         self.max_wait_s = max_wait_s
         # One thread runs every forward pass: torch gets the cores, the event loop none of it.
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
-        self._models: OrderedDict[int, Batcher] = OrderedDict()
+        # Keyed by the job and its file's sha256: on SQLite a deleted job's id can be given to
+        # a new job, whose model must not be answered by the old one.
+        self._models: OrderedDict[tuple[int, str | None], Batcher] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, served: ServedModel, artifacts_dir: Path) -> Batcher:
         """The batcher serving a job's model, verified and loaded from its file on first use."""
-        job_id = served.job_id
+        key = (served.job_id, served.model_sha256)
         with self._lock:
-            batcher = self._models.get(job_id)
+            batcher = self._models.get(key)
             if batcher is None:
                 predictor = load_verified(served, artifacts_dir, self.device)
                 batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
-                self._models[job_id] = batcher
+                self._models[key] = batcher
                 while len(self._models) > self.capacity:
                     # Requests still waiting on an evicted model keep it alive until they finish.
                     self._models.popitem(last=False)
-            self._models.move_to_end(job_id)
+            self._models.move_to_end(key)
             return batcher
 
-    def cached(self, job_id: int) -> Batcher | None:
-        """The batcher for job_id if its model is already loaded, else None (non-blocking)."""
+    def cached(self, served: ServedModel) -> Batcher | None:
+        """The batcher for the served model if it is already loaded, else None (non-blocking)."""
+        key = (served.job_id, served.model_sha256)
         with self._lock:
-            batcher = self._models.get(job_id)
+            batcher = self._models.get(key)
             if batcher is not None:
-                self._models.move_to_end(job_id)
+                self._models.move_to_end(key)
             return batcher
 
     def __len__(self) -> int:

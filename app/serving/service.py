@@ -105,7 +105,7 @@ class Predictions:
         served = self.lookup.cached(target)
         if served is None:
             served = await run_in_threadpool(self.lookup.find, target)
-        batcher = self.models.cached(served.job_id)
+        batcher = self.models.cached(served)
         if batcher is None:
             batcher = await run_in_threadpool(self.models.get, served, self.artifacts_dir)
         return served, batcher

@@ -74,7 +74,7 @@ def test_concurrent_requests_share_forward_passes_and_get_their_own_answer(
             )
 
     responses = asyncio.run(run())
-    batcher = app.state.model_cache.cached(job_id)
+    [batcher] = [b for (job, _sha), b in app.state.model_cache._models.items() if job == job_id]
     assert max(batcher.batch_sizes) > 1  # requests were gathered
     assert sum(batcher.batch_sizes) == 48
     logged = [r.getMessage() for r in caplog.records if r.name == "trainserve.inference"]

@@ -87,3 +87,12 @@ def test_a_json_body_over_64_kib_is_413(client: TestClient) -> None:
     assert response.status_code == 413
     assert response.json() == {"detail": "request body too large: the limit here is 65536 bytes"}
     assert client.get("/jobs").json()["total"] == 0
+
+
+def test_table_rows_have_their_own_small_limit(client: TestClient) -> None:
+    rows = b'{"rows": [' + b'{"a": 1},' * 600_000 + b'{"a": 1}]}'  # about 5 MiB
+    response = client.post(
+        "/predict/rows", content=rows, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json() == {"detail": "request body too large: the limit here is 4194304 bytes"}

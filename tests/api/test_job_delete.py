@@ -1,12 +1,17 @@
 """DELETE /jobs/{id}: a finished job's rows and files go; never a running job's, never a model
 that a registered version serves."""
 
+import time
+
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.db import session_scope
+from app.ml.checkpoints import load_model
 from app.models import EpochResult, JobEvent, LossPoint
 from tests.api.conftest import TrainJob
+from tests.api.test_predict import png
 from tests.conftest import Env
 
 SMALL = {"max_train_samples": 50, "max_test_samples": 10}
@@ -59,3 +64,21 @@ def test_a_job_whose_model_a_version_serves_is_not_deleted(
     client.delete("/models/cifar10/aliases/production")
     assert client.delete("/models/cifar10/versions/1").status_code == 204
     assert client.delete(f"/jobs/{job_id}").status_code == 204
+
+
+@pytest.mark.database("sqlite")
+def test_a_new_job_that_gets_a_deleted_job_s_id_serves_its_own_model(
+    client: TestClient, train_job: TrainJob, env: Env
+) -> None:
+    # SQLite gives the next job the highest id in use plus one: a deleted last job's id again.
+    first = train_job(**SMALL, register_as=None, seed=1)
+    image = {"file": ("x.png", png())}
+    before = client.post("/predict", params={"job_id": first}, files=image).json()
+    assert client.delete(f"/jobs/{first}").status_code == 204
+    second = train_job(**SMALL, register_as=None, seed=2, learning_rate=0.05)
+    assert second == first
+    time.sleep(1.1)  # past the lookup's one second
+    after = client.post("/predict", params={"job_id": second}, files=image).json()
+    saved = load_model(env.artifacts_dir / f"jobs/{second}/model-attempt1.pt")
+    assert list(after["probabilities"]) == saved.classes
+    assert after["probabilities"] != before["probabilities"]

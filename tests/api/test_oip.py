@@ -222,6 +222,15 @@ def test_binary_tensors_both_ways_and_output_selection(client: TestClient, train
             {"inputs": [{"name": "image", "datatype": "INT64", "shape": [1], "data": [1]}]},
             "input 'image': datatype 'INT64' is not one this server's models take (UINT8, FP32)",
         ),
+        (
+            {"inputs": [{"name": "image", "datatype": "FP32", "shape": [1], "data": [1e300]}]},
+            "input 'image': data must be finite numbers in float32's range",
+        ),
+        (
+            {"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1] * 9, "data": [1]}]},
+            "input 'image': shape [1, 1, 1, 1, 1, 1, 1, 1, 1] must be at most 8 whole numbers "
+            "from 0 to 2147483647",
+        ),
         ({"inputs": []}, "inputs: List should have at least 1 item after validation, not 0"),
         ({"inputs": "x"}, "inputs: Input should be a valid list"),
     ],
@@ -266,8 +275,23 @@ def test_bad_binary_bodies_and_outputs(client: TestClient, trained: int) -> None
         assert (
             wrong.status_code == 400 and "Inference-Header-Content-Length" in wrong.json()["error"]
         )
-    not_json = client.post("/v2/models/cifar10/infer", content=b"{nope")
-    assert not_json.status_code == 400
+    for body in (b"{nope", b"[" * 100_000 + b"]" * 100_000):  # the second: too deep to parse
+        not_json = client.post("/v2/models/cifar10/infer", content=body)
+        assert not_json.status_code == 400
+        assert not_json.json() == {
+            "error": "the request is not valid JSON (or its header length is wrong)"
+        }
+    odd_length = client.post(
+        "/v2/models/cifar10/infer",
+        content=header,
+        headers={"Inference-Header-Content-Length": "\u00b2".encode()},
+    )
+    assert odd_length.status_code == 400
+    superscript = client.get("/v2/models/cifar10/versions/%C2%B2/ready")
+    assert (superscript.status_code, superscript.json()) == (
+        404,
+        {"error": "model 'cifar10' has no version '\u00b2'"},
+    )
     unknown_output = client.post(
         "/v2/models/cifar10/infer",
         json={"inputs": [image_input(images)], "outputs": [{"name": "logits"}]},

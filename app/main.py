@@ -24,6 +24,7 @@ from app.api import (
     v2,
     workers,
 )
+from app.assets import ASSETS_PREFIX
 from app.errors import install_error_handlers
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
@@ -87,7 +88,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(dashboard.router)
     app.include_router(docs.router)
-    app.mount(dashboard.ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
+    app.mount(ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
     install_error_handlers(app)
     install_openapi(app)
     app.add_exception_handler(ProtocolError, render_protocol_error)

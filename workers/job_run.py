@@ -3,10 +3,10 @@
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from app.db import session_scope
+from app.jobs.files import checkpoint_folder
 from app.jobs.progress import (
     heartbeat,
     record_epoch,
@@ -22,11 +22,6 @@ from workers.training.hooks import EpochMetrics, StopReason
 from workers.training.run_state import snapshot_history
 
 log = logging.getLogger("trainserve.worker")
-
-
-def checkpoint_folder(artifacts_dir: Path, job_id: int) -> Path:
-    """Where a job's training checkpoints are kept."""
-    return artifacts_dir / "jobs" / str(job_id) / "checkpoints"
 
 
 class JobRun:

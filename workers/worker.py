@@ -9,11 +9,11 @@ import socket
 import threading
 import time
 import uuid
-from pathlib import Path
 from types import FrameType
 
 from app.db import session_scope
 from app.jobs.config import JobConfig, StoredConfigInvalid
+from app.jobs.files import checkpoint_folder, model_file
 from app.jobs.transitions import (
     FinalResults,
     Lease,
@@ -39,7 +39,7 @@ from app.models import Job
 from app.settings import Settings, get_settings
 from workers.dataset_cache import DatasetCache, hold_out, limit_samples
 from workers.ingest import claim_dataset, ingest
-from workers.job_run import JobRun, checkpoint_folder
+from workers.job_run import JobRun
 from workers.offer import detect_offer
 from workers.training.data_parallel import train_data_parallel
 from workers.training.hooks import (
@@ -231,9 +231,7 @@ class Worker:
                 # A validation split is refused for several processes: `training` is all of it.
                 result = train_data_parallel(inputs, run)
             run.confirm_lease()
-            # Named by attempt, so that a worker that lost its lease a moment ago cannot
-            # overwrite the file its successor records.
-            relative_path = Path("jobs") / str(lease.job_id) / f"model-attempt{lease.attempt}.pt"
+            relative_path = model_file(lease.job_id, lease.attempt)
             sha256 = save_model(
                 self.settings.artifacts_dir / relative_path,
                 result.model,

@@ -1,16 +1,13 @@
 """GET /: the dashboard, a page with no build step; its scripts and styles under /ui/."""
 
 from functools import cache
-from pathlib import Path
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.deps import SettingsDep
-
-ASSETS = Path(__file__).resolve().parent.parent / "dashboard"
-ASSETS_PREFIX = "/ui"
+from app.assets import ASSETS
 
 router = APIRouter(include_in_schema=False)
 

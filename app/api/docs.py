@@ -5,11 +5,9 @@ from fastapi import APIRouter
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from app.api.dashboard import ASSETS_PREFIX
+from app.assets import SWAGGER_UI
 
 router = APIRouter(include_in_schema=False)
-
-SWAGGER_UI = f"{ASSETS_PREFIX}/vendor/swagger-ui-5.35.0"
 
 
 @router.get("/docs")

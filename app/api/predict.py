@@ -1,7 +1,6 @@
 """Classifying uploaded images with a trained model, one per request or many at once."""
 
-from pathlib import PurePosixPath
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
@@ -15,17 +14,15 @@ from app.serving.schemas import (
     batch_json,
     prediction_json,
 )
+from app.serving.uploads import (
+    MISSING_IMAGE,
+    RAW_IMAGE_BODY,
+    display_name,
+    is_raw_image,
+    media_type,
+)
 
 router = APIRouter(tags=["predict"])
-
-MAX_NAME_CHARS = 100
-
-
-def display_name(filename: str | None) -> str:
-    """The upload's base name, for messages only: it is never used as a path."""
-    name = PurePosixPath((filename or "").replace("\\", "/")).name
-    printable = "".join(c for c in name if c.isprintable())[:MAX_NAME_CHARS]
-    return printable or "file"
 
 
 async def one_file_upload(request: Request) -> None:
@@ -38,34 +35,12 @@ async def one_file_upload(request: Request) -> None:
         raise InvalidInput("file: expected a file upload, got a text field")
 
 
-MISSING_IMAGE = (
-    "file: field required: send the image in the multipart field 'file', or as the raw request "
-    "body with its Content-Type (image/png, image/jpeg...)"
-)
-RAW_IMAGE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "content": {
-            # Any image Content-Type is taken too (image/png, image/jpeg...); the document says
-            # octet-stream, which client generators know.
-            "application/octet-stream": {
-                "schema": {
-                    "type": "string",
-                    "format": "binary",
-                    "description": "The image itself as the body, as TorchServe takes it.",
-                }
-            }
-        }
-    }
-}
-
-
 async def image_upload(request: Request, file: UploadFile | None) -> tuple[str, bytes]:
     """The one image of a /predict request: the multipart field `file`, or the raw body when
     its Content-Type is an image's."""
     if file is not None:
         return display_name(file.filename), await file.read()
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type.startswith("image/") or content_type == "application/octet-stream":
+    if is_raw_image(media_type(request)):
         return "body", await request.body()
     raise InvalidInput(MISSING_IMAGE)
 

@@ -8,15 +8,14 @@ from fastapi import APIRouter, File, Path, Request, UploadFile
 from fastapi.responses import JSONResponse
 
 from app.api.deps import PredictionsDep
-from app.api.predict import RAW_IMAGE_BODY, display_name
 from app.errors import InvalidInput
 from app.registry.names import VERSION_MAX, Name
 from app.serving.lookup import Target
 from app.serving.schemas import PREDICTION_ERRORS
+from app.serving.uploads import FORM_TYPES, RAW_IMAGE_BODY, display_name, media_type
 
 router = APIRouter(tags=["predict"])
 
-FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 # TorchServe's image classifier answers its five most likely classes.
 TOP_CLASSES = 5
 ModelName = Annotated[Name, Path(description="The registered model (its production version).")]
@@ -34,10 +33,9 @@ ANSWER: dict[int | str, dict[str, Any]] = {
 async def _answer(
     request: Request, predictions: PredictionsDep, target: Target, data: UploadFile | None
 ) -> JSONResponse:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if data is not None:
         upload = (display_name(data.filename), await data.read())
-    elif content_type in FORM_TYPES:  # a form without `data`: its body is read already
+    elif media_type(request) in FORM_TYPES:  # a form without `data`: its body is read already
         raise InvalidInput(
             "data: field required: send the image as the field 'data' or as the body"
         )

@@ -10,14 +10,10 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
 from app.jobs.events import FINISHED
+from app.jobs.files import job_folder
 from app.models import Job, ModelVersion, RegisteredModel
 
 log = logging.getLogger("trainserve.api")
-
-
-def job_folder(artifacts_dir: Path, job_id: int) -> Path:
-    """Where a job's model files and checkpoints are kept."""
-    return artifacts_dir / "jobs" / str(job_id)
 
 
 def delete_job(session: Session, job_id: int) -> None:

@@ -127,10 +127,21 @@ def test_train_on_real_cifar10_and_classify_real_images(
         assert same["probabilities"] == pytest.approx(body["probabilities"], abs=1e-6)
 
     airplane = images["airplane"]
-    wrong_size = predict(client, as_png(airplane, (64, 64)), "big.png")
+    # Another size is resized as training images were; refused only with resize=false.
+    bigger = predict(client, as_png(airplane, (64, 64)), "big.png")
+    assert bigger.status_code == 200 and bigger.json()["original_size"] == {
+        "width": 64,
+        "height": 64,
+    }
+    wrong_size = client.post(
+        "/predict",
+        files={"file": ("big.png", as_png(airplane, (64, 64)))},
+        params={"resize": "false"},
+    )
     assert wrong_size.status_code == 422
     assert wrong_size.json() == {
-        "detail": "big.png: the image is 64x64 pixels; this model takes 32x32"
+        "detail": "big.png: the image is 64x64 pixels; this model takes 32x32 (leave out "
+        "resize=false to have it resized)"
     }
     assert predict(client, b"", "empty.jpg").status_code == 422
     assert predict(client, airplane[: len(airplane) // 2], "cut.jpg").status_code == 422

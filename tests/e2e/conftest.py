@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Env
+from tests.e2e.browser import browser  # noqa: F401  (the fixture, for every browser test)
 
 START_TIMEOUT_S = 60
 TRAINSERVE = str(Path(sys.executable).parent / "trainserve")  # the installed console script

@@ -7,13 +7,12 @@ import pytest
 from selenium.webdriver.common.by import By
 
 from tests.conftest import Env
-from tests.e2e.browser import WebDriver, browser, console_errors, loaded_from, until
+from tests.e2e.browser import WebDriver, console_errors, loaded_from, until
 from tests.e2e.conftest import Service
 
 pytestmark = pytest.mark.e2e
 
 ADMIN = "docs-admin-key"
-__all__ = ["browser"]  # the fixture, used by name
 
 
 def test_docs_work_offline_and_authorize_with_a_key(

@@ -60,7 +60,7 @@ def _declare_errors(schema: dict[str, Any]) -> None:
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            _streams_as_text(responses)
+            _event_streams_as_3_1(responses)
             if "422" in responses and "HTTPValidationError" in str(responses["422"]):
                 responses["422"] = _error("The request failed validation: `detail` says how.")
             if path in OPEN_PATHS:
@@ -77,14 +77,16 @@ def _error(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": ERROR_REF}}}
 
 
-def _streams_as_text(responses: dict[str, Any]) -> None:
-    """An event stream as OpenAPI 3.1 can say it (a string): FastAPI writes 3.2's itemSchema,
-    which 3.1 validators and client generators refuse."""
+def _event_streams_as_3_1(responses: dict[str, Any]) -> None:
+    """An event stream as OpenAPI 3.1 can say it: FastAPI writes 3.2's itemSchema (one event's
+    fields), which 3.1 validators and client generators refuse; `schema` carries it instead."""
     for response in responses.values():
         for media in response.get("content", {}).values():
             if "itemSchema" in media:
-                del media["itemSchema"]
-                media["schema"] = {"type": "string", "description": "Server-Sent Events."}
+                media["schema"] = {
+                    **media.pop("itemSchema"),
+                    "description": "One Server-Sent Event: its fields, as the stream sends them.",
+                }
 
 
 def _uploads_as_files(schemas: dict[str, Any]) -> None:

@@ -19,7 +19,10 @@ def test_an_unexpected_error_is_a_bare_500_with_a_request_id(
     with TestClient(create_app(), raise_server_exceptions=False) as client:
         # Break the database under the running service: the query fails in a way no route expects.
         with get_engine().begin() as db:
-            for table in ("loss_point", "epoch_result", "job_event", "worker", "job"):
+            for table in (
+                *("alias_move", "model_alias", "model_version", "registered_model"),
+                *("loss_point", "epoch_result", "job_event", "worker", "job"),
+            ):
                 db.execute(text(f"DROP TABLE {table}"))
         with caplog.at_level(logging.ERROR, logger="trainserve.api"):
             response = client.get("/jobs", headers={"X-Request-ID": "req-42"})

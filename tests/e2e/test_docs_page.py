@@ -10,7 +10,8 @@ from tests.conftest import Env
 from tests.e2e.browser import WebDriver, console_errors, loaded_from, until
 from tests.e2e.conftest import Service
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the page does not depend on the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 ADMIN = "docs-admin-key"
 

@@ -20,7 +20,8 @@ from PIL import Image
 from tests.conftest import Env, synthetic_split
 from tests.e2e.conftest import Service
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the document and its client do not depend on the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 ADMIN = "generated-client-admin-key"
 PACKAGE = "trainserve_client"

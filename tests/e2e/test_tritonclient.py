@@ -15,7 +15,8 @@ from tritonclient.utils import InferenceServerException
 from tests.conftest import CIFAR_CLASSES, Env, synthetic_split
 from tests.e2e.conftest import Service, wait_for
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the protocol does not touch the database beyond the registry, tested on both.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 ADMIN, PREDICT = "oip-admin-key", "oip-predict-key"
 JOB = {"epochs": 2, "batch_size": 16, "learning_rate": 0.01, "seed": 4}

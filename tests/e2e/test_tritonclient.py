@@ -15,7 +15,7 @@ from tritonclient.utils import InferenceServerException
 from tests.conftest import CIFAR_CLASSES, Env, synthetic_split
 from tests.e2e.conftest import Service, wait_for
 
-# Once, on SQLite: the protocol does not touch the database beyond the registry, tested on both.
+# Once, on SQLite: it checks the protocol, not the database (the registry runs on both).
 pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 ADMIN, PREDICT = "oip-admin-key", "oip-predict-key"

@@ -34,6 +34,7 @@ from app.openapi import install_openapi, operation_id
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.settings import get_settings
+from app.version import package_version
 
 log = logging.getLogger("trainserve.api")
 
@@ -67,7 +68,7 @@ def create_app() -> FastAPI:
     """Build the application with its routers and error handlers."""
     app = FastAPI(
         title="trainserve",
-        version="0.1.0",
+        version=package_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url=None,  # served from the package's own files: app/api/docs.py

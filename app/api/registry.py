@@ -54,10 +54,7 @@ def get_model(session: SessionDep, name: ModelName) -> ModelOut:
 def patch_model(session: WriteSessionDep, name: ModelName, body: Annotations) -> ModelOut:
     """Replace its description or tags."""
     model = find_model(session, name, lock=True)
-    if body.description is not None:
-        model.description = body.description
-    if body.tags is not None:
-        model.tags = body.tags
+    body.apply_to(model)
     view = model_view(session, model)
     session.commit()  # before the answer: a client that reads it back sees the change
     return view
@@ -115,10 +112,7 @@ def patch_version(
     """Replace its description or tags; the model, lineage and metrics never change."""
     model = find_model(session, name, lock=True)
     found = find_version(session, model, version)
-    if body.description is not None:
-        found.description = body.description
-    if body.tags is not None:
-        found.tags = body.tags
+    body.apply_to(found)
     view = version_view(session, model, found)
     session.commit()
     return view

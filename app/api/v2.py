@@ -2,7 +2,6 @@
 and model metadata, readiness and inference, with the binary tensor data extension."""
 
 import re
-from importlib.metadata import version as installed_version
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -29,6 +28,7 @@ from app.oip.signature import Signature
 from app.registry.names import VERSION_MAX, is_name
 from app.registry.versions import version_numbers
 from app.serving.lookup import Target
+from app.version import package_version
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
@@ -65,9 +65,7 @@ def ready() -> ReadyOut | JSONResponse:
 
 @router.get("", response_model=ServerMetadataOut, summary="Server metadata")
 def server_metadata() -> ServerMetadataOut:
-    return ServerMetadataOut(
-        name="trainserve", version=installed_version("trainserve"), extensions=EXTENSIONS
-    )
+    return ServerMetadataOut(name="trainserve", version=package_version(), extensions=EXTENSIONS)
 
 
 async def _metadata(

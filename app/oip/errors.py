@@ -6,13 +6,8 @@ from fastapi.responses import JSONResponse
 from app.errors import AppError
 
 
-class ProtocolError(Exception):
-    status_code = 400
-
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        if status_code is not None:
-            self.status_code = status_code
+class ProtocolError(AppError):
+    """An AppError of the protocol's routes: its own handler renders it as {"error": ...}."""
 
 
 class BadRequest(ProtocolError):
@@ -25,7 +20,7 @@ class NotFound(ProtocolError):
 
 async def render_protocol_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ProtocolError)
-    return JSONResponse({"error": str(exc)}, status_code=exc.status_code)
+    return JSONResponse({"error": exc.message}, status_code=exc.status_code)
 
 
 def from_app_error(exc: AppError) -> ProtocolError:

@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.models import JOB_ID_MAX
+from app.models import JOB_ID_MAX, ModelVersion, RegisteredModel
 from app.registry.names import VERSION_MAX, Description, Tags
 
 
@@ -24,6 +24,13 @@ class Annotations(BaseModel):
 
     description: Description | None = None
     tags: Tags | None = None
+
+    def apply_to(self, target: RegisteredModel | ModelVersion) -> None:
+        """Replace the target's description and tags with those the PATCH gives."""
+        if self.description is not None:
+            target.description = self.description
+        if self.tags is not None:
+            target.tags = self.tags
 
 
 class AliasPut(BaseModel):

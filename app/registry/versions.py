@@ -6,7 +6,6 @@ do so anyway): version numbers are never given twice and no alias move is lost.
 """
 
 from dataclasses import dataclass
-from importlib.metadata import version as installed_version
 from typing import Any
 
 from sqlalchemy import select
@@ -16,8 +15,7 @@ from sqlalchemy.orm import Session
 from app.db import session_scope
 from app.errors import Conflict, NotFound
 from app.models import Dataset, Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
-
-PACKAGE = "trainserve"
+from app.version import package_version
 
 
 @dataclass(frozen=True)
@@ -112,7 +110,7 @@ def lineage(session: Session, job: Job) -> dict[str, Any]:
             "per_class_accuracy": job.per_class_accuracy,
         },
         "weights_sha256": job.model_sha256,
-        "package_version": installed_version(PACKAGE),
+        "package_version": package_version(),
         "trained_at": job.finished_at.isoformat() if job.finished_at else None,
     }
 

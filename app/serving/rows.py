@@ -13,9 +13,9 @@ def _named(names: list[str]) -> str:
     return shown + (f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else "")
 
 
-def features(rows: list[dict[str, float]], standardizer: Standardizer) -> torch.Tensor:
-    """The rows as the model's input, standardised as in training; 422 naming the first row
-    whose columns are not exactly the model's."""
+def column_values(rows: list[dict[str, float]], standardizer: Standardizer) -> torch.Tensor:
+    """The rows' raw values in the model's column order, (N, F) float64; 422 naming the first
+    row whose columns are not exactly the model's."""
     columns, known = standardizer.columns, set(standardizer.columns)
     for index, row in enumerate(rows):
         missing = [name for name in columns if name not in row]
@@ -25,5 +25,4 @@ def features(rows: list[dict[str, float]], standardizer: Standardizer) -> torch.
                 [f"unknown columns {_named(unknown)}"] if unknown else []
             )
             raise InvalidInput(f"rows[{index}]: {'; '.join(parts)}")
-    values = torch.tensor([[row[name] for name in columns] for row in rows], dtype=torch.float64)
-    return standardizer.apply(values)
+    return torch.tensor([[row[name] for name in columns] for row in rows], dtype=torch.float64)

@@ -1,6 +1,7 @@
 """What the prediction routes call: find the model that answers, and classify with it."""
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,10 +11,11 @@ from starlette.concurrency import run_in_threadpool
 from app.errors import InvalidInput
 from app.metrics import count_predictions
 from app.ml.predictor import Prediction
+from app.ml.standardizer import Standardizer
 from app.serving.batcher import Batcher, UploadRejected
 from app.serving.lookup import ServedModel, ServingJobs, Target
 from app.serving.model_cache import ModelCache
-from app.serving.rows import features
+from app.serving.rows import column_values
 
 
 @dataclass(frozen=True)
@@ -59,20 +61,9 @@ class Predictions:
         """Predictions for rows given by column name; 422 when the model was trained on images
         or a row's columns are not exactly the model's."""
         served, batcher = await self.model_for(target)
-        predictor = batcher.predictor
-        standardizer = predictor.standardizer
-        if standardizer is None:
+        if batcher.predictor.standardizer is None:
             raise InvalidInput(f"{served.label} was trained on images: send them to POST /predict")
-
-        def classify() -> list[Prediction]:
-            return predictor.predict(features(rows, standardizer))
-
-        # On the inference thread, like every forward pass; rows are not gathered across
-        # requests (one request's rows are one forward pass already).
-        loop = asyncio.get_running_loop()
-        predictions = await loop.run_in_executor(self.models.executor, classify)
-        count_predictions(served.model, served.version, len(predictions))
-        return Served(served, predictions)
+        return await self._classify_table(served, batcher, lambda s: column_values(rows, s))
 
     async def classify_pixels(
         self, served: ServedModel, batcher: Batcher, pixels: torch.Tensor
@@ -88,12 +79,23 @@ class Predictions:
     ) -> Served:
         """Predictions for a table model's raw feature values (N, F), in its column order;
         standardised as in training, on the inference thread."""
+        return await self._classify_table(served, batcher, lambda _standardizer: values)
+
+    async def _classify_table(
+        self,
+        served: ServedModel,
+        batcher: Batcher,
+        raw_values: Callable[[Standardizer], torch.Tensor],
+    ) -> Served:
+        """One forward pass over a table's rows, made, standardised and classified on the
+        inference thread like every forward pass (rows are not gathered across requests: one
+        request's rows are one forward pass already)."""
         predictor = batcher.predictor
         standardizer = predictor.standardizer
         assert standardizer is not None
 
         def classify() -> list[Prediction]:
-            return predictor.predict(standardizer.apply(values))
+            return predictor.predict(standardizer.apply(raw_values(standardizer)))
 
         loop = asyncio.get_running_loop()
         predictions = await loop.run_in_executor(self.models.executor, classify)

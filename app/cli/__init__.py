@@ -1,8 +1,11 @@
 """The `trainserve` command: run the service, or talk to one."""
 
+from typing import Annotated
+
 import typer
 
-from app.cli import client, models, server
+from app.cli import datasets, jobs, models, predicting, server, workers
+from app.version import package_version
 
 cli = typer.Typer(
     name="trainserve",
@@ -11,8 +14,34 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        print(f"trainserve {package_version()}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _options(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Train image classifiers over REST and serve them."""
+
+
 server.register(cli)
-client.register(cli)
+jobs.register(cli)
+workers.register(cli)
+predicting.register(cli)
+datasets.register(cli)
 models.register(cli)
 
 

@@ -7,24 +7,23 @@ from typing import Annotated, Any, Literal
 import typer
 
 from app.cli import render
-from app.cli.client import AsJson, JobId, Url, err, out, server
-from app.cli.remote import DEFAULT_URL
+from app.cli.connection import (
+    DEFAULT_URL,
+    AsJson,
+    JobId,
+    Url,
+    err,
+    fail,
+    key_values,
+    out,
+    server,
+)
 
 PANEL = "Registered models"
 SHA256_HEADER = "x-content-sha256"
 PRODUCTION = "production"
 
 ModelName = Annotated[str, typer.Argument(help="The registered model's name, e.g. cifar10.")]
-
-
-def _tags(pairs: list[str]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--tag")
-        tags[key] = value
-    return tags
 
 
 def register(cli: typer.Typer) -> None:
@@ -38,7 +37,7 @@ def register(cli: typer.Typer) -> None:
         if as_json:
             render.print_json(out, found)
         else:
-            out.print(render.models_table(found))
+            out.print(render.models_table(found, out.width))
 
     @cli.command(rich_help_panel=PANEL)
     def model(name: ModelName, url: Url = DEFAULT_URL, as_json: AsJson = False) -> None:
@@ -48,7 +47,7 @@ def register(cli: typer.Typer) -> None:
         if as_json:
             render.print_json(out, found)
         else:
-            out.print(render.versions_table(found))
+            out.print(render.versions_table(found, out.width))
 
     @cli.command("register", rich_help_panel=PANEL)
     def register_job(
@@ -63,7 +62,11 @@ def register(cli: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """Register a succeeded job's model as the next version of NAME."""
-        body = {"job_id": job_id, "description": description, "tags": _tags(tags or [])}
+        body = {
+            "job_id": job_id,
+            "description": description,
+            "tags": key_values(tags or [], "--tag"),
+        }
         with server(url) as remote:
             version = remote.request("POST", f"/models/{name}/versions", json=body)
         if as_json:
@@ -108,6 +111,7 @@ def register(cli: typer.Typer) -> None:
             typer.Option("--output", "-o", help="Where to write it (default: the server's name)."),
         ] = None,
         url: Url = DEFAULT_URL,
+        as_json: AsJson = False,
     ) -> None:
         """Download a version as ONNX, TorchScript, safetensors or its model card."""
         with server(url) as remote:
@@ -116,11 +120,14 @@ def register(cli: typer.Typer) -> None:
             )
         sha256 = hashlib.sha256(response.content).hexdigest()
         if sha256 != response.headers.get(SHA256_HEADER):
-            err.print(f"[red]error:[/] the download's sha256 {sha256} is not the server's")
-            raise typer.Exit(1)
+            fail(f"the download's sha256 {sha256} is not the server's")
         target = output or Path(_filename(response.headers.get("content-disposition", "")))
         target.write_bytes(response.content)
-        out.print(f"{target}: {len(response.content):,} bytes, sha256 {sha256}")
+        if as_json:
+            written = {"path": str(target), "bytes": len(response.content), "sha256": sha256}
+            render.print_json(out, written)
+        else:
+            out.print(f"{target}: {len(response.content):,} bytes, sha256 {sha256}")
 
 
 def _filename(disposition: str) -> str:

@@ -1,11 +1,12 @@
 """The server as the command line reaches it: JSON over HTTP, and a job's live event stream."""
 
+import io
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 from httpx_sse import SSEError, connect_sse
@@ -13,10 +14,17 @@ from httpx_sse import SSEError, connect_sse
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 RECONNECT_DELAYS_S = (0.5, 1, 2, 4, 8)
+NO_CONTENT = 204
+# A large archive is checked whole before the server answers.
+UPLOAD_TIMEOUT_S = 600
 
 
 class ServerError(Exception):
-    """What went wrong, as one line for the user."""
+    """What went wrong, as one line for the user; `status` is the HTTP status, if one came."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -44,7 +52,7 @@ class Remote:
         except httpx.TransportError as exc:
             raise ServerError(f"cannot reach the server at {self.url}: {exc}") from exc
         _raise_for_status(response)
-        return response.json()
+        return None if response.status_code == NO_CONTENT else response.json()
 
     def download(self, path: str, params: dict[str, Any]) -> httpx.Response:
         """A file the server answers with; ServerError with the server's words when it fails."""
@@ -83,6 +91,21 @@ class Remote:
                 time.sleep(RECONNECT_DELAYS_S[failures])
                 failures += 1
 
+    def upload(
+        self, path: str, file: Path, fields: dict[str, str], on_read: Callable[[int], None]
+    ) -> Any:
+        """POST a file as multipart form data, streamed from disk; `on_read` hears of every
+        chunk sent. The JSON answer, or ServerError."""
+        with file.open("rb") as opened:
+            reporting = _ReportingFile(opened, on_read)
+            return self.request(
+                "POST",
+                path,
+                files={"file": (file.name, reporting)},
+                data=fields,
+                timeout=httpx.Timeout(UPLOAD_TIMEOUT_S),
+            )
+
     def predict(self, image: Path, params: dict[str, Any]) -> dict[str, Any]:
         """The server's prediction for one image file; `params` name the model and top_k."""
         params = {name: value for name, value in params.items() if value is not None}
@@ -91,6 +114,29 @@ class Remote:
                 "POST", "/predict", files={"file": (image.name, file)}, params=params
             )
         return answer
+
+
+class _ReportingFile(io.RawIOBase):
+    """A file opened for reading that reports how many bytes have been read from it, so that an
+    upload's progress shows while httpx streams it."""
+
+    def __init__(self, file: BinaryIO, on_read: Callable[[int], None]) -> None:
+        self.file = file
+        self.on_read = on_read
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.file.read(size)
+        self.on_read(len(chunk))
+        return chunk
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
 
 
 def _raise_for_status(response: httpx.Response) -> None:
@@ -103,4 +149,4 @@ def _raise_for_status(response: httpx.Response) -> None:
         detail = response.text.strip() or response.reason_phrase
     if not isinstance(detail, str):
         detail = json.dumps(detail)
-    raise ServerError(f"{detail} (HTTP {response.status_code})")
+    raise ServerError(f"{detail} (HTTP {response.status_code})", response.status_code)

@@ -1,23 +1,17 @@
-"""What the command line prints: tables of jobs and metrics, and a job's live progress bar."""
+"""What the command line prints: lists and tables of jobs, their metrics and models."""
 
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from app.cli.remote import FINISHED, JobEvent
-
+# Spaces between a list's columns, and the least room its last column keeps on a narrow screen.
+COLUMN_GAP = 2
+MIN_NOTE_COLUMNS = 12
 STATUS_STYLES = {
     "queued": "yellow",
     "running": "cyan",
@@ -29,6 +23,11 @@ STATUS_STYLES = {
 
 def percent(fraction: float | None) -> str:
     return "-" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def literal(text: str) -> str:
+    """Text from the server, shown as it is (square brackets are not style markup)."""
+    return escape(text)
 
 
 def status_text(status: str) -> str:
@@ -43,6 +42,16 @@ def progress_text(job: dict[str, Any]) -> str:
     return f"epoch {progress['epoch']}/{progress['epochs']}, step {progress['step']}/{steps or '?'}"
 
 
+def progress_short(job: dict[str, Any]) -> str:
+    """Progress in a list's column: "epoch 1/2, 40%"."""
+    progress = job["progress"]
+    if progress["epoch"] == 0:
+        return "-"
+    steps = progress["steps_per_epoch"]
+    done = f", {100 * progress['step'] // steps}%" if steps else ""
+    return f"epoch {progress['epoch']}/{progress['epochs']}{done}"
+
+
 def answered_by(answer: dict[str, Any]) -> str:
     """Which model gave a prediction: "cifar10 v2, job 12", or "job 12"."""
     job = f"job {answer['job_id']}"
@@ -53,56 +62,89 @@ def print_json(console: Console, value: object) -> None:
     console.print_json(json.dumps(value))
 
 
-def jobs_table(jobs: Iterable[dict[str, Any]], total: int) -> Table:
-    table = Table(title=f"{total} job{'s' * (total != 1)}", title_justify="left")
-    for column in ("ID", "STATUS", "PROGRESS", "ACCURACY", "DEVICE", "CREATED", "NOTE"):
-        table.add_column(column, justify="right" if column in ("ID", "ACCURACY") else "left")
-    for job in jobs:
-        table.add_row(
+def listing(
+    title: str,
+    header: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    width: int,
+    right: Collection[str] = (),
+) -> Group:
+    """A list as `docker ps` prints one: a header, one line per item, no borders; the last
+    column (free text, such as an error) is cut with "…" so that a line fits in `width`."""
+    rows = [list(row) for row in rows]
+    widths = [
+        max([len(name)] + [Text.from_markup(row[index]).cell_len for row in rows])
+        for index, name in enumerate(header[:-1])
+    ]
+    room = max(MIN_NOTE_COLUMNS, width - sum(widths) - COLUMN_GAP * (len(header) - 1))
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in header:
+        table.add_column(name, justify="right" if name in right else "left", no_wrap=True)
+    for row in rows:
+        note = Text.from_markup(row[-1])
+        note.truncate(room, overflow="ellipsis")
+        table.add_row(*row[:-1], note)
+    # The title on its own line: as a table's title it would be padded to the table's width.
+    return Group(Text(title), table)
+
+
+def timestamp(iso: str) -> str:
+    """An ISO timestamp to the minute: "2026-11-30 01:52"."""
+    return iso[:16].replace("T", " ")
+
+
+def jobs_table(jobs: Iterable[dict[str, Any]], total: int, width: int) -> Group:
+    rows = (
+        (
             str(job["id"]),
             status_text(job["status"]),
-            progress_text(job),
+            progress_short(job),
             percent(job["test_accuracy"]),
             job["device"] or "-",
-            job["created_at"][:19].replace("T", " "),
-            job["error"] or job["waiting_reason"] or "",
+            timestamp(job["created_at"]),
+            literal(job["error"] or job["waiting_reason"] or ""),
         )
-    return table
+        for job in jobs
+    )
+    header = ("ID", "STATUS", "PROGRESS", "ACCURACY", "DEVICE", "CREATED", "NOTE")
+    return listing(plural(total, "job"), header, rows, width, right=("ID", "ACCURACY"))
 
 
-def models_table(models: list[dict[str, Any]]) -> Table:
-    count = len(models)
-    table = Table(title=f"{count} model{'s' * (count != 1)}", title_justify="left")
-    for column in ("NAME", "LATEST", "ALIASES", "DESCRIPTION"):
-        table.add_column(column)
-    for found in models:
-        latest = found["latest_version"]
-        table.add_row(
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'s' * (count != 1)}"
+
+
+def models_table(models: list[dict[str, Any]], width: int) -> Group:
+    rows = (
+        (
             found["name"],
-            "-" if latest is None else f"v{latest}",
+            "-" if found["latest_version"] is None else f"v{found['latest_version']}",
             ", ".join(f"{alias} -> v{v}" for alias, v in found["aliases"].items()) or "-",
-            found["description"],
+            literal(found["description"]),
         )
-    return table
+        for found in models
+    )
+    header = ("NAME", "LATEST", "ALIASES", "DESCRIPTION")
+    return listing(plural(len(models), "model"), header, rows, width)
 
 
-def versions_table(model: dict[str, Any]) -> Table:
-    table = Table(title=f"model {model['name']}", title_justify="left")
-    for column in ("VERSION", "ALIASES", "ACCURACY", "JOB", "DATASET", "CREATED", "NOTE"):
-        right = column in ("VERSION", "ACCURACY", "JOB")
-        table.add_column(column, justify="right" if right else "left")
+def versions_table(model: dict[str, Any], width: int) -> Group:
+    rows = []
     for version in model["versions"]:
         lineage = version["lineage"]
-        table.add_row(
-            f"v{version['version']}",
-            ", ".join(version["aliases"]) or "-",
-            percent(version["test_accuracy"]),
-            str(version["job_id"]),
-            f"{lineage['dataset']['id']} ({lineage.get('test_images') or '?'} test images)",
-            version["created_at"][:19].replace("T", " "),
-            version["promotion"] or version["description"],
+        rows.append(
+            (
+                f"v{version['version']}",
+                ", ".join(version["aliases"]) or "-",
+                percent(version["test_accuracy"]),
+                str(version["job_id"]),
+                lineage["dataset"]["id"],
+                literal(version["promotion"] or version["description"]),
+            )
         )
-    return table
+    header = ("VERSION", "ALIASES", "ACCURACY", "JOB", "DATASET", "NOTE")
+    right = ("VERSION", "ACCURACY", "JOB")
+    return listing(f"model {model['name']}", header, rows, width, right=right)
 
 
 def job_table(job: dict[str, Any]) -> Table:
@@ -118,11 +160,11 @@ def job_table(job: dict[str, Any]) -> Table:
         ("created", job["created_at"]),
         ("started", job["started_at"] or "-"),
         ("finished", job["finished_at"] or "-"),
-        ("config", json.dumps(job["config"], sort_keys=True)),
+        ("config", literal(json.dumps(job["config"], sort_keys=True))),
     ]
     for name in ("error", "waiting_reason", "retry_of"):
         if job[name] is not None:
-            rows.append((name.replace("_", " "), str(job[name])))
+            rows.append((name.replace("_", " "), literal(str(job[name]))))
     if job["cancel_requested"] and job["status"] == "running":
         rows.append(("cancel", "requested"))
     for name, value in rows:
@@ -176,77 +218,3 @@ def per_class_table(per_class: dict[str, float], overall: float | None) -> Table
     for name, accuracy in per_class.items():
         table.add_row(name, percent(accuracy), "█" * round(20 * accuracy))
     return table
-
-
-class LiveJob:
-    """A progress bar that follows a job's events: epoch, step, loss and time left."""
-
-    def __init__(self, console: Console, job: dict[str, Any]) -> None:
-        self.job_id = job["id"]
-        self.epochs: int = job["config"]["epochs"]
-        self.steps_per_epoch: int | None = job["progress"]["steps_per_epoch"]
-        self.status: str = job["status"]
-        self.final: dict[str, Any] | None = None
-        self.bar = Progress(
-            TextColumn("job {task.fields[job]}"),
-            TextColumn("{task.fields[status]}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-            TextColumn("step {task.fields[step]}"),
-            TextColumn("loss {task.fields[loss]}"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),
-            console=console,
-        )
-        self.task: TaskID = self.bar.add_task(
-            "training",
-            total=None,
-            job=self.job_id,
-            status=status_text(self.status),
-            epoch=0,
-            epochs=self.epochs,
-            step=0,
-            loss="-",
-        )
-
-    def __enter__(self) -> "LiveJob":
-        self.bar.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.bar.stop()
-
-    def show(self, event: JobEvent) -> None:
-        """Move the bar on by one event."""
-        data = event.data
-        if event.kind == "status":
-            self.status = data["status"]
-            self.bar.update(self.task, status=status_text(self.status))
-            if data["status"] in FINISHED:
-                self.final = data
-            elif data.get("reason"):
-                self.bar.console.print(f"job {self.job_id} requeued: {data['reason']}")
-        elif event.kind == "started":
-            self.steps_per_epoch = data["steps_per_epoch"]
-            self.bar.update(self.task, total=self.epochs * data["steps_per_epoch"])
-        elif event.kind in ("progress", "loss", "rewound"):
-            self._move(data["epoch"], data["step"])
-            if event.kind == "loss":
-                self.bar.update(self.task, loss=f"{data['loss']:.3f}")
-        elif event.kind == "epoch":
-            self._move(data["epoch"], self.steps_per_epoch or 0)
-            held_out = data.get("validation_loss")
-            validation = "" if held_out is None else f"validation loss {held_out:.3f}, "
-            self.bar.console.print(
-                f"epoch {data['epoch']}: train loss {data['train_loss']:.3f}, {validation}"
-                f"test loss {data['test_loss']:.3f}, "
-                f"test accuracy {percent(data['test_accuracy'])}"
-            )
-        elif event.kind == "cancel_requested":
-            self.bar.console.print(f"job {self.job_id}: cancel requested")
-
-    def _move(self, epoch: int, step: int) -> None:
-        done = (epoch - 1) * (self.steps_per_epoch or 0) + step if epoch else 0
-        self.bar.update(self.task, completed=done, epoch=epoch, step=step)

@@ -16,6 +16,7 @@ from tests.conftest import Env
 from tests.e2e.browser import browser  # noqa: F401  (the fixture, for every browser test)
 
 START_TIMEOUT_S = 60
+ADMIN_KEY = "e2e-admin-key"
 TRAINSERVE = str(Path(sys.executable).parent / "trainserve")  # the installed console script
 
 
@@ -112,6 +113,15 @@ def service(env: Env) -> Iterator[Service]:
     running = Service(env)
     yield running
     running.stop_all()
+
+
+@pytest.fixture
+def keyed_service(service: Service) -> Service:
+    """An API with an admin key (ADMIN_KEY) and one worker."""
+    service.overrides["TRAINSERVE_ADMIN_KEY"] = ADMIN_KEY
+    service.start_api()
+    service.start_worker()
+    return service
 
 
 def wait_for(

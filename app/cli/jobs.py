@@ -1,56 +1,25 @@
-"""`trainserve submit|jobs|show|metrics|cancel|predict`: the server, from the command line."""
+"""`trainserve submit|jobs|show|metrics|cancel|retry|delete`: training jobs from the command
+line."""
 
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from app.cli import render
-from app.cli.remote import DEFAULT_URL, FINISHED, Remote, ServerError
+from app.cli.connection import DEFAULT_URL, AsJson, JobId, Url, err, key_values, out, server
+from app.cli.live import follow_job
+from app.cli.remote import FINISHED
 
-PANEL = "Talk to a server"
-API_KEY_VARIABLE = "TRAINSERVE_API_KEY"
+PANEL = "Training jobs"
 
-Url = Annotated[
-    str,
-    typer.Option(
-        "--url", envvar="TRAINSERVE_URL", help="The server (its API key: $TRAINSERVE_API_KEY)."
-    ),
-]
-JobId = Annotated[int, typer.Argument(min=1, help="The job's id.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the server's JSON as it is.")]
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Follow the job live until it ends.")]
-
-out = Console(highlight=False)
-# An error is one line, however narrow the terminal.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def server(url: str) -> Iterator[Remote]:
-    """The server at `url`; a ServerError inside ends the command with its line and exit 1."""
-    remote = Remote(url, os.environ.get(API_KEY_VARIABLE) or None)
-    try:
-        yield remote
-    except ServerError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(1) from None
-    finally:
-        remote.close()
 
 
 def parse_settings(pairs: list[str]) -> dict[str, Any]:
     """KEY=VALUE pairs as job fields; a VALUE that reads as JSON is taken as JSON."""
     fields: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
+    for key, value in key_values(pairs, "--set").items():
         try:
             fields[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -58,32 +27,18 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
     return fields
 
 
-def follow_job(remote: Remote, job: dict[str, Any]) -> None:
-    """Show the job's progress until it ends, then its results; exit 1 unless it succeeded."""
-    live = render.LiveJob(out, job)
-    try:
-        with live:
-            for event in remote.follow(job["id"]):
-                live.show(event)
-    except KeyboardInterrupt:
-        err.print(
-            f"stopped following; job {job['id']} goes on (trainserve show {job['id']} --follow)"
-        )
-        raise typer.Exit(130) from None
-    final = live.final or {}
-    status = final.get("status", live.status)
-    if status == "succeeded":
-        if final.get("best_epoch"):
-            out.print(f"early stopping kept the weights of epoch {final['best_epoch']}")
-        out.print(render.per_class_table(final["per_class_accuracy"], final["test_accuracy"]))
+def print_queued(job: dict[str, Any], as_json: bool, what: str = "") -> None:
+    """A job just queued: its JSON, or its id and status (and why it waits, if it does)."""
+    if as_json:
+        render.print_json(out, job)
         return
-    reason = f": {final['error']}" if final.get("error") else ""
-    err.print(f"[red]job {job['id']} {status}[/]{reason}")
-    raise typer.Exit(1)
+    out.print(f"job {job['id']}{what} {render.status_text(job['status'])}")
+    if job["waiting_reason"]:
+        err.print(f"[yellow]note:[/] {render.literal(job['waiting_reason'])}")
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the commands that talk to a running server."""
+    """Add the commands for training jobs."""
 
     @cli.command(rich_help_panel=PANEL)
     def submit(
@@ -105,6 +60,9 @@ def register(cli: typer.Typer) -> None:
         max_test_samples: Annotated[int | None, typer.Option(min=1)] = None,
         log_every: Annotated[
             int | None, typer.Option(min=1, help="Mini-batches per loss point.")
+        ] = None,
+        dataset: Annotated[
+            str | None, typer.Option(help="An uploaded dataset's id (default: CIFAR-10).")
         ] = None,
         settings: Annotated[
             list[str] | None,
@@ -129,19 +87,16 @@ def register(cli: typer.Typer) -> None:
             "max_train_samples": max_train_samples,
             "max_test_samples": max_test_samples,
             "log_every": log_every,
+            "dataset": dataset,
         }
         body = {field: value for field, value in options.items() if value is not None}
         body.update(parse_settings(settings or []))
         with server(url) as remote:
             job = remote.request("POST", "/jobs", json=body)
-            if as_json:
-                render.print_json(out, job)
-            else:
-                out.print(f"job {job['id']} {render.status_text(job['status'])}")
-                if job["waiting_reason"]:
-                    err.print(f"[yellow]note:[/] {job['waiting_reason']}")
+            if not (follow and as_json):  # --follow --json prints the finished job alone
+                print_queued(job, as_json)
             if follow:
-                follow_job(remote, job)
+                follow_job(remote, job, out, as_json)
 
     @cli.command(rich_help_panel=PANEL)
     def jobs(
@@ -157,7 +112,7 @@ def register(cli: typer.Typer) -> None:
         if as_json:
             render.print_json(out, page)
         else:
-            out.print(render.jobs_table(page["items"], page["total"]))
+            out.print(render.jobs_table(page["items"], page["total"], out.width))
 
     @cli.command(rich_help_panel=PANEL)
     def show(
@@ -171,7 +126,7 @@ def register(cli: typer.Typer) -> None:
             else:
                 out.print(render.job_table(job))
             if follow and job["status"] not in FINISHED:
-                follow_job(remote, job)
+                follow_job(remote, job, out, as_json)
 
     @cli.command(rich_help_panel=PANEL)
     def metrics(job_id: JobId, url: Url = DEFAULT_URL, as_json: AsJson = False) -> None:
@@ -199,46 +154,22 @@ def register(cli: typer.Typer) -> None:
             out.print(f"job {job_id}: cancel requested; its worker stops it within seconds")
 
     @cli.command(rich_help_panel=PANEL)
-    def predict(
-        images: Annotated[
-            list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")
-        ],
-        url: Url = DEFAULT_URL,
-        model: Annotated[
-            str | None,
-            typer.Option(help="The registered model (default: the server's default model)."),
-        ] = None,
-        alias: Annotated[
-            str | None, typer.Option(help="The model's alias to use (default: production).")
-        ] = None,
-        version: Annotated[int | None, typer.Option(min=1, help="The model's version.")] = None,
-        job: Annotated[
-            int | None, typer.Option(min=1, help="The job whose model answers, instead.")
-        ] = None,
-        top: Annotated[int, typer.Option(min=1, help="Classes to show for each image.")] = 1,
-        as_json: AsJson = False,
+    def retry(
+        job_id: JobId, url: Url = DEFAULT_URL, follow: Follow = False, as_json: AsJson = False
     ) -> None:
-        """Classify images with a registered model (by default the server's default model at
-        production), or with a job's model."""
-        params = {"model": model, "alias": alias, "version": version, "job_id": job, "top_k": top}
-        failed = 0
-        answers: list[dict[str, Any]] = []
+        """Run a failed or cancelled job again, as a new job with the same config."""
         with server(url) as remote:
-            for image in images:
-                try:
-                    answer = remote.predict(image, params)
-                except ServerError as exc:
-                    err.print(f"[red]error:[/] {image}: {exc}")
-                    failed += 1
-                    continue
-                answers.append({"image": str(image), **answer})
-                if not as_json:
-                    ranked = ", ".join(
-                        f"{top_class['label']} {render.percent(top_class['probability'])}"
-                        for top_class in answer["top_k"]
-                    )
-                    out.print(f"{image}: {ranked} ({render.answered_by(answer)})")
-        if as_json:
-            render.print_json(out, answers)
-        if failed:
-            raise typer.Exit(1)
+            job = remote.request("POST", f"/jobs/{job_id}/retry")
+            if not (follow and as_json):
+                print_queued(job, as_json, what=f" (a retry of job {job_id})")
+            if follow:
+                follow_job(remote, job, out, as_json)
+
+    @cli.command(rich_help_panel=PANEL)
+    def delete(job_id: JobId, url: Url = DEFAULT_URL) -> None:
+        """Delete a finished job with its model and checkpoints.
+
+        Refused for a job whose model a registered version serves."""
+        with server(url) as remote:
+            remote.request("DELETE", f"/jobs/{job_id}")
+        out.print(f"job {job_id} deleted")

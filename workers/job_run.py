@@ -1,5 +1,6 @@
 """One claimed job as the worker runs it: its lease heartbeat, its records and its checkpoints."""
 
+import contextvars
 import logging
 import threading
 import time
@@ -45,8 +46,12 @@ class JobRun:
         self._finished = threading.Event()
         self._position = (0, 0)
         self._last_checkpoint = time.monotonic()
+        # Started with a copy of this context: its lines carry the job's id as the worker's do.
         self._heartbeat = threading.Thread(
-            target=self._beat, name=f"heartbeat-job-{lease.job_id}", daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._beat,),
+            name=f"heartbeat-job-{lease.job_id}",
+            daemon=True,
         )
 
     # -- lease -------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from app.jobs.worker_registry import (
     unregister_worker,
     worker_heartbeat,
 )
-from app.logs import configure_logging
+from app.logs import configure_logging, logging_job
 from app.migrations import schema_is_current
 from app.ml.checkpoints import save_model
 from app.ml.cifar10 import DatasetError
@@ -155,16 +155,17 @@ class Worker:
             )
         if lease is None:
             return False
-        log.info(
-            "worker %s claimed job %s (attempt %d)", self.worker_id, lease.job_id, lease.attempt
-        )
-        self.current_job = lease.job_id
-        try:
-            self._run_job(lease)
-        except LostJob as exc:
-            log.warning("%s; leaving it to its new owner", exc)
-        finally:
-            self.current_job = None
+        with logging_job(lease.job_id):
+            log.info(
+                "worker %s claimed job %s (attempt %d)", self.worker_id, lease.job_id, lease.attempt
+            )
+            self.current_job = lease.job_id
+            try:
+                self._run_job(lease)
+            except LostJob as exc:
+                log.warning("%s; leaving it to its new owner", exc)
+            finally:
+                self.current_job = None
         return True
 
     def _run_job(self, lease: Lease) -> None:
@@ -265,7 +266,7 @@ class Worker:
 def main() -> None:
     """Entry point of `trainserve worker` and `python -m workers`."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     worker = Worker(settings)
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)

@@ -64,15 +64,10 @@ async def _render_app_error(_request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _render_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # The traceback goes to the log, never to the client; the request id ties the two together.
+    # The traceback goes to the log, never to the client; the request id, which the log line
+    # carries as every line of the request does, ties the two together.
     request_id = request.scope.get("state", {}).get("request_id", "-")
-    log.error(
-        "request %s: unexpected error on %s %s",
-        request_id,
-        request.method,
-        request.url.path,
-        exc_info=exc,
-    )
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error", "request_id": request_id}, status_code=500)
 
 

@@ -1,8 +1,8 @@
 """Prometheus metrics: what the API measures itself, and what the database says of the jobs.
 
-Workers expose no port: their figures (each running job's training rate) reach the API through
-the database, where every heartbeat stores them, and are read at each scrape along with the
-jobs by status. With several API server processes, each writes its own samples to
+Workers expose no port: their figures (the images each has trained) reach the API through the
+database, where every heartbeat stores them, and are read at each scrape along with the jobs by
+status. With several API server processes, each writes its own samples to
 PROMETHEUS_MULTIPROC_DIR (set by `trainserve api --workers N`) and a scrape adds them up.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import session_scope
-from app.models import Job, JobStatus
+from app.models import Job, JobStatus, WorkerRecord
 
 REQUESTS = Counter(
     "trainserve_http_requests", "HTTP requests answered", ["method", "route", "status"]
@@ -114,36 +114,34 @@ class RequestMetrics:
 
 
 class JobsCollector(Collector):
-    """Jobs by status, the queue's depth and running jobs' training rates, read at scrape."""
+    """Jobs by status and the images each worker has trained, read from the database at scrape.
+
+    The images are a counter per worker process (its record holds the running total), so that
+    rate() gives the training speed: deleting a job leaves it as it is, and a worker that stops
+    or restarts ends its series as any process's counter does.
+    """
 
     def collect(self) -> Iterator[Metric]:
         with session_scope() as session:
             counts = dict(
                 session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
             )
-            running = session.execute(
-                select(Job.id, Job.worker_id, Job.device, Job.images_per_s).where(
-                    Job.status == JobStatus.RUNNING
-                )
+            trained = session.execute(
+                select(WorkerRecord.id, WorkerRecord.images_trained).order_by(WorkerRecord.id)
             ).all()
         jobs = GaugeMetricFamily("trainserve_jobs", "Jobs by status", labels=["status"])
         for status in JobStatus:
             jobs.add_metric([status.value], counts.get(status.value, 0))
         yield jobs
-        yield GaugeMetricFamily(
-            "trainserve_queue_depth",
-            "Jobs waiting for a worker",
-            value=counts.get(JobStatus.QUEUED.value, 0),
+        images = CounterMetricFamily(
+            "trainserve_training_images",
+            "Images each worker process has trained on, over all its jobs (an image trained "
+            "again after a job resumes from an earlier checkpoint counts again)",
+            labels=["worker"],
         )
-        rates = GaugeMetricFamily(
-            "trainserve_training_images_per_second",
-            "Training images a second of each running job, over its last heartbeat interval",
-            labels=["job_id", "worker", "device"],
-        )
-        for job_id, worker, device, rate in running:
-            if rate is not None:
-                rates.add_metric([str(job_id), worker or "", device or ""], rate)
-        yield rates
+        for worker, count in trained:
+            images.add_metric([worker], count)
+        yield images
 
 
 def exposition() -> bytes:

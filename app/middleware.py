@@ -12,6 +12,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import logs
 from app.settings import Settings
 
 JSON_BODY_LIMIT_BYTES = 64 * 1024
@@ -77,6 +78,11 @@ class RequestId:
         )
         # Kept in the scope, where the 500 handler (outside this middleware) still sees it.
         scope.setdefault("state", {})["request_id"] = request_id
+        # Every line logged for this request carries its id. Not reset on the way out: the server
+        # runs each request in its own task, whose copy of the context ends with it, and the 500
+        # handler and the server's access and error lines, all written after this returns, are
+        # the request's lines too.
+        logs.request_id.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

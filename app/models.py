@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -143,6 +144,10 @@ class WorkerRecord(Base):
     gpus: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     torch_version: Mapped[str] = mapped_column(String(64))
     current_job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    # Training images this worker process has trained, over all its jobs (an image trained
+    # again after a rewind to a checkpoint counts again): the worker's heartbeat stores its
+    # running total, which /metrics reads as a counter.
+    images_trained: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class JobEvent(Base):

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.logs import LogFormat
+
 OFFICIAL_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
@@ -128,6 +130,10 @@ class Settings(BaseSettings):
         description="How long a stopping API waits for open requests and event streams.",
     )
     log_level: str = Field(default="INFO", description="Log level of the API and the worker.")
+    log_format: LogFormat = Field(
+        default="text",
+        description="How log lines are written: text, or one JSON object a line (json).",
+    )
     model_cache_size: int = Field(
         default=4, ge=1, description="Trained models kept in memory by the API."
     )

@@ -1,5 +1,6 @@
 """One claimed job as the worker runs it: its lease heartbeat, its records and its checkpoints."""
 
+import contextvars
 import logging
 import threading
 import time
@@ -24,6 +25,16 @@ from workers.training.run_state import snapshot_history
 log = logging.getLogger("trainserve.worker")
 
 
+class TrainedImages:
+    """The training images a worker process has trained, over all its jobs: it only grows.
+
+    Only the training thread adds to it; the heartbeat reads it (reading an int needs no lock).
+    """
+
+    def __init__(self) -> None:
+        self.total = 0
+
+
 class JobRun:
     """Training hooks for one leased job, with a heartbeat thread that keeps the lease alive.
 
@@ -31,11 +42,19 @@ class JobRun:
     the lease is lost it says so, and training stops without writing anything more.
     """
 
-    def __init__(self, lease: Lease, settings: Settings, shutdown: threading.Event) -> None:
+    def __init__(
+        self,
+        lease: Lease,
+        settings: Settings,
+        shutdown: threading.Event,
+        trained: TrainedImages,
+    ) -> None:
         self.lease, self.settings, self.shutdown = lease, settings, shutdown
-        self.batch_size: int | None = None  # known once the data is loaded
-        self.steps_per_epoch: int | None = None
-        self._rate_mark: tuple[float, int] | None = None  # (time, global step) at the last beat
+        self.trained = trained
+        # Both known once the data is loaded.
+        self.batch_size: int | None = None
+        self.train_images: int | None = None
+        self._rate_mark: tuple[float, int] | None = None  # (time, images) at the last beat
         self.checkpoints = CheckpointStore(
             checkpoint_folder(settings.artifacts_dir, lease.job_id),
             pause_s=settings.failpoint_checkpoint_pause_seconds,
@@ -45,8 +64,12 @@ class JobRun:
         self._finished = threading.Event()
         self._position = (0, 0)
         self._last_checkpoint = time.monotonic()
+        # Started with a copy of this context: its lines carry the job's id as the worker's do.
         self._heartbeat = threading.Thread(
-            target=self._beat, name=f"heartbeat-job-{lease.job_id}", daemon=True
+            target=contextvars.copy_context().run,
+            args=(self._beat,),
+            name=f"heartbeat-job-{lease.job_id}",
+            daemon=True,
         )
 
     # -- lease -------------------------------------------------------------------------------
@@ -59,15 +82,34 @@ class JobRun:
         self._finished.set()
         self._heartbeat.join()
 
+    def _images_at(self, epoch: int, step: int) -> int | None:
+        """Training images of this job up to `step` of `epoch`; None before the data is known.
+
+        Every batch of an epoch is full but its last, which takes what is left.
+        """
+        if self.batch_size is None or self.train_images is None:
+            return None
+        if epoch < 1:  # not started
+            return 0
+        return (epoch - 1) * self.train_images + min(step * self.batch_size, self.train_images)
+
     def _images_per_s(self, epoch: int, step: int) -> float | None:
         """Training images a second since the last beat; None until two beats have seen it."""
-        if self.steps_per_epoch is None or self.batch_size is None or epoch < 1:
+        done = self._images_at(epoch, step)
+        if done is None or epoch < 1:
             return None
-        now, done = time.monotonic(), (epoch - 1) * self.steps_per_epoch + step
+        now = time.monotonic()
         mark, self._rate_mark = self._rate_mark, (now, done)
         if mark is None or now <= mark[0] or done < mark[1]:
             return None
-        return (done - mark[1]) * self.batch_size / (now - mark[0])
+        return (done - mark[1]) / (now - mark[0])
+
+    def _advance(self, epoch: int, step: int) -> None:
+        """Training has reached `step` of `epoch`: count the images trained since the last call."""
+        before, after = self._images_at(*self._position), self._images_at(epoch, step)
+        if before is not None and after is not None and after > before:
+            self.trained.total += after - before
+        self._position = (epoch, step)
 
     def _beat(self) -> None:
         while not self._finished.wait(self.settings.heartbeat_seconds):
@@ -125,7 +167,6 @@ class JobRun:
         log.info(
             "job %s: training on %s, %d steps per epoch", self.lease.job_id, device, steps_per_epoch
         )
-        self.steps_per_epoch = steps_per_epoch
         with session_scope(write=True) as session:
             record_start(
                 session,
@@ -136,10 +177,10 @@ class JobRun:
             )
 
     def progress(self, epoch: int, step: int) -> None:
-        self._position = (epoch, step)  # the heartbeat stores it
+        self._advance(epoch, step)  # the heartbeat stores the position
 
     def loss_point(self, epoch: int, step: int, loss: float) -> None:
-        self._position = (epoch, step)
+        self._advance(epoch, step)
         log.info("job %s: [%d, %5d] loss: %.3f", self.lease.job_id, epoch, step, loss)
         with session_scope(write=True) as session:
             record_loss_point(session, self.lease, LossRecord(epoch=epoch, step=step, loss=loss))

@@ -31,7 +31,7 @@ from app.jobs.worker_registry import (
     unregister_worker,
     worker_heartbeat,
 )
-from app.logs import configure_logging
+from app.logs import configure_logging, logging_job
 from app.migrations import schema_is_current
 from app.ml.checkpoints import save_model
 from app.ml.cifar10 import DatasetError
@@ -39,7 +39,7 @@ from app.models import Job
 from app.settings import Settings, get_settings
 from workers.dataset_cache import DatasetCache, hold_out, limit_samples
 from workers.ingest import claim_dataset, ingest
-from workers.job_run import JobRun
+from workers.job_run import JobRun, TrainedImages
 from workers.offer import detect_offer
 from workers.training.data_parallel import train_data_parallel
 from workers.training.hooks import (
@@ -70,7 +70,11 @@ class Worker:
         self.stop = threading.Event()
         self.datasets = DatasetCache(settings)
         self.current_job: int | None = None
+        self.trained = TrainedImages()
         self._gone = threading.Event()
+        # The heartbeat thread and the end of each job both store `trained`: one at a time, so
+        # that an older total is never written over a newer one.
+        self._record_lock = threading.Lock()
 
     def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
         """Stop after handing the current job back to the queue."""
@@ -97,14 +101,24 @@ class Worker:
             register_worker(session, self.worker_id, self.offer)
 
     def _beat(self) -> None:
-        """Keeps the worker's record live, with the job it runs, until the worker ends."""
+        """Keeps the worker's record live, with the job it runs and the images it has trained,
+        until the worker ends."""
         while not self._gone.wait(self.settings.heartbeat_seconds):
             try:
-                with session_scope(write=True) as session:
-                    if not worker_heartbeat(session, self.worker_id, self.current_job):
-                        register_worker(session, self.worker_id, self.offer)
+                with self._record_lock, session_scope(write=True) as session:
+                    total = self.trained.total
+                    if not worker_heartbeat(session, self.worker_id, self.current_job, total):
+                        register_worker(session, self.worker_id, self.offer, total)
             except Exception:
                 log.exception("worker %s: heartbeat failed; retrying", self.worker_id)
+
+    def _record_trained(self) -> None:
+        """Store the images trained so far now, so that a finished job's are all counted at once."""
+        try:
+            with self._record_lock, session_scope(write=True) as session:
+                worker_heartbeat(session, self.worker_id, None, self.trained.total)
+        except Exception:
+            log.exception("worker %s: could not store its images; retrying", self.worker_id)
 
     def run_forever(self) -> None:
         """Claim and run jobs until stopped."""
@@ -155,16 +169,18 @@ class Worker:
             )
         if lease is None:
             return False
-        log.info(
-            "worker %s claimed job %s (attempt %d)", self.worker_id, lease.job_id, lease.attempt
-        )
-        self.current_job = lease.job_id
-        try:
-            self._run_job(lease)
-        except LostJob as exc:
-            log.warning("%s; leaving it to its new owner", exc)
-        finally:
-            self.current_job = None
+        with logging_job(lease.job_id):
+            log.info(
+                "worker %s claimed job %s (attempt %d)", self.worker_id, lease.job_id, lease.attempt
+            )
+            self.current_job = lease.job_id
+            try:
+                self._run_job(lease)
+            except LostJob as exc:
+                log.warning("%s; leaving it to its new owner", exc)
+            finally:
+                self.current_job = None
+                self._record_trained()
         return True
 
     def _run_job(self, lease: Lease) -> None:
@@ -209,7 +225,7 @@ class Worker:
             job = session.get(Job, lease.job_id)
             assert job is not None
             config = JobConfig.from_stored(job.config)
-        with JobRun(lease, self.settings, self.stop) as run:
+        with JobRun(lease, self.settings, self.stop, self.trained) as run:
             dataset = limit_samples(
                 self.datasets.load(config.dataset),
                 config.max_train_samples,
@@ -224,7 +240,7 @@ class Worker:
                 validation_set=validation,
                 resume=run.load_checkpoint(),
             )
-            run.batch_size = inputs.batch_size
+            run.batch_size, run.train_images = inputs.batch_size, len(training)
             if config.processes == 1:
                 result = train(inputs, run)
             else:
@@ -265,7 +281,7 @@ class Worker:
 def main() -> None:
     """Entry point of `trainserve worker` and `python -m workers`."""
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     worker = Worker(settings)
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from app.logs import configure_logging
+from app.logs import configure_logging, logging_config
 from app.parent_death import signal_when_parent_dies
 from app.settings import Settings, get_settings
 
@@ -61,6 +61,9 @@ def run_api(host: str, port: int, workers: int = 1) -> None:
             port=port,
             workers=workers,
             log_level=settings.log_level.lower(),
+            # uvicorn applies this in each of its server processes; its own default would print
+            # its lines in its own format, whatever TRAINSERVE_LOG_FORMAT says.
+            log_config=logging_config(settings.log_level, settings.log_format),
             # Event streams stay open until their job ends: without a limit, a stop would wait
             # for every one of them.
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
@@ -176,4 +179,5 @@ class Checked(StrEnum):
 
 
 def _logging() -> None:
-    configure_logging(get_settings().log_level)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)

@@ -7,6 +7,7 @@ Callers pass sessions opened with `session_scope(write=True)`. Each change also 
 event to the job's event log (app/jobs/events.py), in the same transaction.
 """
 
+import logging
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from app.jobs.events import EventKind, append_event, status_event
 from app.jobs.placement import gpus_needed
 from app.models import Job, JobStatus
 from app.registry.promotion import register_finished_job
+
+log = logging.getLogger("trainserve.jobs")
 
 
 class LostJob(Exception):
@@ -70,6 +73,8 @@ def create_job(
     session.add(job)
     session.flush()
     status_event(session, job.id, JobStatus.QUEUED, retry_of=retry_of)
+    retry = "" if retry_of is None else f" (a retry of job {retry_of})"
+    log.info("job %d queued%s: %s on %s", job.id, retry, config.model, config.dataset)
     return job
 
 

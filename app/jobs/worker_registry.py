@@ -35,8 +35,11 @@ class WorkerOffer:
     gpus: tuple[Gpu, ...] = field(default=())
 
 
-def register_worker(session: Session, worker_id: str, offer: WorkerOffer) -> None:
-    """Record (or record again) a worker as live, forgetting long-dead ones."""
+def register_worker(
+    session: Session, worker_id: str, offer: WorkerOffer, images_trained: int = 0
+) -> None:
+    """Record (or record again, with the images it has trained so far) a worker as live,
+    forgetting long-dead ones."""
     now = utcnow()
     session.execute(delete(WorkerRecord).where(WorkerRecord.heartbeat_at < now - FORGET_AFTER))
     session.execute(delete(WorkerRecord).where(WorkerRecord.id == worker_id))
@@ -52,16 +55,20 @@ def register_worker(session: Session, worker_id: str, offer: WorkerOffer) -> Non
             gpus=[asdict(gpu) for gpu in offer.gpus],
             torch_version=offer.torch_version,
             current_job_id=None,
+            images_trained=images_trained,
         )
     )
 
 
-def worker_heartbeat(session: Session, worker_id: str, current_job_id: int | None) -> bool:
-    """Renew a worker's heartbeat and say what it runs; False if its record is gone."""
+def worker_heartbeat(
+    session: Session, worker_id: str, current_job_id: int | None, images_trained: int
+) -> bool:
+    """Renew a worker's heartbeat and say what it runs and how many images it has trained in
+    all; False if its record is gone."""
     renewed = session.execute(
         update(WorkerRecord)
         .where(WorkerRecord.id == worker_id)
-        .values(heartbeat_at=utcnow(), current_job_id=current_job_id)
+        .values(heartbeat_at=utcnow(), current_job_id=current_job_id, images_trained=images_trained)
     ).rowcount  # type: ignore[attr-defined]
     return bool(renewed)
 

@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from app.db import get_engine
+from app.logs import ContextFields
 from app.main import create_app
 from app.settings import get_settings
 from tests.conftest import Env
@@ -24,14 +25,18 @@ def test_an_unexpected_error_is_a_bare_500_with_a_request_id(
                 *("loss_point", "epoch_result", "job_event", "worker", "job"),
             ):
                 db.execute(text(f"DROP TABLE {table}"))
+        caplog.handler.addFilter(ContextFields())  # as the service's own handler has
         with caplog.at_level(logging.ERROR, logger="trainserve.api"):
             response = client.get("/jobs", headers={"X-Request-ID": "req-42"})
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error", "request_id": "req-42"}
     assert "Traceback" not in response.text
     assert "sqlite" not in response.text.lower() and "psycopg" not in response.text.lower()
-    logged = [r for r in caplog.records if "req-42" in r.getMessage()]
-    assert logged and logged[0].exc_info is not None  # the traceback is in the log, under the id
+    logged = [r for r in caplog.records if r.name == "trainserve.api"]
+    assert [(r.getMessage(), r.request_id) for r in logged] == [  # type: ignore[attr-defined]
+        ("unexpected error on GET /jobs", "req-42")
+    ]
+    assert logged[0].exc_info is not None  # the traceback is in the log, under the id
 
 
 def test_every_response_carries_a_request_id(client: TestClient) -> None:

@@ -1,3 +1,4 @@
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,9 +11,10 @@ from sqlalchemy import select
 from app.db import session_scope
 from app.jobs.config import JobConfig, JobCreate
 from app.jobs.transitions import claim_next_job, create_job
+from app.jobs.worker_registry import register_worker
 from app.migrations import upgrade_to_head
 from app.ml.checkpoints import load_model
-from app.models import Job, JobStatus, LossPoint
+from app.models import Job, JobStatus, LossPoint, WorkerRecord
 from tests.conftest import Env, synthetic_split, write_cifar_layout
 from workers.worker import Worker
 
@@ -130,6 +132,21 @@ def loss_point_count(job_id: int) -> int:
         return len(session.scalars(select(LossPoint).where(LossPoint.job_id == job_id)).all())
 
 
+def registered(worker: Worker) -> Worker:
+    """The worker with its record, as run_forever makes it."""
+    with session_scope(write=True) as session:
+        register_worker(session, worker.worker_id, worker.offer)
+    return worker
+
+
+def images_trained(worker_id: str) -> int:
+    """What the worker's record says it has trained (what /metrics exposes)."""
+    with session_scope() as session:
+        record = session.get(WorkerRecord, worker_id)
+        assert record is not None
+        return record.images_trained
+
+
 def test_stop_checkpoints_and_the_next_worker_resumes_exactly(
     migrated_env: Env, synthetic_cifar: Path
 ) -> None:
@@ -139,7 +156,7 @@ def test_stop_checkpoints_and_the_next_worker_resumes_exactly(
     reference = load(straight)
 
     job_id = queue(epochs=3, log_every=5, seed=4)
-    first = Worker(settings, worker_id="w1")
+    first = registered(Worker(settings, worker_id="w1"))
     watcher = stop_when(first, lambda: loss_point_count(job_id) >= 3)
     first.run_once()
     watcher.join()
@@ -150,8 +167,14 @@ def test_stop_checkpoints_and_the_next_worker_resumes_exactly(
     assert len(job.loss_points) >= 3
     checkpoints = list((migrated_env.artifacts_dir / f"jobs/{job_id}/checkpoints").iterdir())
     assert len(checkpoints) == 1
+    # The first worker trained up to its checkpoint (batches of 4 of the 400 images); the second
+    # from there to the end.
+    epoch, step = map(int, re.findall(r"\d+", checkpoints[0].name))
+    stopped_at = (epoch - 1) * 400 + 4 * step
+    assert images_trained("w1") == stopped_at
 
-    assert Worker(settings, worker_id="w2").run_once()
+    assert registered(Worker(settings, worker_id="w2")).run_once()
+    assert images_trained("w2") == 3 * 400 - stopped_at
     job = load(job_id)
     assert job.status == JobStatus.SUCCEEDED and job.worker_id == "w2" and job.attempts == 1
     assert [(p.epoch, p.step) for p in job.loss_points] == [
@@ -252,8 +275,10 @@ def test_a_two_process_job_trains_as_the_same_job_in_one(
     limits = {"max_train_samples": 200, "max_test_samples": 50, "batch_size": 5}
     one = queue(**limits)
     two = queue(**limits, device="auto", cpu_processes=2)
-    worker = Worker(migrated_env.settings(), worker_id="w1")
+    worker = registered(Worker(migrated_env.settings(), worker_id="w1"))
     assert worker.run_once() and worker.run_once()
+    # Two jobs of two epochs of 200 images; the two processes' shares of a batch count once.
+    assert images_trained("w1") == 2 * 2 * 200
 
     single, double = load(one), load(two)
     assert double.status == JobStatus.SUCCEEDED, double.error

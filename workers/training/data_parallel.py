@@ -22,8 +22,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from app import logs
 from app.jobs.config import JobConfig
 from app.parent_death import signal_when_parent_dies
+from app.settings import get_settings
 from workers.training.devices import runtime_for
 from workers.training.hooks import (
     EpochMetrics,
@@ -121,11 +123,17 @@ def _follow(
     size: int,
     store_path: str,
     inputs: TrainInputs,
+    job_id: int | None,
 ) -> None:
     """A spawned rank (1 and up): trains until rank 0 says stop or the job ends."""
     signal_when_parent_dies(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the worker died before the line above took effect
         return
+    # A spawned process starts with no logging: it logs as the worker does (its environment is
+    # the worker's), under the job's id.
+    settings = get_settings()
+    logs.configure_logging(settings.log_level, settings.log_format)
+    logs.job_id.set(job_id)
     # Stopping is rank 0's to decide: a Ctrl-C to the terminal's process group must not
     # kill this rank under it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -163,7 +171,7 @@ def train_data_parallel(inputs: TrainInputs, hooks: TrainingHooks) -> TrainResul
     # other ranks through shared memory, not copies.
     followers = mp.start_processes(
         _follow,
-        args=(os.getpid(), size, store_path, inputs),
+        args=(os.getpid(), size, store_path, inputs, logs.job_id.get()),
         nprocs=size - 1,
         join=False,
         start_method="spawn",

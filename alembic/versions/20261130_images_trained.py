@@ -1,8 +1,8 @@
 """the images each worker has trained, which /metrics exposes as a counter
 
-Revision ID: 20261206_0010
+Revision ID: 20261130_0010
 Revises: 20261129_0009
-Create Date: 2026-12-06
+Create Date: 2026-11-30
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from alembic import op
 
-revision: str = "20261206_0010"
+revision: str = "20261130_0010"
 down_revision: str | None = "20261129_0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

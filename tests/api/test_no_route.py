@@ -1,17 +1,10 @@
 """Requests no route takes: 404 with the method and path, 405 with the methods the path takes,
 in the API's shape, or the protocol's under /v2; what routes answer themselves is untouched."""
 
-from collections.abc import Iterator
-
 import pytest
 from fastapi.testclient import TestClient
 
-from app.main import create_app
-from app.settings import get_settings
-from tests.conftest import Env
-
-ADMIN = "admin-key-0c4e1b"
-PREDICT = "predict-key-9d2f70"
+from tests.api.conftest import ADMIN, PREDICT, bearer
 
 
 @pytest.mark.parametrize(
@@ -81,15 +74,6 @@ def test_under_v2_the_answer_has_the_protocols_shape(client: TestClient) -> None
     assert client.post("/v2").json() == {"error": "POST /v2 is not allowed: use GET"}
 
 
-@pytest.fixture
-def keyed(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("TRAINSERVE_ADMIN_KEY", ADMIN)
-    monkeypatch.setenv("TRAINSERVE_PREDICT_KEY", PREDICT)
-    get_settings.cache_clear()
-    with TestClient(create_app()) as client:
-        yield client
-
-
 def test_with_keys_on_the_key_is_checked_before_the_path(keyed: TestClient) -> None:
     # An unknown path tells nothing about the routes to a caller without a key.
     no_key = keyed.get("/jobz")
@@ -97,11 +81,11 @@ def test_with_keys_on_the_key_is_checked_before_the_path(keyed: TestClient) -> N
     assert no_key.json() == {
         "detail": "missing or invalid API key: send Authorization: Bearer <key>"
     }
-    admin = keyed.get("/jobz", headers={"Authorization": f"Bearer {ADMIN}"})
+    admin = keyed.get("/jobz", headers=bearer(ADMIN))
     assert admin.status_code == 404
     assert admin.json() == {"detail": "no route GET /jobz: see /docs for the API's routes"}
     # The predict key may read anywhere, and change nothing, known path or not.
-    predict = {"Authorization": f"Bearer {PREDICT}"}
+    predict = bearer(PREDICT)
     assert keyed.get("/jobz", headers=predict).status_code == 404
     assert keyed.post("/jobz", headers=predict).json() == {
         "detail": "this key may only read and predict; changes need the admin key"

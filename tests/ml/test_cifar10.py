@@ -156,38 +156,27 @@ def test_download_fetches_only_missing_files(
     assert len(train) == 6 + 4 * 10  # 30 curated / 5 batches = 6, then the served 10 per batch
 
 
-def test_download_failure_says_where_the_files_go(tmp_path: Path) -> None:
-    # Nothing listens on port 9 of loopback: a first run without internet, offline for real.
-    data_dir = tmp_path / "data"
-    with pytest.raises(DatasetError) as caught:
-        ensure_cifar10(
-            data_dir, download=True, url="http://127.0.0.1:9/cifar.tar.gz", official_url=OFFICIAL
-        )
-    root = data_dir.resolve()
-    assert str(caught.value) == (
-        "could not download CIFAR-10 from http://127.0.0.1:9/cifar.tar.gz ([Errno 111] "
-        "Connection refused); without internet, put data_batch_1, data_batch_2, data_batch_3, "
-        f"data_batch_4, data_batch_5, test_batch, batches.meta in {root}/cifar-10-batches-py/ "
-        f"(tar -xzf cifar-10-python.tar.gz -C {root} puts them there) and set "
-        "TRAINSERVE_DOWNLOAD=0 to turn downloads off"
-    )
-
-
-def test_a_missing_archive_on_the_server_is_named_by_its_http_status(
-    tmp_path: Path, archive_server: tuple[str, Path]
+@pytest.mark.parametrize(
+    ("served", "reason"),
+    [
+        # Nothing listens on port 9 of loopback: a first run without internet, offline for real.
+        (False, "[Errno 111] Connection refused"),
+        (True, "HTTP Error 404: File not found"),  # a mirror without the archive
+    ],
+)
+def test_a_failed_download_says_where_the_files_go(
+    tmp_path: Path, archive_server: tuple[str, Path], served: bool, reason: str
 ) -> None:
-    url, _ = archive_server
-    missing_url = url.replace("cifar-10-python.tar.gz", "nothing-here.tar.gz")
+    url = archive_server[0] + ".missing" if served else "http://127.0.0.1:9/cifar.tar.gz"
     data_dir = tmp_path / "data"
     with pytest.raises(DatasetError) as caught:
-        ensure_cifar10(data_dir, download=True, url=missing_url, official_url=OFFICIAL)
+        ensure_cifar10(data_dir, download=True, url=url, official_url=OFFICIAL)
     root = data_dir.resolve()
     assert str(caught.value) == (
-        f"could not download CIFAR-10 from {missing_url} (HTTP Error 404: File not found); "
-        "without internet, put data_batch_1, data_batch_2, data_batch_3, data_batch_4, "
-        f"data_batch_5, test_batch, batches.meta in {root}/cifar-10-batches-py/ (tar -xzf "
-        f"cifar-10-python.tar.gz -C {root} puts them there) and set TRAINSERVE_DOWNLOAD=0 to "
-        "turn downloads off"
+        f"could not download CIFAR-10 from {url} ({reason}); without internet, put "
+        "data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch, "
+        f"batches.meta in {root}/cifar-10-batches-py/ (tar -xzf cifar-10-python.tar.gz -C "
+        f"{root} puts them there) and set TRAINSERVE_DOWNLOAD=0 to turn downloads off"
     )
 
 

@@ -1,6 +1,6 @@
 """Errors as the client sees them: expected failures with their HTTP status, rendered as
-{"detail": message}; request validation errors as one message naming each field; anything
-else as a bare 500."""
+{"detail": message}; request validation errors as one message naming each field (an unknown
+one with the known field it most likely meant); anything else as a bare 500."""
 
 import logging
 from collections.abc import Sequence
@@ -10,6 +10,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+
+from app.field_suggestions import model_fields_at, suggest_field
 
 log = logging.getLogger("trainserve.api")
 
@@ -83,11 +85,11 @@ def _field(error: dict[str, Any]) -> str:
     return "body" if error.get("type") == "json_invalid" else _field_name(error.get("loc", ()))
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: dict[str, Any], suggestion: str | None = None) -> str:
     field = _field(error)
     kind = error.get("type", "")
     if kind == "extra_forbidden":
-        return f"{field}: unknown field"
+        return f"{field}: unknown field" + (f"; did you mean {suggestion}?" if suggestion else "")
     if kind == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "malformed")
         return f"body: invalid JSON ({reason})"
@@ -105,13 +107,30 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(_describe(dict(error)) for error in exc.errors())
 
 
-async def _render_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+def _body_type(request: Request) -> Any:
+    """The type the route validates its body as; None for a route without a body."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    return None if body_field is None else body_field.field_info.annotation
+
+
+def _suggestion(error: dict[str, Any], body_type: Any) -> str | None:
+    """For an unknown field of the body, the known field of the same model it most likely meant."""
+    location = tuple(error.get("loc", ()))
+    if error.get("type") != "extra_forbidden" or body_type is None or location[:1] != ("body",):
+        return None
+    return suggest_field(str(location[-1]), model_fields_at(body_type, location[1:-1]))
+
+
+async def _render_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
+    body_type = _body_type(request)
     return JSONResponse(
         status_code=422,
         content={
-            "detail": "; ".join(_describe(error) for error in errors),
+            "detail": "; ".join(
+                _describe(error, _suggestion(error, body_type)) for error in errors
+            ),
             "errors": [
                 {
                     "field": _field(e),

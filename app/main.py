@@ -29,6 +29,7 @@ from app.errors import install_error_handlers
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
+from app.no_route import install_no_route_handler
 from app.oip.errors import ProtocolError, render_protocol_error
 from app.openapi import install_openapi, operation_id
 from app.serving.lookup import ServingJobs
@@ -43,8 +44,9 @@ DESCRIPTION = """Train PyTorch image classifiers over REST and serve them.
 Submit a job with `POST /jobs`, follow it live with `GET /jobs/{id}/events` (or read
 `GET /jobs/{id}` and `GET /jobs/{id}/metrics`), then classify images with `POST /predict`.
 Every error is JSON `{"detail": "..."}` (with `errors`, each field, when a request fails
-validation); the Open Inference Protocol's routes under `/v2` answer `{"error": "..."}`. With
-keys on, use **Authorize** with the admin or the predict key.
+validation; a path no route serves is 404 and a method the path does not take 405, naming the
+methods it does); the Open Inference Protocol's routes under `/v2` answer `{"error": "..."}`.
+With keys on, use **Authorize** with the admin or the predict key.
 """
 
 
@@ -91,6 +93,7 @@ def create_app() -> FastAPI:
     app.include_router(docs.router)
     app.mount(ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
     install_error_handlers(app)
+    install_no_route_handler(app)
     install_openapi(app)
     app.add_exception_handler(ProtocolError, render_protocol_error)
     settings = get_settings()

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from app.api.deps import PredictionsDep, SettingsDep
 from app.migrations import schema_is_current
 from app.oip import request as oip_request
-from app.oip.errors import NotFound
+from app.oip.errors import PROTOCOL_PREFIX, NotFound
 from app.oip.inference import infer, loaded_model
 from app.oip.response import HEADER_LENGTH, encode
 from app.oip.schemas import (
@@ -30,7 +30,7 @@ from app.registry.versions import version_numbers
 from app.serving.lookup import Target
 from app.version import package_version
 
-router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+router = APIRouter(prefix=PROTOCOL_PREFIX, tags=["open inference protocol"])
 
 EXTENSIONS = ["binary_tensor_data"]
 DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII digits: str.isdigit() also takes "²"

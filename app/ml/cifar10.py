@@ -9,6 +9,7 @@ import pickle
 import tarfile
 from pathlib import Path
 from typing import Any
+from urllib.error import HTTPError, URLError
 
 import numpy as np
 import torch
@@ -112,11 +113,27 @@ def ensure_cifar10(data_dir: Path, *, download: bool, url: str, official_url: st
         return folder
     if not download:
         raise DatasetError(
-            f"CIFAR-10 not found: expected {', '.join(missing)} in {folder.resolve()} "
-            "(downloads are off: set TRAINSERVE_DOWNLOAD=1 or put the files there)"
+            "CIFAR-10 not found and TRAINSERVE_DOWNLOAD is off: "
+            f"{_where_files_go(data_dir, missing)}, or set TRAINSERVE_DOWNLOAD=1 to download them"
         )
     _download_missing(data_dir, missing, url=url, verify_md5=url == official_url)
     return folder
+
+
+def _where_files_go(data_dir: Path, missing: list[str]) -> str:
+    """Where a user puts the files by hand: the resolved folder, and the command that fills it."""
+    root = data_dir.resolve()
+    return (
+        f"put {', '.join(missing)} in {root / FOLDER_NAME}/ "
+        f"(tar -xzf {ARCHIVE_NAME} -C {root} puts them there)"
+    )
+
+
+def _reason(exc: Exception) -> str:
+    # urllib's URLError reads "<urlopen error [Errno 111] ...>"; its reason alone is plainer.
+    if isinstance(exc, URLError) and not isinstance(exc, HTTPError):
+        return str(exc.reason)
+    return str(exc)
 
 
 def _download_missing(data_dir: Path, missing: list[str], *, url: str, verify_md5: bool) -> None:
@@ -127,7 +144,11 @@ def _download_missing(data_dir: Path, missing: list[str], *, url: str, verify_md
     try:
         download_url(url, str(data_dir), ARCHIVE_NAME, OFFICIAL_ARCHIVE_MD5 if verify_md5 else None)
     except Exception as exc:
-        raise DatasetError(f"could not download CIFAR-10 from {url}: {exc}") from exc
+        raise DatasetError(
+            f"could not download CIFAR-10 from {url} ({_reason(exc)}); without internet, "
+            f"{_where_files_go(data_dir, missing)} and set TRAINSERVE_DOWNLOAD=0 to turn "
+            "downloads off"
+        ) from exc
     archive = data_dir / ARCHIVE_NAME
     wanted = {f"{FOLDER_NAME}/{name}" for name in missing}
     try:

@@ -5,6 +5,8 @@ from fastapi.responses import JSONResponse
 
 from app.errors import AppError
 
+PROTOCOL_PREFIX = "/v2"
+
 
 class ProtocolError(AppError):
     """An AppError of the protocol's routes: its own handler renders it as {"error": ...}."""
@@ -27,3 +29,8 @@ def from_app_error(exc: AppError) -> ProtocolError:
     """The API's own error in the protocol's form: its 422s are the protocol's 400s."""
     status = 400 if exc.status_code == 422 else exc.status_code
     return ProtocolError(exc.message, status)
+
+
+def is_protocol_path(path: str) -> bool:
+    """A path under the protocol's prefix, where errors take the protocol's shape."""
+    return path == PROTOCOL_PREFIX or path.startswith(PROTOCOL_PREFIX + "/")

@@ -5,8 +5,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.settings import get_settings
 from tests.conftest import Env
 from workers.worker import Worker
+
+ADMIN = "admin-key-7f3a9c"
+PREDICT = "predict-key-51be02"
 
 
 @pytest.fixture
@@ -14,6 +18,20 @@ def client(env: Env) -> Iterator[TestClient]:
     """The app in-process, its lifespan (and so the migrations) run on a fresh SQLite file."""
     with TestClient(create_app()) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def keyed(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The app with API keys on: ADMIN may do anything, PREDICT read and predict."""
+    monkeypatch.setenv("TRAINSERVE_ADMIN_KEY", ADMIN)
+    monkeypatch.setenv("TRAINSERVE_PREDICT_KEY", PREDICT)
+    get_settings.cache_clear()
+    with TestClient(create_app()) as client:
+        yield client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 @pytest.fixture

@@ -1,32 +1,14 @@
 """API keys: who may do what, 401 and 403, and the warning when the service is open."""
 
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from app.cli.server import open_access_warning
-from app.main import create_app
-from app.settings import Settings, get_settings
-from tests.conftest import Env
-
-ADMIN = "admin-key-7f3a9c"
-PREDICT = "predict-key-51be02"
-
-
-@pytest.fixture
-def keyed(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
-    monkeypatch.setenv("TRAINSERVE_ADMIN_KEY", ADMIN)
-    monkeypatch.setenv("TRAINSERVE_PREDICT_KEY", PREDICT)
-    get_settings.cache_clear()
-    with TestClient(create_app()) as client:
-        yield client
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+from app.settings import Settings
+from tests.api.conftest import ADMIN, PREDICT, bearer
 
 
 def every_operation(client: TestClient) -> list[tuple[str, str]]:

@@ -17,10 +17,3 @@ def test_not_ready_until_migrated(env: Env, monkeypatch: pytest.MonkeyPatch) -> 
         assert client.get("/healthz").status_code == 200
         upgrade_to_head()
         assert client.get("/readyz").status_code == 200
-
-
-def test_unknown_route_and_method_are_json(client: TestClient) -> None:
-    assert client.get("/nope").json() == {"detail": "Not Found"}
-    response = client.delete("/healthz")
-    assert response.status_code == 405
-    assert response.json() == {"detail": "Method Not Allowed"}

@@ -105,7 +105,11 @@ def test_a_recipe_fills_in_what_the_job_leaves_out(client: TestClient) -> None:
         ),
         ({"seed": -1}, "seed: Input should be greater than or equal to 0"),
         ({"max_train_samples": 0}, "max_train_samples: Input should be greater than or equal to 1"),
-        ({"lr": 0.1}, "lr: unknown field"),
+        ({"lr": 0.1}, "lr: unknown field; did you mean learning_rate?"),
+        ({"epoch": 3}, "epoch: unknown field; did you mean epochs?"),
+        ({"batchsize": 8}, "batchsize: unknown field; did you mean batch_size?"),
+        ({"patience": 2}, "patience: unknown field; did you mean early_stopping_patience?"),
+        ({"colour": "red"}, "colour: unknown field"),
         ({"recipe": "slow"}, "recipe: Input should be 'tutorial' or 'fast'"),
         ({"compile": 1}, 'compile: Input should be true, false or "auto"'),
         (
@@ -129,9 +133,25 @@ def test_bad_fields_get_422_naming_the_field(client: TestClient, body: object, d
 
 
 def test_several_bad_fields_are_all_named(client: TestClient) -> None:
-    response = client.post("/jobs", json={"epochs": 0, "colour": "red"})
+    response = client.post("/jobs", json={"epochs": 0, "colour": "red", "wd": 0.1})
     assert response.status_code == 422
-    assert [e["field"] for e in response.json()["errors"]] == ["epochs", "colour"]
+    assert response.json() == {
+        "detail": "epochs: Input should be greater than or equal to 1; colour: unknown field; "
+        "wd: unknown field; did you mean weight_decay?",
+        "errors": [
+            {
+                "field": "epochs",
+                "message": "Input should be greater than or equal to 1",
+                "type": "greater_than_equal",
+            },
+            {
+                "field": "colour",
+                "message": "Extra inputs are not permitted",
+                "type": "extra_forbidden",
+            },
+            {"field": "wd", "message": "Extra inputs are not permitted", "type": "extra_forbidden"},
+        ],
+    }
 
 
 def test_broken_json_gets_422(client: TestClient) -> None:

@@ -220,6 +220,34 @@ def test_a_version_named_by_an_alias_cannot_be_deleted(
     assert client.get("/models/cifar10/versions/3").json()["job_id"] == third
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "detail"),
+    [
+        (
+            "POST",
+            "/models/m/versions",
+            {"job": 1},
+            "job_id: field required; job: unknown field; did you mean job_id?",
+        ),
+        (
+            "PUT",
+            "/models/m/aliases/production",
+            {"ver": 2},
+            "version: field required; ver: unknown field; did you mean version?",
+        ),
+        ("PATCH", "/models/m", {"desc": "x"}, "desc: unknown field; did you mean description?"),
+        ("PATCH", "/models/m/versions/1", {"tag": {}}, "tag: unknown field; did you mean tags?"),
+        ("PATCH", "/models/m", {"lineage": {}}, "lineage: unknown field"),
+    ],
+)
+def test_an_unknown_field_of_a_registry_body_suggests_the_body_own(
+    client: TestClient, method: str, path: str, body: dict[str, object], detail: str
+) -> None:
+    response = client.request(method, path, json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"] == detail
+
+
 def test_descriptions_and_tags_can_be_edited(client: TestClient, train_job: TrainJob) -> None:
     train_job(**SMALL)
     model = client.patch("/models/cifar10", json={"description": "CIFAR-10 classifiers"})

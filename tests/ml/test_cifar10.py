@@ -1,7 +1,6 @@
 import http.server
 import os
 import pickle
-import re
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -45,11 +44,17 @@ def test_missing_files_name_the_folder(tmp_path: Path) -> None:
 
 
 def test_download_off_names_the_expected_folder(tmp_path: Path) -> None:
+    folder = write_cifar_layout(tmp_path, synthetic_split(20, 1), synthetic_split(10, 2))
+    for name in ("data_batch_2", "batches.meta"):
+        (folder / name).unlink()
     with pytest.raises(DatasetError) as caught:
         ensure_cifar10(tmp_path, download=False, url=OFFICIAL, official_url=OFFICIAL)
-    message = str(caught.value)
-    assert str((tmp_path / "cifar-10-batches-py").resolve()) in message
-    assert "TRAINSERVE_DOWNLOAD" in message
+    root = tmp_path.resolve()
+    assert str(caught.value) == (
+        "CIFAR-10 not found and TRAINSERVE_DOWNLOAD is off: put data_batch_2, batches.meta in "
+        f"{root}/cifar-10-batches-py/ (tar -xzf cifar-10-python.tar.gz -C {root} puts them "
+        "there), or set TRAINSERVE_DOWNLOAD=1 to download them"
+    )
 
 
 class _Evil:
@@ -151,13 +156,28 @@ def test_download_fetches_only_missing_files(
     assert len(train) == 6 + 4 * 10  # 30 curated / 5 batches = 6, then the served 10 per batch
 
 
-def test_download_failure_is_a_dataset_error(tmp_path: Path) -> None:
-    with pytest.raises(
-        DatasetError, match=re.escape("could not download CIFAR-10 from http://127.0.0.1:9/")
-    ):
-        ensure_cifar10(
-            tmp_path, download=True, url="http://127.0.0.1:9/cifar.tar.gz", official_url=OFFICIAL
-        )
+@pytest.mark.parametrize(
+    ("served", "reason"),
+    [
+        # Nothing listens on port 9 of loopback: a first run without internet, offline for real.
+        (False, "[Errno 111] Connection refused"),
+        (True, "HTTP Error 404: File not found"),  # a mirror without the archive
+    ],
+)
+def test_a_failed_download_says_where_the_files_go(
+    tmp_path: Path, archive_server: tuple[str, Path], served: bool, reason: str
+) -> None:
+    url = archive_server[0] + ".missing" if served else "http://127.0.0.1:9/cifar.tar.gz"
+    data_dir = tmp_path / "data"
+    with pytest.raises(DatasetError) as caught:
+        ensure_cifar10(data_dir, download=True, url=url, official_url=OFFICIAL)
+    root = data_dir.resolve()
+    assert str(caught.value) == (
+        f"could not download CIFAR-10 from {url} ({reason}); without internet, put "
+        "data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch, "
+        f"batches.meta in {root}/cifar-10-batches-py/ (tar -xzf cifar-10-python.tar.gz -C "
+        f"{root} puts them there) and set TRAINSERVE_DOWNLOAD=0 to turn downloads off"
+    )
 
 
 def test_download_of_a_non_archive_is_a_dataset_error(

@@ -15,6 +15,7 @@ from app.jobs.worker_registry import register_worker
 from app.migrations import upgrade_to_head
 from app.ml.checkpoints import load_model
 from app.models import Job, JobStatus, LossPoint, WorkerRecord
+from app.settings import get_settings
 from tests.conftest import Env, synthetic_split, write_cifar_layout
 from workers.worker import Worker
 
@@ -85,8 +86,34 @@ def test_missing_dataset_fails_naming_the_folder(migrated_env: Env) -> None:
     Worker(migrated_env.settings()).run_once()
     job = load(job_id)
     assert job.status == JobStatus.FAILED
-    expected = migrated_env.data_dir.resolve() / "cifar-10-batches-py"
-    assert job.error is not None and f"in {expected}" in job.error
+    data_dir = migrated_env.data_dir.resolve()
+    assert job.error == (
+        "CIFAR-10 not found and TRAINSERVE_DOWNLOAD is off: put data_batch_1, data_batch_2, "
+        f"data_batch_3, data_batch_4, data_batch_5, test_batch, batches.meta in "
+        f"{data_dir}/cifar-10-batches-py/ (tar -xzf cifar-10-python.tar.gz -C {data_dir} puts "
+        "them there), or set TRAINSERVE_DOWNLOAD=1 to download them"
+    )
+
+
+def test_a_failed_download_says_where_the_files_go(
+    migrated_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first run on a machine without internet: nothing listens on port 9 of loopback.
+    monkeypatch.setenv("TRAINSERVE_DOWNLOAD", "1")
+    monkeypatch.setenv("TRAINSERVE_CIFAR10_URL", "http://127.0.0.1:9/cifar-10-python.tar.gz")
+    get_settings.cache_clear()
+    job_id = queue()
+    Worker(get_settings()).run_once()
+    job = load(job_id)
+    assert job.status == JobStatus.FAILED
+    data_dir = migrated_env.data_dir.resolve()
+    assert job.error == (
+        "could not download CIFAR-10 from http://127.0.0.1:9/cifar-10-python.tar.gz ([Errno 111] "
+        "Connection refused); without internet, put data_batch_1, data_batch_2, data_batch_3, "
+        f"data_batch_4, data_batch_5, test_batch, batches.meta in {data_dir}/cifar-10-batches-py/ "
+        f"(tar -xzf cifar-10-python.tar.gz -C {data_dir} puts them there) and set "
+        "TRAINSERVE_DOWNLOAD=0 to turn downloads off"
+    )
 
 
 def test_divergence_fails_the_job_with_its_reason(migrated_env: Env, synthetic_cifar: Path) -> None:

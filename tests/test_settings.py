@@ -1,0 +1,150 @@
+"""Settings: secrets read from files (TRAINSERVE_ADMIN_KEY_FILE...), and a bad setting ends a
+process with one line naming it, not a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import SettingsError, get_settings
+from tests.conftest import Env
+
+TRAINSERVE = str(Path(sys.executable).parent / "trainserve")  # the installed console script
+
+
+def settings_error(**variables: str) -> SettingsError:
+    """What reading the settings raises with these variables set; they are unset again after,
+    so that the test's installation can still be torn down."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in variables.items():
+            patch.setenv(name, value)
+        get_settings.cache_clear()
+        with pytest.raises(SettingsError) as caught:
+            get_settings()
+    get_settings.cache_clear()
+    return caught.value
+
+
+def secret_file(env: Env, name: str, content: bytes) -> Path:
+    path = env.root / "secrets" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def test_keys_and_the_database_url_are_read_from_files(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = secret_file(env, "admin_key", b"admin-from-file\n")
+    predict = secret_file(env, "predict_key", b"predict from file\r\n")  # a space is kept
+    database = secret_file(env, "database_url", env.database_url.encode() + b"\n")
+    monkeypatch.setenv("TRAINSERVE_ADMIN_KEY_FILE", str(admin))
+    monkeypatch.setenv("TRAINSERVE_PREDICT_KEY_FILE", str(predict))
+    # An empty variable counts as unset, as an image's default may need to be.
+    monkeypatch.setenv("TRAINSERVE_DATABASE_URL", "")
+    monkeypatch.setenv("TRAINSERVE_DATABASE_URL_FILE", str(database))
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert settings.admin_key is not None and settings.predict_key is not None
+    assert settings.admin_key.get_secret_value() == "admin-from-file"
+    assert settings.predict_key.get_secret_value() == "predict from file"
+    assert settings.database_url == env.database_url
+    # A real server with them: migrated through the URL from the file, keys from theirs.
+    with TestClient(create_app()) as client:
+        assert client.get("/readyz").status_code == 200
+        assert client.get("/jobs").status_code == 401
+        admin_key = {"Authorization": "Bearer admin-from-file"}
+        assert client.get("/jobs", headers=admin_key).json() == {"items": [], "total": 0}
+        predict_key = {"Authorization": "Bearer predict from file"}
+        assert client.post("/jobs", headers=predict_key).status_code == 403
+
+
+def test_an_empty_file_variable_counts_as_unset(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINSERVE_ADMIN_KEY", "from-the-variable")
+    monkeypatch.setenv("TRAINSERVE_ADMIN_KEY_FILE", "")
+    get_settings.cache_clear()
+    admin_key = get_settings().admin_key
+    assert admin_key is not None and admin_key.get_secret_value() == "from-the-variable"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (None, "TRAINSERVE_ADMIN_KEY_FILE names {path}, which does not exist"),
+        (b"", "TRAINSERVE_ADMIN_KEY_FILE names {path}, which is empty"),
+        (b"\n", "TRAINSERVE_ADMIN_KEY_FILE names {path}, which is empty"),
+        (b"\xff\xfe key", "TRAINSERVE_ADMIN_KEY_FILE names {path}, which is not UTF-8 text"),
+    ],
+)
+def test_a_key_file_that_gives_no_key_is_named_with_its_path(
+    env: Env, content: bytes | None, problem: str
+) -> None:
+    path = env.root / "secrets" / "admin_key"
+    if content is not None:
+        secret_file(env, "admin_key", content)
+    error = settings_error(TRAINSERVE_ADMIN_KEY_FILE=str(path))
+    assert error.problem == problem.format(path=path)
+    assert str(error) == f"trainserve: cannot start: {problem.format(path=path)}"
+
+
+def test_a_directory_is_not_a_key_file(env: Env) -> None:
+    error = settings_error(TRAINSERVE_PREDICT_KEY_FILE=str(env.root))
+    assert error.problem == f"TRAINSERVE_PREDICT_KEY_FILE names {env.root}, a directory, not a file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_key_file_is_named(env: Env) -> None:
+    path = secret_file(env, "admin_key", b"k\n")
+    path.chmod(0)
+    error = settings_error(TRAINSERVE_ADMIN_KEY_FILE=str(path))
+    assert (
+        error.problem == f"TRAINSERVE_ADMIN_KEY_FILE names {path}, which this process may not read"
+    )
+
+
+def test_a_setting_given_both_ways_is_refused(env: Env) -> None:
+    path = secret_file(env, "database_url", env.database_url.encode())
+    # Beside the installation's own TRAINSERVE_DATABASE_URL.
+    error = settings_error(TRAINSERVE_DATABASE_URL_FILE=str(path))
+    assert error.problem == (
+        "TRAINSERVE_DATABASE_URL and TRAINSERVE_DATABASE_URL_FILE are both set: set one of "
+        "them, and leave the other unset or empty"
+    )
+
+
+def test_bad_values_name_their_variables(env: Env) -> None:
+    error = settings_error(TRAINSERVE_MAX_ATTEMPTS="0", TRAINSERVE_INFERENCE_DEVICE="gpu")
+    assert error.problem == (
+        "TRAINSERVE_MAX_ATTEMPTS: Input should be greater than or equal to 1; "
+        "TRAINSERVE_INFERENCE_DEVICE: Input should be 'auto', 'cpu' or 'cuda'"
+    )
+    error = settings_error(TRAINSERVE_HEARTBEAT_SECONDS="10")
+    assert error.problem == (
+        "TRAINSERVE_HEARTBEAT_SECONDS (10.0) must be shorter than TRAINSERVE_LEASE_SECONDS (5.0)"
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[TRAINSERVE, "api", "--port", "1"], [TRAINSERVE, "up"], [sys.executable, "-m", "workers"]],
+    ids=["api", "up", "worker"],
+)
+def test_a_process_with_a_bad_setting_ends_with_one_line(env: Env, command: list[str]) -> None:
+    missing = env.root / "secrets" / "admin_key"
+    ended = subprocess.run(
+        command,
+        env={**os.environ, "TRAINSERVE_ADMIN_KEY_FILE": str(missing)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ended.returncode == 1
+    assert ended.stdout == ""
+    assert ended.stderr == (
+        f"trainserve: cannot start: TRAINSERVE_ADMIN_KEY_FILE names {missing}, which does not "
+        "exist\n"
+    )

@@ -35,6 +35,7 @@ from app.openapi import install_openapi, operation_id
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.settings import get_settings
+from app.slow_clients import BodyIdleLimit
 from app.version import package_version
 
 log = logging.getLogger("trainserve.api")
@@ -106,6 +107,7 @@ def create_app() -> FastAPI:
     )
     app.state.serving_jobs = ServingJobs(settings.default_model)
     # Added innermost first: requests pass CORS, then the request id, keys, body limits.
+    app.add_middleware(BodyIdleLimit, timeout_s=settings.body_timeout_seconds)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(ApiKeys, settings=settings)
     app.add_middleware(RequestId)

@@ -198,7 +198,6 @@ class BodyLimit:
             await send_json(send, 413, {"detail": BodyTooLarge(limit).detail})
             return
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -209,14 +208,23 @@ class BodyLimit:
                     raise BodyTooLarge(limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        await answer_refusals(self.app, scope, counting_receive, send, BodyTooLarge)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge as exc:
-            # Raised where the body is read outside FastAPI's own handling of HTTPException.
-            if not started:
-                await send_json(send, 413, {"detail": exc.detail})
+
+async def answer_refusals(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, refusal: type[HTTPException]
+) -> None:
+    """Run `app`; a `refusal` raised by `receive` where FastAPI does not turn it into a response
+    itself (a body read outside a route) is answered here, unless an answer has begun."""
+    started = False
+
+    async def tracking_send(message: Message) -> None:
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, tracking_send)
+    except refusal as exc:
+        if not started:
+            await send_json(send, exc.status_code, {"detail": exc.detail})

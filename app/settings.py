@@ -204,6 +204,26 @@ class Settings(BaseSettings):
         description="Longest one event stream stays open; the client then resumes with "
         "Last-Event-ID (browsers and `trainserve submit --follow` do so by themselves).",
     )
+    header_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="Longest a client may take to send a request's line and headers; the "
+        "connection is then closed (`trainserve api` and `up` only).",
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Longest a request's body may pause between two chunks before the request "
+        "is answered 408.",
+    )
+    max_connections: int = Field(
+        default=2048,
+        ge=1,
+        description="Most open connections (and requests in progress) in one server process; "
+        "beyond it new requests are answered 503 (`trainserve api` and `up` only).",
+    )
     shutdown_grace_seconds: int = Field(
         default=10,
         ge=0,

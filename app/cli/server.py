@@ -44,6 +44,8 @@ def run_api(host: str, port: int, workers: int = 1) -> None:
     """Serve the API under uvicorn, in `workers` processes (migrations are applied at start)."""
     import uvicorn
 
+    from app.slow_clients import HeaderDeadlineProtocol
+
     settings = get_settings()
     warning = open_access_warning(host, settings)
     if warning:
@@ -67,6 +69,8 @@ def run_api(host: str, port: int, workers: int = 1) -> None:
             # Event streams stay open until their job ends: without a limit, a stop would wait
             # for every one of them.
             timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+            http=HeaderDeadlineProtocol,
+            limit_concurrency=settings.max_connections,
         )
     finally:
         if workers > 1:

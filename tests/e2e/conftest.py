@@ -124,6 +124,18 @@ def keyed_service(service: Service) -> Service:
     return service
 
 
+def train_tiny_model(service: Service) -> int:
+    """A one-epoch job on 40 images, run to success by the service's worker: its id."""
+    with service.client() as client:
+        job_id: int = client.post("/jobs", json={"epochs": 1, "max_train_samples": 40}).json()["id"]
+        wait_for(
+            lambda: client.get(f"/jobs/{job_id}").json()["status"] == "succeeded",
+            120,
+            "the model never trained",
+        )
+    return job_id
+
+
 def wait_for(
     predicate: Callable[[], object], timeout_s: float, message: str, interval_s: float = 0.2
 ) -> object:

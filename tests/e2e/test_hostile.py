@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import Env
-from tests.e2e.conftest import Process, Service, wait_for
+from tests.e2e.conftest import Process, Service, train_tiny_model
 from tests.e2e.hostile_inputs import HOSTILE_INPUTS
 
 pytestmark = pytest.mark.e2e
@@ -68,13 +68,7 @@ def trained_service(env: Env, service: Service, synthetic_cifar: Path) -> Proces
     service.overrides["TRAINSERVE_MAX_PREDICT_BYTES"] = str(1024 * 1024)
     api = service.start_api()
     worker = service.start_worker()
-    client = service.client()
-    job_id = client.post("/jobs", json={"epochs": 1, "max_train_samples": 40}).json()["id"]
-    wait_for(
-        lambda: client.get(f"/jobs/{job_id}").json()["status"] == "succeeded",
-        120,
-        "the model never trained",
-    )
+    train_tiny_model(service)
     worker.stop()
     return api
 

@@ -1,0 +1,102 @@
+"""Bounds on slow clients: how long a request's headers and body may take to arrive.
+
+A client that sends its headers a byte at a time, or stops in the middle of a body, would
+otherwise hold its connection (a file descriptor, a parser, maybe a thread) for ever. The header
+deadline has to live in the HTTP protocol itself, since no ASGI code runs before the headers are
+complete; the body's idle limit is ASGI middleware, like the body size limits.
+"""
+
+import asyncio
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from app.middleware import answer_refusals
+from app.settings import get_settings
+
+REQUEST_TIMEOUT = 408
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose request line and headers have not
+    all arrived within TRAINSERVE_HEADER_TIMEOUT_SECONDS of its first byte (or of its opening)."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, object],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.header_timeout_s = get_settings().header_timeout_seconds
+        self.header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()  # the next request on a kept-alive connection
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        if self.header_deadline is None:
+            self.header_deadline = self.loop.call_later(self.header_timeout_s, self._expire)
+
+    def _disarm(self) -> None:
+        if self.header_deadline is not None:
+            self.header_deadline.cancel()
+            self.header_deadline = None
+
+    def _expire(self) -> None:
+        self.header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+class BodyTimeout(HTTPException):
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            REQUEST_TIMEOUT,
+            f"the request body stopped arriving: nothing came for {timeout_s:g} s",
+        )
+
+
+class BodyIdleLimit:
+    """408 when a request's body stops arriving for TRAINSERVE_BODY_TIMEOUT_SECONDS between two
+    chunks; once the body is complete, waits (for a disconnect, say) are not limited."""
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        body_complete = False
+
+        async def receive_in_time() -> Message:
+            nonlocal body_complete
+            if body_complete:
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError:
+                raise BodyTimeout(self.timeout_s) from None
+            body_complete = message["type"] != "http.request" or not message.get("more_body")
+            return message
+
+        await answer_refusals(self.app, scope, receive_in_time, send, BodyTimeout)

@@ -28,6 +28,15 @@ def test_an_unknown_path_names_what_was_asked_and_where_the_routes_are(
         ("POST", "/healthz", "GET", "POST /healthz is not allowed: use GET"),
         ("DELETE", "/jobs", "GET, POST", "DELETE /jobs is not allowed: use GET or POST"),
         ("PUT", "/jobs/1", "GET, DELETE", "PUT /jobs/1 is not allowed: use GET or DELETE"),
+        # OPTIONS (without CORS on) lists every method a path takes, not the first route's.
+        ("OPTIONS", "/jobs", "GET, POST", "OPTIONS /jobs is not allowed: use GET or POST"),
+        ("OPTIONS", "/datasets", "GET, POST", "OPTIONS /datasets is not allowed: use GET or POST"),
+        (
+            "OPTIONS",
+            "/datasets/ds-0123456789ab",
+            "GET, DELETE",
+            "OPTIONS /datasets/ds-0123456789ab is not allowed: use GET or DELETE",
+        ),
         (
             "POST",
             "/models/cifar10/aliases/production",

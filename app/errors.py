@@ -10,7 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import DBAPIError
 
+from app.db_outages import Outage, OutageLog, outage_of
 from app.field_suggestions import model_fields_at, suggest_field
 
 log = logging.getLogger("trainserve.api")
@@ -71,6 +73,29 @@ async def _render_unexpected(request: Request, exc: Exception) -> JSONResponse:
     request_id = request.scope.get("state", {}).get("request_id", "-")
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal error", "request_id": request_id}, status_code=500)
+
+
+# The API's own view of an outage: said once in its log when it starts and once when it ends.
+API_OUTAGES = OutageLog(log, "api")
+OUTAGE_ADVICE = {
+    Outage.DISK_FULL: "nothing was changed; try again once space is freed",
+    Outage.UNREACHABLE: "nothing was changed; try again shortly",
+}
+OUTAGE_RETRY_AFTER_S = 10
+
+
+async def _render_database_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 while the database is out of space or out of reach; any other database error is
+    unexpected (500)."""
+    outage = outage_of(exc)
+    if outage is None:
+        return await _render_unexpected(request, exc)
+    API_OUTAGES.failed(outage, exc)
+    return JSONResponse(
+        {"detail": f"{outage}: {OUTAGE_ADVICE[outage]}"},
+        status_code=503,
+        headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
+    )
 
 
 def _field_name(loc: Sequence[Any]) -> str:
@@ -148,4 +173,5 @@ def install_error_handlers(app: FastAPI) -> None:
     422 {"detail": "field: problem; ...", "errors": [...]}, anything else as a bare JSON 500."""
     app.add_exception_handler(RequestValidationError, _render_validation_error)
     app.add_exception_handler(AppError, _render_app_error)
+    app.add_exception_handler(DBAPIError, _render_database_error)
     app.add_exception_handler(Exception, _render_unexpected)

@@ -138,6 +138,13 @@ class Settings(BaseSettings):
         ge=0,
         description="Fault injection for tests: pause this long inside every checkpoint write.",
     )
+    database_outage_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a running job waits, paused, for a database that is out of space "
+        "or out of reach before its worker leaves it to its lease (it is queued again and "
+        "resumes from its checkpoint once the database is back).",
+    )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long SQLite waits for a lock before failing."
     )

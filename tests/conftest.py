@@ -5,6 +5,7 @@ import pickle
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,6 +152,25 @@ def write_cifar_layout(
     with (folder / "batches.meta").open("wb") as f:
         pickle.dump({"label_names": classes, "num_cases_per_batch": per_batch}, f, protocol=4)
     return folder
+
+
+@contextmanager
+def small_disk(mount_point: Path, size: str) -> Iterator[Path]:
+    """A real filesystem of `size` (a tmpfs) at `mount_point`, to fill up; skips the test where
+    one cannot be mounted (mounting needs root)."""
+    mount_point.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        # Lazily: a process that still has a file open there must not fail the test.
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
 
 
 def synthetic_split(count: int, seed: int, num_classes: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -4,9 +4,11 @@ import contextvars
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from app.db import session_scope
+from app.db_outages import OutageLog, outage_of, retry_through_outages
 from app.jobs.files import checkpoint_folder
 from app.jobs.progress import (
     heartbeat,
@@ -23,6 +25,7 @@ from workers.training.hooks import EpochMetrics, StopReason
 from workers.training.run_state import snapshot_history
 
 log = logging.getLogger("trainserve.worker")
+T = TypeVar("T")
 
 
 class TrainedImages:
@@ -51,6 +54,7 @@ class JobRun:
     ) -> None:
         self.lease, self.settings, self.shutdown = lease, settings, shutdown
         self.trained = trained
+        self.outages = OutageLog(log, f"job {lease.job_id}")
         # Both known once the data is loaded.
         self.batch_size: int | None = None
         self.train_images: int | None = None
@@ -126,14 +130,33 @@ class JobRun:
                 )
                 self.lost.set()
                 return
-            except Exception:
+            except Exception as exc:
                 # The database may come back before the lease runs out; if not, the
                 # next guarded write finds the lease gone.
-                log.exception("job %s: heartbeat failed", self.lease.job_id)
+                outage = outage_of(exc)
+                if outage is None:
+                    log.exception("job %s: heartbeat failed", self.lease.job_id)
+                else:
+                    self.outages.failed(outage, exc)
                 continue
+            self.outages.succeeded()
             if cancel and not self.cancelled.is_set():
                 log.info("job %s: cancel requested", self.lease.job_id)
                 self.cancelled.set()
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write(self, write: Callable[[], T]) -> T:
+        """`write()`, waited out while the database is out of space or out of reach: training
+        pauses meanwhile (the lease may run out; the next guarded write then finds out)."""
+        return retry_through_outages(
+            write, self.outages, self.settings.database_outage_seconds, self.shutdown
+        )
+
+    def _in_session(self, record: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """`record(session, lease, ...)` in a write transaction of its own."""
+        with session_scope(write=True) as session:
+            return record(session, self.lease, *args, **kwargs)
 
     # -- resume ------------------------------------------------------------------------------
 
@@ -145,10 +168,8 @@ class JobRun:
             (None, 0, 0) if loaded is None else (loaded[0], loaded[0]["epoch"], loaded[0]["step"])
         )
         loss_points, epochs = snapshot_history(snapshot)
-        with session_scope(write=True) as session:
-            restore_history(
-                session, self.lease, epoch=epoch, step=step, loss_points=loss_points, epochs=epochs
-            )
+        history = {"epoch": epoch, "step": step, "loss_points": loss_points, "epochs": epochs}
+        self.write(lambda: self._in_session(restore_history, **history))
         if loaded is not None:
             log.info(
                 "job %s: resuming from checkpoint %s (epoch %d, step %d), attempt %d",
@@ -167,14 +188,8 @@ class JobRun:
         log.info(
             "job %s: training on %s, %d steps per epoch", self.lease.job_id, device, steps_per_epoch
         )
-        with session_scope(write=True) as session:
-            record_start(
-                session,
-                self.lease,
-                device=device,
-                classes=classes,
-                steps_per_epoch=steps_per_epoch,
-            )
+        start = {"device": device, "classes": classes, "steps_per_epoch": steps_per_epoch}
+        self.write(lambda: self._in_session(record_start, **start))
 
     def progress(self, epoch: int, step: int) -> None:
         self._advance(epoch, step)  # the heartbeat stores the position
@@ -182,8 +197,8 @@ class JobRun:
     def loss_point(self, epoch: int, step: int, loss: float) -> None:
         self._advance(epoch, step)
         log.info("job %s: [%d, %5d] loss: %.3f", self.lease.job_id, epoch, step, loss)
-        with session_scope(write=True) as session:
-            record_loss_point(session, self.lease, LossRecord(epoch=epoch, step=step, loss=loss))
+        point = LossRecord(epoch=epoch, step=step, loss=loss)
+        self.write(lambda: self._in_session(record_loss_point, point))
 
     def epoch_done(self, metrics: EpochMetrics) -> None:
         log.info(
@@ -194,8 +209,7 @@ class JobRun:
             metrics.evaluation.loss,
             100 * metrics.evaluation.accuracy,
         )
-        with session_scope(write=True) as session:
-            record_epoch(session, self.lease, metrics.record(), metrics.steps)
+        self.write(lambda: self._in_session(record_epoch, metrics.record(), metrics.steps))
 
     def stop_reason(self) -> StopReason | None:
         if self.lost.is_set():
@@ -211,9 +225,9 @@ class JobRun:
 
     def confirm_lease(self) -> None:
         """Renew the lease now, raising LostJob if it is gone: files are written only after this."""
+        renew = (self.settings.lease_seconds, *self._position)
         try:
-            with session_scope(write=True) as session:
-                heartbeat(session, self.lease, self.settings.lease_seconds, *self._position)
+            self.write(lambda: self._in_session(heartbeat, *renew))
         except LostJob:
             self.lost.set()
             raise

@@ -9,9 +9,11 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from types import FrameType
 
 from app.db import session_scope
+from app.db_outages import DatabaseOutage, OutageLog, outage_of, retry_through_outages
 from app.jobs.config import JobConfig, StoredConfigInvalid
 from app.jobs.files import checkpoint_folder, model_file
 from app.jobs.transitions import (
@@ -75,6 +77,8 @@ class Worker:
         # The heartbeat thread and the end of each job both store `trained`: one at a time, so
         # that an older total is never written over a newer one.
         self._record_lock = threading.Lock()
+        # The worker's own writes (its record, claims): an outage is said once, not every second.
+        self.outages = OutageLog(log, f"worker {self.worker_id}")
 
     def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
         """Stop after handing the current job back to the queue."""
@@ -109,16 +113,16 @@ class Worker:
                     total = self.trained.total
                     if not worker_heartbeat(session, self.worker_id, self.current_job, total):
                         register_worker(session, self.worker_id, self.offer, total)
-            except Exception:
-                log.exception("worker %s: heartbeat failed; retrying", self.worker_id)
+            except Exception as exc:
+                self._failed_outside_a_job(exc, "heartbeat failed")
 
     def _record_trained(self) -> None:
         """Store the images trained so far now, so that a finished job's are all counted at once."""
         try:
             with self._record_lock, session_scope(write=True) as session:
                 worker_heartbeat(session, self.worker_id, None, self.trained.total)
-        except Exception:
-            log.exception("worker %s: could not store its images; retrying", self.worker_id)
+        except Exception as exc:
+            self._failed_outside_a_job(exc, "could not store its images")
 
     def run_forever(self) -> None:
         """Claim and run jobs until stopped."""
@@ -145,12 +149,24 @@ class Worker:
         while not self.stop.is_set():
             try:
                 ran = self.run_once()
-            except Exception:
+            except Exception as exc:
                 # A database hiccup must not end the worker; the job rows stay as they were.
-                log.exception("worker %s: error outside a job; retrying", self.worker_id)
+                self._failed_outside_a_job(exc, "error outside a job")
                 ran = False
+            else:
+                self.outages.succeeded()
             if not ran:
                 self.stop.wait(self.settings.worker_poll_seconds)
+
+    def _failed_outside_a_job(self, exc: Exception, what: str) -> None:
+        """An outage of the database is said once until it ends; anything else in full."""
+        outage = outage_of(exc)
+        if isinstance(exc, DatabaseOutage):
+            log.error("worker %s: %s; %s", self.worker_id, what, exc)  # said when it began
+        elif outage is None:
+            log.exception("worker %s: %s; retrying", self.worker_id, what)
+        else:
+            self.outages.failed(outage, exc)
 
     def run_once(self) -> bool:
         """Decode one uploaded dataset, or else claim and run one queued job; False when there
@@ -190,6 +206,10 @@ class Worker:
             self._interrupted(lease, exc)
         except LostJob:
             raise
+        except DatabaseOutage as exc:
+            # Nothing can be recorded now: the job keeps its row as it is, its lease runs out,
+            # and once the database is back it is queued again and resumes from its checkpoint.
+            log.error("job %s: %s; leaving it to its lease", lease.job_id, exc)
         except Exception as exc:
             self._fail(lease, self._failure_message(lease, exc))
 
@@ -210,15 +230,25 @@ class Worker:
         if exc.reason is StopReason.LOST:
             return
         cancelled = exc.reason is StopReason.CANCEL
-        with session_scope(write=True) as session:
-            (cancel_running_job if cancelled else release_job)(session, lease)
+        self._write(
+            lambda: self._in_session(cancel_running_job if cancelled else release_job, lease)
+        )
         if cancelled:
             shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
 
     def _fail(self, lease: Lease, message: str) -> None:
         log.error("job %s failed: %s", lease.job_id, message)
+        self._write(lambda: self._in_session(fail_job, lease, message))
+
+    def _write(self, write: Callable[[], None]) -> None:
+        """`write()`, waited out while the database is out of space or out of reach (until the
+        worker is told to stop, or TRAINSERVE_DATABASE_OUTAGE_SECONDS)."""
+        retry_through_outages(write, self.outages, self.settings.database_outage_seconds, self.stop)
+
+    @staticmethod
+    def _in_session(record: Callable[..., object], *args: object) -> None:
         with session_scope(write=True) as session:
-            fail_job(session, lease, message)
+            record(session, *args)
 
     def _train_and_save(self, lease: Lease) -> None:
         with session_scope() as session:
@@ -257,9 +287,9 @@ class Worker:
                 standardizer=dataset.standardizer,
                 hidden_layers=config.hidden_layers,
             )
-            with session_scope(write=True) as session:
-                finish_job(
-                    session,
+            run.write(
+                lambda: self._in_session(
+                    finish_job,
                     lease,
                     FinalResults(
                         test_accuracy=result.final.accuracy,
@@ -272,6 +302,7 @@ class Worker:
                         best_epoch=result.best_epoch,
                     ),
                 )
+            )
         shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
         log.info(
             "job %s succeeded: test accuracy %.2f%%", lease.job_id, 100 * result.final.accuracy

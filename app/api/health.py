@@ -5,6 +5,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
+from app.db_outages import database_outage
+from app.errors import API_OUTAGES
 from app.metrics import exposition
 from app.migrations import schema_is_current
 
@@ -23,16 +25,29 @@ def healthz() -> HealthOut:
 @router.get(
     "/readyz",
     response_model=HealthOut,
-    summary="The database answers and its schema is current",
-    responses={503: {"model": HealthOut, "description": "Database down or schema out of date."}},
+    summary="The database can be written and its schema is current",
+    responses={
+        503: {
+            "model": HealthOut,
+            "description": "Database down, out of space, or its schema out of date.",
+        }
+    },
 )
 def readyz() -> HealthOut | JSONResponse:
-    if schema_is_current():
-        return HealthOut(status="ready")
-    return JSONResponse(
-        {"status": "not ready", "detail": "database unreachable or schema not current"},
-        status_code=503,
-    )
+    """Ready when the schema is current and the database takes a write (a full disk or a lost
+    server makes it not ready until that passes)."""
+    if not schema_is_current():
+        return _not_ready("database unreachable or schema not current")
+    outage = database_outage()
+    if outage is not None:
+        API_OUTAGES.failed(outage, RuntimeError("the readiness probe's write failed"))
+        return _not_ready(str(outage))
+    API_OUTAGES.succeeded()
+    return HealthOut(status="ready")
+
+
+def _not_ready(detail: str) -> JSONResponse:
+    return JSONResponse({"status": "not ready", "detail": detail}, status_code=503)
 
 
 @router.get(

@@ -1,6 +1,5 @@
 """A worker writing to a real, full filesystem: a small tmpfs mounted as ARTIFACTS_DIR."""
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from app.jobs.config import JobConfig, JobCreate
 from app.jobs.transitions import create_job
 from app.ml.checkpoints import CheckpointStore
 from app.models import Job, JobStatus
-from tests.conftest import Env
+from tests.conftest import Env, small_disk
 from workers.worker import Worker
 
 # One checkpoint of the tutorial CNN (weights and SGD momentum) is about 500 KB, so the first
@@ -21,17 +20,8 @@ TMPFS_SIZE = "700k"
 
 @pytest.fixture
 def small_artifacts_disk(migrated_env: Env) -> Iterator[Path]:
-    mount_point = migrated_env.artifacts_dir
-    mount_point.mkdir(parents=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE}", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", str(mount_point)], check=True)
+    with small_disk(migrated_env.artifacts_dir, TMPFS_SIZE) as mount_point:
+        yield mount_point
 
 
 def test_a_full_disk_fails_the_job_and_keeps_the_last_checkpoint(

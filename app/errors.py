@@ -91,8 +91,12 @@ async def _render_database_error(request: Request, exc: Exception) -> JSONRespon
     if outage is None:
         return await _render_unexpected(request, exc)
     API_OUTAGES.failed(outage, exc)
+    # Imported here: the protocol's errors build on this module.
+    from app.oip.errors import is_protocol_path
+
+    message = f"{outage}: {OUTAGE_ADVICE[outage]}"
     return JSONResponse(
-        {"detail": f"{outage}: {OUTAGE_ADVICE[outage]}"},
+        {"error" if is_protocol_path(request.url.path) else "detail": message},
         status_code=503,
         headers={"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
     )

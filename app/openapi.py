@@ -1,6 +1,7 @@
 """The OpenAPI document as the service really behaves: short operation ids, every error with the
-body it really has (401, 403 and 413 come from middleware the generator cannot see; 422 is our
-{"detail", "errors"}, not FastAPI's list), and the bearer key as a security scheme."""
+body it really has (401, 403, 408 and 413 come from middleware the generator cannot see, 503
+from a database outage; 422 is our {"detail", "errors"}, not FastAPI's list), and the bearer
+key as a security scheme."""
 
 from typing import Any
 
@@ -10,6 +11,7 @@ from fastapi.routing import APIRoute
 
 from app.errors import ErrorOut
 from app.middleware import OPEN_PATHS, is_inference
+from app.oip.errors import is_protocol_path
 from app.oip.schemas import component_schemas
 
 SCHEME = "bearer"
@@ -71,6 +73,14 @@ def _declare_errors(schema: dict[str, Any]) -> None:
                 responses.setdefault("403", _error("The predict key may not change anything."))
             if method in BODY_METHODS:
                 responses.setdefault("413", _error("The request body is over the route's limit."))
+                responses.setdefault(
+                    "408",
+                    _error("The request body stopped arriving (TRAINSERVE_BODY_TIMEOUT_SECONDS)."),
+                )
+            if not is_protocol_path(path):
+                responses.setdefault(
+                    "503", _error("The database's disk is full or its server cannot be reached.")
+                )
 
 
 def _error(description: str) -> dict[str, Any]:

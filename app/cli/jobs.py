@@ -59,7 +59,12 @@ def register(cli: typer.Typer) -> None:
         max_train_samples: Annotated[int | None, typer.Option(min=1)] = None,
         max_test_samples: Annotated[int | None, typer.Option(min=1)] = None,
         log_every: Annotated[
-            int | None, typer.Option(min=1, help="Mini-batches per loss point.")
+            int | None,
+            typer.Option(
+                min=1,
+                help="Mini-batches per loss point (default: about 10 an epoch, 2,000 "
+                "for long epochs).",
+            ),
         ] = None,
         dataset: Annotated[
             str | None, typer.Option(help="An uploaded dataset's id (default: CIFAR-10).")

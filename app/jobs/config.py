@@ -29,6 +29,11 @@ from app.registry.promotion import PromotePolicy
 
 # Held out for early stopping when the job names no validation_fraction.
 DEFAULT_VALIDATION_FRACTION = 0.1
+# The tutorial prints the loss every 2,000 mini-batches; an epoch too short for 3 such points
+# gets about 10 points instead, so that a short job still draws a curve.
+TUTORIAL_LOG_EVERY = 2000
+TUTORIAL_POINTS_AT_LEAST = 3
+SHORT_EPOCH_POINTS = 10
 # The model a CIFAR-10 job registers as unless it says otherwise.
 CIFAR10_MODEL = "cifar10"
 
@@ -81,7 +86,12 @@ class JobFields(BaseModel):
         default=0, ge=0, le=8, description="Shift training images by up to this many pixels."
     )
     seed: Seed | None = Field(default=None, description="Random when absent.")
-    log_every: Count = Field(default=2000, description="Mini-batches per loss point.")
+    log_every: Count | None = Field(
+        default=None,
+        description="Mini-batches per loss point. Unset: the tutorial's 2,000 when an epoch has "
+        "at least 6,000 mini-batches (3 points or more), else a tenth of an epoch (at least 1), "
+        "so that every job has a curve of about 10 points an epoch.",
+    )
     max_train_samples: Count | None = None
     max_test_samples: Count | None = None
     validation_fraction: Fraction | None = Field(
@@ -177,6 +187,14 @@ class JobConfig(JobFields):
             raise StoredConfigInvalid(
                 f"the job's stored config is not valid in this version ({problems})"
             ) from None
+
+    def loss_interval(self, steps_per_epoch: int) -> int:
+        """Mini-batches per loss point: log_every when set, else the default rule."""
+        if self.log_every is not None:
+            return self.log_every
+        if steps_per_epoch >= TUTORIAL_POINTS_AT_LEAST * TUTORIAL_LOG_EVERY:
+            return TUTORIAL_LOG_EVERY
+        return max(1, steps_per_epoch // SHORT_EPOCH_POINTS)
 
     @property
     def processes(self) -> int:

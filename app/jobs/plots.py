@@ -24,6 +24,7 @@ def loss_png(
     points: Sequence[tuple[int, int, float]],
     steps_per_epoch: int | None,
     epochs: Sequence[tuple[int, float]],
+    points_label: str = "training loss (mean over each log_every mini-batches)",
 ) -> bytes:
     """Loss points (epoch, step, loss) at their fractional epoch, and each finished epoch's
     (epoch, test loss)."""
@@ -33,7 +34,7 @@ def loss_png(
     axes.plot(
         [epoch - 1 + step / per_epoch for epoch, step, _ in points],
         [loss for *_, loss in points],
-        label="training loss (mean over each log_every mini-batches)",
+        label=points_label,
     )
     if epochs:
         axes.plot(

@@ -71,3 +71,23 @@ def test_processes_and_device_follow_gpus_and_cpu_processes() -> None:
     assert JobConfig(seed=0, gpus=2).device_kind == "cuda"
     cpu = JobConfig(seed=0, cpu_processes=3)
     assert (cpu.processes, cpu.device_kind) == (3, "cpu")
+
+
+@pytest.mark.parametrize(
+    ("log_every", "steps_per_epoch", "interval"),
+    [
+        (None, 12_500, 2000),  # the tutorial: its points where it prints them
+        (None, 6_000, 2000),
+        (None, 5_999, 599),
+        (None, 1_250, 125),  # 5,000 images in batches of 4: 10 points an epoch
+        (None, 9, 1),
+        (None, 1, 1),  # a full-batch table job: a point every epoch
+        (7, 12_500, 7),
+        (2000, 10, 2000),
+    ],
+)
+def test_loss_points_default_to_the_tutorials_or_ten_an_epoch(
+    log_every: int | None, steps_per_epoch: int, interval: int
+) -> None:
+    config = JobCreate.model_validate({"log_every": log_every}).resolved()
+    assert config.loss_interval(steps_per_epoch) == interval

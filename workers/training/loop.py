@@ -86,6 +86,7 @@ def _train_epochs(
 ) -> Evaluation | None:
     """The epochs; the test-set evaluation of the last (None outside rank 0)."""
     config, leader = run.config, run.ranks.leader
+    log_every = config.loss_interval(run.steps_per_epoch)
     evaluation: Evaluation | None = None
     while run.at.epoch <= config.epochs and not run.early_stopping.stopped:
         at = run.at
@@ -96,8 +97,8 @@ def _train_epochs(
             if run.schedule is not None:
                 run.schedule.step()
             at.step += 1
-            if at.step % config.log_every == 0:
-                window = run.mean_loss_sums()[0].item() / config.log_every
+            if at.step % log_every == 0:
+                window = run.mean_loss_sums()[0].item() / log_every
                 mean = _finite(window, "loss", at.epoch, at.step)
                 run.loss_sums[0] = 0.0
                 run.loss_history.append(LossRecord(epoch=at.epoch, step=at.step, loss=mean))

@@ -20,7 +20,7 @@ TUTORIAL_DEFAULTS = {
     "label_smoothing": 0.0,
     "random_flip": False,
     "random_crop_padding": 0,
-    "log_every": 2000,
+    "log_every": None,
     "max_train_samples": None,
     "max_test_samples": None,
     "validation_fraction": None,

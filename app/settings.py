@@ -45,7 +45,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often a worker renews the lease of its job."
     )
     max_attempts: int = Field(
-        default=3, ge=1, description="Lease expiries after which a job fails (per job)."
+        default=3,
+        ge=1,
+        description="Lease expiries after which a job fails (per job), and deaths of its "
+        "decoding process or worker after which an uploaded dataset fails (per dataset).",
     )
     checkpoint_seconds: float = Field(
         default=300.0,
@@ -57,6 +60,18 @@ class Settings(BaseSettings):
         default=0.0,
         ge=0,
         description="Fault injection for tests: pause this long inside every checkpoint write.",
+    )
+    failpoint_decode_pause_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection for tests: the process decoding a dataset pauses this long "
+        "before it starts.",
+    )
+    failpoint_upload_pause_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection for tests: pause this long once an upload is stored, "
+        "before it is checked and recorded.",
     )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long SQLite waits for a lock before failing."

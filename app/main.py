@@ -1,5 +1,6 @@
 """The FastAPI application."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from app.openapi import install_openapi, operation_id
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.settings import get_settings
+from app.sweep import sweep_periodically
 from app.version import package_version
 
 log = logging.getLogger("trainserve.api")
@@ -53,7 +55,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     if settings.migrate_on_start:
         upgrade_to_head()
-    yield
+    sweeping = asyncio.create_task(sweep_periodically(settings))
+    try:
+        yield
+    finally:
+        sweeping.cancel()
 
 
 def inference_device(requested: str) -> torch.device:

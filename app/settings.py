@@ -61,6 +61,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Fault injection for tests: pause this long inside every checkpoint write.",
     )
+    sweep_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the API removes files no row refers to (also once at its start).",
+    )
+    sweep_grace_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="The sweep leaves alone files changed more recently than this: an upload "
+        "still being received and checked, a folder whose row is being committed.",
+    )
     failpoint_decode_pause_seconds: float = Field(
         default=0.0,
         ge=0,

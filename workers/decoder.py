@@ -3,7 +3,6 @@ workers.decoder`): an upload that crashes the decoder or exhausts memory takes d
 only, and the worker reports how it died. It reads the dataset to decode as JSON on stdin and
 answers one JSON line on stdout: {"result": {...}} or {"error": "<message for the user>"}."""
 
-import ctypes
 import errno
 import json
 import logging
@@ -21,11 +20,10 @@ from app.ml.archives import ArchiveRejected
 from app.ml.csv_tables import TableRejected
 from app.ml.image_folders import decode_archive, save_image_folders
 from app.ml.table_datasets import prepare_table, save_table_dataset
+from app.parent_death import signal_when_parent_dies
 from app.settings import Settings, get_settings
 
 log = logging.getLogger("trainserve.worker")
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -85,8 +83,7 @@ def failure_message(settings: Settings, exc: Exception) -> str:
 def _die_with_parent(parent_pid: int) -> None:
     """End this process when its worker ends (even by SIGKILL): the next attempt's decoder
     must not write the same files beside an orphan."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal_when_parent_dies(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the worker died before the line above
         os._exit(1)
 

@@ -5,33 +5,28 @@ exhausts memory, the worker survives, says how its decoder died, and the dataset
 until its attempts run out (app/datasets/state.py).
 """
 
-import json
 import logging
-import os
 import shutil
-import signal
-import subprocess
-import sys
-from dataclasses import asdict, dataclass
+import threading
+from dataclasses import dataclass
 from typing import Any
 
 from app.datasets.files import dataset_folder, upload_path
 from app.datasets.state import (
     DatasetLease,
-    IngestResult,
     claim_next_dataset,
     decoder_died,
     fail_dataset,
     finish_dataset,
     recover_orphaned_datasets,
+    release_dataset,
 )
 from app.db import session_scope
+from app.models import DatasetStatus
 from app.settings import Settings
-from workers.decoder import DecodeRequest
+from workers.decoder_process import DecoderReply, run_decoder
 
 log = logging.getLogger("trainserve.worker")
-
-KIB_PER_MIB = 1024
 
 
 @dataclass(frozen=True)
@@ -45,47 +40,56 @@ class ClaimedDataset:
         return self.lease.dataset_id
 
 
-@dataclass(frozen=True)
-class DecoderReply:
-    """What the decoding process answered, or how it died (`died`: "was killed by SIGKILL...")."""
-
-    result: IngestResult | None = None
-    error: str | None = None
-    died: str | None = None
-
-
 def claim_dataset(settings: Settings, owner: str) -> ClaimedDataset | None:
     """The oldest queued dataset, now ours to decode (the attempts of lost workers end first)."""
     with session_scope(write=True) as session:
         requeued, failed = recover_orphaned_datasets(session, settings.lease_seconds)
-        if requeued or failed:
-            log.warning(
-                "datasets whose worker was lost: %d queued again, %d failed (out of attempts)",
-                requeued,
-                failed,
-            )
         claimed = claim_next_dataset(session, owner)
-        if claimed is None:
-            return None
-        dataset, lease = claimed
-        return ClaimedDataset(lease, dataset.kind, dict(dataset.options))
+        claim = None
+        if claimed is not None:
+            dataset, lease = claimed
+            claim = ClaimedDataset(lease, dataset.kind, dict(dataset.options))
+    if requeued or failed:
+        log.warning(
+            "datasets whose worker was lost: %d queued again, %d failed (out of attempts)",
+            requeued,
+            len(failed),
+        )
+    for dataset_id in failed:
+        _remove_files(settings, dataset_id)
+    return claim
 
 
-def ingest(settings: Settings, dataset: ClaimedDataset) -> None:
-    """Decode the dataset's upload and record the outcome; the upload is removed once it is."""
+def ingest(settings: Settings, dataset: ClaimedDataset, stop: threading.Event) -> None:
+    """Decode the dataset's upload and record the outcome; the upload is removed once it is.
+    When `stop` is set meanwhile, the decoding ends and the dataset goes back to the queue."""
     lease = dataset.lease
-    reply = run_decoder(settings, dataset)
+    try:
+        reply = run_decoder(settings, lease, dataset.kind, dataset.options, stop)
+    except OSError as exc:  # no process to decode in (out of memory, of process slots...)
+        reply = DecoderReply(died=f"could not be started ({exc})")
+    if reply.stopped:
+        with session_scope(write=True) as session:
+            released = release_dataset(session, lease)
+        if released:
+            log.info("dataset %s: the worker is stopping; queued again", dataset.id)
+        return
     if reply.died is not None:
         log.error("dataset %s: its decoding process %s", dataset.id, reply.died)
         with session_scope(write=True) as session:
-            queued = decoder_died(session, lease, reply.died)
+            status = decoder_died(session, lease, reply.died)
+        if status is None:  # deleted while we decoded it
+            _remove_files(settings, dataset.id)
+            return
         log.warning(
             "dataset %s %s after attempt %d of %d",
             dataset.id,
-            "queued again" if queued else "failed",
+            "queued again" if status == DatasetStatus.QUEUED else "failed",
             lease.attempt,
             lease.max_attempts,
         )
+        if status == DatasetStatus.FAILED:
+            _remove_files(settings, dataset.id)
         return
     upload = upload_path(settings.data_dir, dataset.id)
     if reply.result is None:
@@ -96,57 +100,17 @@ def ingest(settings: Settings, dataset: ClaimedDataset) -> None:
         if recorded:
             upload.unlink(missing_ok=True)
         else:
-            shutil.rmtree(dataset_folder(settings.data_dir, dataset.id), ignore_errors=True)
+            _remove_files(settings, dataset.id)
         return
     with session_scope(write=True) as session:
         kept = finish_dataset(session, lease, reply.result)
     if not kept:  # deleted while we decoded it
-        shutil.rmtree(dataset_folder(settings.data_dir, dataset.id), ignore_errors=True)
+        _remove_files(settings, dataset.id)
         return
     upload.unlink(missing_ok=True)
     log.info("dataset %s ready: %s", dataset.id, reply.result.counts)
 
 
-def run_decoder(settings: Settings, dataset: ClaimedDataset) -> DecoderReply:
-    """Decode the dataset in a child process; its answer, or how it died."""
-    request = DecodeRequest(dataset.id, dataset.kind, dataset.options, parent_pid=os.getpid())
-    # Its own session: a Ctrl-C meant for the worker lets the decoding finish, as the worker does.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workers.decoder"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
-    )
-    lease = dataset.lease
-    log.info(
-        "dataset %s: decoding %s in process %d (attempt %d of %d)",
-        dataset.id,
-        upload_path(settings.data_dir, dataset.id),
-        process.pid,
-        lease.attempt,
-        lease.max_attempts,
-    )
-    assert process.stdin is not None and process.stdout is not None
-    try:
-        process.stdin.write(json.dumps(asdict(request)).encode())
-        process.stdin.close()
-    except BrokenPipeError:
-        pass  # it died at once: its status says how
-    answer = process.stdout.read()
-    process.stdout.close()
-    # wait4, not wait: the child's peak memory comes with its status.
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    peak = f"peak memory {usage.ru_maxrss // KIB_PER_MIB} MiB"
-    if process.returncode < 0:
-        name = signal.Signals(-process.returncode).name
-        return DecoderReply(died=f"was killed by {name} ({peak})")
-    if process.returncode != 0:
-        return DecoderReply(died=f"exited with code {process.returncode} ({peak})")
-    try:
-        reply = json.loads(answer.decode(errors="replace").strip().splitlines()[-1])
-        if "result" in reply:
-            return DecoderReply(result=IngestResult(**reply["result"]))
-        return DecoderReply(error=str(reply["error"]))
-    except (IndexError, ValueError, TypeError, KeyError):
-        return DecoderReply(died=f"ended without an answer ({peak})")
+def _remove_files(settings: Settings, dataset_id: str) -> None:
+    """A dataset's files, once it has failed for good or been deleted: nothing in them is used."""
+    shutil.rmtree(dataset_folder(settings.data_dir, dataset_id), ignore_errors=True)

@@ -97,33 +97,35 @@ def claim_next_dataset(session: Session, owner: str) -> tuple[Dataset, DatasetLe
     return dataset, lease
 
 
-def recover_orphaned_datasets(session: Session, lease_seconds: float) -> tuple[int, int]:
+def recover_orphaned_datasets(session: Session, lease_seconds: float) -> tuple[int, list[str]]:
     """End the attempts of workers that are no longer live: their datasets go back to the queue,
-    or fail when out of attempts. How many were queued again and how many failed."""
+    or fail when out of attempts. How many were queued again, and the ids of those that failed."""
     live = select(WorkerRecord.id).where(is_live(lease_seconds))
     orphaned = session.scalars(
         select(Dataset)
         .where(Dataset.status == DatasetStatus.INGESTING, Dataset.worker_id.not_in(live))
         .with_for_update(skip_locked=True)
     ).all()
-    requeued = failed = 0
+    requeued, failed = 0, []
     for dataset in orphaned:
         assert dataset.worker_id is not None
         lease = DatasetLease(dataset.id, dataset.worker_id, dataset.attempts, dataset.max_attempts)
-        if _attempt_died(session, lease, dataset.attempt_history, "worker lost", WORKER_LOST):
+        status = _attempt_died(session, lease, dataset.attempt_history, "worker lost", WORKER_LOST)
+        if status == DatasetStatus.QUEUED:
             requeued += 1
-        else:
-            failed += 1
+        elif status == DatasetStatus.FAILED:
+            failed.append(dataset.id)
     return requeued, failed
 
 
-def decoder_died(session: Session, lease: DatasetLease, how: str) -> bool:
-    """The attempt's decoding process died (`how`: killed by SIGKILL, with its peak memory...):
-    queue the dataset again, or fail it when out of attempts. True when queued again."""
+def decoder_died(session: Session, lease: DatasetLease, how: str) -> DatasetStatus | None:
+    """The attempt's decoding process died (`how`: was killed by SIGKILL, with its peak
+    memory...): queue the dataset again, or fail it when out of attempts. Its status now, or None
+    when it was deleted or taken over meanwhile."""
     history = session.scalar(select(Dataset.attempt_history).where(Dataset.id == lease.dataset_id))
-    return history is not None and _attempt_died(
-        session, lease, history, "decoder died", f"the process decoding it {how}"
-    )
+    if history is None:
+        return None
+    return _attempt_died(session, lease, history, "decoder died", f"the process decoding it {how}")
 
 
 def _attempt_died(
@@ -132,27 +134,33 @@ def _attempt_died(
     history: list[dict[str, Any]],
     outcome: AttemptOutcome,
     what: str,
-) -> bool:
+) -> DatasetStatus | None:
     now = utcnow()
     history = ended(history, lease.attempt, outcome, what, now)
+    values: dict[str, Any]
     if lease.attempt < lease.max_attempts:
-        _update_leased(
-            session,
-            lease,
-            status=DatasetStatus.QUEUED,
-            worker_id=None,
-            attempt_history=history,
-        )
-        return True
-    _update_leased(
+        status, values = DatasetStatus.QUEUED, {"worker_id": None}
+    else:
+        status = DatasetStatus.FAILED
+        values = {"finished_at": now, "error": gave_up_message(lease.attempt, what)}
+    written = _update_leased(session, lease, status=status, attempt_history=history, **values)
+    return status if written else None
+
+
+def release_dataset(session: Session, lease: DatasetLease) -> bool:
+    """Hand the dataset back to the queue without counting the attempt (graceful worker stop);
+    False when it was deleted or taken over meanwhile."""
+    history = session.scalar(select(Dataset.attempt_history).where(Dataset.id == lease.dataset_id))
+    if history is None:
+        return False
+    return _update_leased(
         session,
         lease,
-        status=DatasetStatus.FAILED,
-        finished_at=now,
-        error=gave_up_message(lease.attempt, what),
-        attempt_history=history,
+        status=DatasetStatus.QUEUED,
+        worker_id=None,
+        attempts=Dataset.attempts - 1,
+        attempt_history=[record for record in history if record["attempt"] != lease.attempt],
     )
-    return False
 
 
 def _update_leased(session: Session, lease: DatasetLease, **values: Any) -> bool:

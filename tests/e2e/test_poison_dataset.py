@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.api.test_datasets import colour_archive
+from tests.conftest import Env
 from tests.e2e.conftest import Process, Service, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +82,7 @@ def final(client: httpx.Client, dataset_id: str) -> dict[str, object]:
 
 
 def test_a_decoder_killed_on_every_attempt_fails_the_dataset_after_max_attempts(
-    service: Service, tmp_path: Path
+    env: Env, service: Service, tmp_path: Path
 ) -> None:
     client = start(service)
     worker = service.start_worker()
@@ -123,6 +124,7 @@ def test_a_decoder_killed_on_every_attempt_fails_the_dataset_after_max_attempts(
     for attempt in (1, 2):
         assert f"dataset {dataset_id} queued again after attempt {attempt} of 3" in worker.log()
     assert f"dataset {dataset_id} failed after attempt 3 of 3" in worker.log()
+    assert not (env.data_dir / "datasets" / dataset_id).exists()  # nothing kept of it
     # The worker goes on to other work: a dataset that decodes is made ready.
     service.overrides["TRAINSERVE_FAILPOINT_DECODE_PAUSE_SECONDS"] = "0"
     worker.stop()
@@ -132,7 +134,7 @@ def test_a_decoder_killed_on_every_attempt_fails_the_dataset_after_max_attempts(
 
 
 def test_a_worker_killed_while_it_decodes_on_every_attempt_fails_the_dataset(
-    service: Service, tmp_path: Path
+    env: Env, service: Service, tmp_path: Path
 ) -> None:
     client = start(service)
     dataset_id = upload(client, colour_archive(tmp_path / "poison.zip", per_class=4))
@@ -157,3 +159,23 @@ def test_a_worker_killed_while_it_decodes_on_every_attempt_fails_the_dataset(
     assert all(a["ended_at"] is not None for a in history)
     successor.wait_for_log("datasets whose worker was lost: 0 queued again, 1 failed")
     assert decoder_pauses(successor, dataset_id) == 0  # no fourth attempt
+    assert not (env.data_dir / "datasets" / dataset_id).exists()
+
+
+def test_a_stopping_worker_ends_its_decoder_and_hands_the_dataset_back_uncounted(
+    service: Service, tmp_path: Path
+) -> None:
+    client = start(service)
+    dataset_id = upload(client, colour_archive(tmp_path / "colours.zip", per_class=4))
+    stopping = service.start_worker("stopping")
+    pid = decoder_pid(stopping, dataset_id, 1)
+    assert stopping.stop(timeout_s=10) == 0  # SIGTERM: it does not wait out the 60 s pause
+    assert is_gone(pid)
+    assert f"dataset {dataset_id}: the worker is stopping; queued again" in stopping.log()
+    queued = client.get(f"/datasets/{dataset_id}").json()
+    assert (queued["status"], queued["attempts"], queued["attempt_history"]) == ("queued", 0, [])
+
+    service.overrides["TRAINSERVE_FAILPOINT_DECODE_PAUSE_SECONDS"] = "0"
+    service.start_worker("next")
+    ready = final(client, dataset_id)
+    assert (ready["status"], ready["attempts"]) == ("ready", 1)

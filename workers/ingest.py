@@ -78,8 +78,8 @@ def ingest(settings: Settings, dataset: ClaimedDataset, stop: threading.Event) -
         log.error("dataset %s: its decoding process %s", dataset.id, reply.died)
         with session_scope(write=True) as session:
             status = decoder_died(session, lease, reply.died)
-        if status is None:  # deleted while we decoded it
-            _remove_files(settings, dataset.id)
+        if status is None:
+            _lost(dataset.id)
             return
         log.warning(
             "dataset %s %s after attempt %d of %d",
@@ -100,15 +100,21 @@ def ingest(settings: Settings, dataset: ClaimedDataset, stop: threading.Event) -
         if recorded:
             upload.unlink(missing_ok=True)
         else:
-            _remove_files(settings, dataset.id)
+            _lost(dataset.id)
         return
     with session_scope(write=True) as session:
         kept = finish_dataset(session, lease, reply.result)
-    if not kept:  # deleted while we decoded it
-        _remove_files(settings, dataset.id)
+    if not kept:
+        _lost(dataset.id)
         return
     upload.unlink(missing_ok=True)
     log.info("dataset %s ready: %s", dataset.id, reply.result.counts)
+
+
+def _lost(dataset_id: str) -> None:
+    # Its files are not ours to remove: another worker may be decoding its upload now. When it
+    # was deleted, the sweep removes what this attempt wrote (app/sweep.py).
+    log.warning("dataset %s was deleted or taken over meanwhile; nothing recorded", dataset_id)
 
 
 def _remove_files(settings: Settings, dataset_id: str) -> None:

@@ -5,6 +5,7 @@ train, datasets decode and uploads arrive beside sweeps twice a second."""
 import contextlib
 import os
 import re
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from tests.api.test_datasets import colour_archive, noisy_png
 from tests.conftest import Env
-from tests.e2e.conftest import Service, wait_for
+from tests.e2e.conftest import TRAINSERVE, Service, wait_for
 from tests.e2e.test_chaos import run_to_end
 from tests.e2e.test_poison_dataset import final, upload
 from tests.test_sweep import age, files, write
@@ -126,3 +127,27 @@ def test_sweeps_while_jobs_run_remove_orphans_only(
     assert answer.status_code == 200, answer.text
     again = client.get("/models/cifar10/versions/1/export", params={"format": "safetensors"})
     assert (again.status_code, again.content) == (200, export.content)
+
+
+def test_the_sweep_command_says_what_it_removed(env: Env, service: Service) -> None:
+    environment = service.environment()
+    subprocess.run([TRAINSERVE, "migrate"], env=environment, check=True, capture_output=True)
+    write(env.data_dir / "incoming/ds-00000000000a", 5)
+    write(env.artifacts_dir / "jobs/12/model-attempt1.pt", 11)
+
+    def sweep(*args: str) -> str:
+        done = subprocess.run(
+            [TRAINSERVE, "sweep", *args], env=environment, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert sweep() == (  # within the default grace period of an hour: all kept
+        "removed 0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
+        "deleted jobs, 0 export folder(s) of deleted model versions: 0 bytes\n"
+    )
+    assert sweep("--grace", "0") == (
+        "removed 1 unfinished upload(s), 0 folder(s) of deleted datasets, 1 folder(s) of "
+        "deleted jobs, 0 export folder(s) of deleted model versions: 16 bytes\n"
+    )
+    assert files(env.data_dir) == files(env.artifacts_dir) == []

@@ -1,5 +1,6 @@
 """The FastAPI application."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -36,6 +37,7 @@ from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.settings import get_settings
 from app.slow_clients import BodyIdleLimit
+from app.sweep import sweep_periodically
 from app.version import package_version
 
 log = logging.getLogger("trainserve.api")
@@ -56,7 +58,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     if settings.migrate_on_start:
         upgrade_to_head()
-    yield
+    sweeping = asyncio.create_task(sweep_periodically(settings))
+    try:
+        yield
+    finally:
+        sweeping.cancel()
 
 
 def inference_device(requested: str) -> torch.device:

@@ -187,6 +187,13 @@ class Dataset(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker_id: Mapped[str | None] = mapped_column(String(200))
+    # Claims so far; a decoding process or worker that died on its max_attempts-th fails it.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    # One record per attempt (app/datasets/attempts.py): who decoded it, when, how it ended.
+    attempt_history: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSON, default=list, server_default="[]"
+    )
     error: Mapped[str | None] = mapped_column(Text)
     classes: Mapped[list[str] | None] = mapped_column(JSON)
     # Images per class in each split: {"train": {"cat": 5000, ...}, "test": {...}}.

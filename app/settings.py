@@ -125,7 +125,10 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="How often a worker renews the lease of its job."
     )
     max_attempts: int = Field(
-        default=3, ge=1, description="Lease expiries after which a job fails (per job)."
+        default=3,
+        ge=1,
+        description="Lease expiries after which a job fails (per job), and deaths of its "
+        "decoding process or worker after which an uploaded dataset fails (per dataset).",
     )
     checkpoint_seconds: float = Field(
         default=300.0,
@@ -144,6 +147,29 @@ class Settings(BaseSettings):
         description="How long a running job waits, paused, for a database that is out of space "
         "or out of reach before its worker leaves it to its lease (it is queued again and "
         "resumes from its checkpoint once the database is back).",
+    )
+    sweep_interval_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the API removes files no row refers to (also once at its start).",
+    )
+    sweep_grace_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="The sweep leaves alone files changed more recently than this: an upload "
+        "still being received and checked, a folder whose row is being committed.",
+    )
+    failpoint_decode_pause_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection for tests: the process decoding a dataset pauses this long "
+        "before it starts.",
+    )
+    failpoint_upload_pause_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fault injection for tests: pause this long once an upload is stored, "
+        "before it is checked and recorded.",
     )
     sqlite_busy_timeout_ms: int = Field(
         default=30_000, ge=0, description="How long SQLite waits for a lock before failing."

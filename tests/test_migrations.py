@@ -99,3 +99,22 @@ def test_the_upgrade_registers_what_served_predict_before(env: Env) -> None:
             text("SELECT from_version, to_version, moved_by FROM alias_move")
         ).one()
         assert tuple(moved) == (None, 1, "upgrade")
+
+
+def test_datasets_uploaded_before_attempts_start_with_none(env: Env) -> None:
+    command.upgrade(alembic_config(), "20261130_0010")
+    with get_engine().begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO dataset (id, name, kind, status, options, upload_bytes, created_at) "
+                "VALUES ('ds-0123456789ab', 'a.zip', 'images', 'queued', '{}', 1, "
+                "'2026-11-29 10:00:00')"
+            )
+        )
+    upgrade_to_head()
+    with get_engine().connect() as connection:
+        row = connection.execute(
+            text("SELECT attempts, max_attempts, attempt_history FROM dataset")
+        ).one()
+    history = row[2] if isinstance(row[2], list) else json.loads(row[2])
+    assert (row[0], row[1], history) == (0, 3, [])

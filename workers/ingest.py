@@ -1,114 +1,122 @@
-"""A worker's other task: decode an uploaded dataset once, into the tensors jobs train from."""
+"""A worker's other task: decode an uploaded dataset once, into the tensors jobs train from.
 
-import errno
+The decoding runs in a child process (workers/decoder.py): when an upload crashes the decoder or
+exhausts memory, the worker survives, says how its decoder died, and the dataset is tried again
+until its attempts run out (app/datasets/state.py).
+"""
+
 import logging
 import shutil
+import threading
 from dataclasses import dataclass
 from typing import Any
 
-from app.datasets.files import dataset_folder, images_path, table_path, upload_path
+from app.datasets.files import dataset_folder, upload_path
 from app.datasets.state import (
-    IngestResult,
+    DatasetLease,
     claim_next_dataset,
+    decoder_died,
     fail_dataset,
     finish_dataset,
-    requeue_orphaned_datasets,
+    recover_orphaned_datasets,
+    release_dataset,
 )
 from app.db import session_scope
-from app.ml.archives import ArchiveRejected
-from app.ml.csv_tables import TableRejected
-from app.ml.image_folders import decode_archive, save_image_folders
-from app.ml.table_datasets import prepare_table, save_table_dataset
+from app.models import DatasetStatus
 from app.settings import Settings
+from workers.decoder_process import DecoderReply, run_decoder
 
 log = logging.getLogger("trainserve.worker")
 
 
 @dataclass(frozen=True)
 class ClaimedDataset:
-    id: str
+    lease: DatasetLease
     kind: str
     options: dict[str, Any]
 
+    @property
+    def id(self) -> str:
+        return self.lease.dataset_id
+
 
 def claim_dataset(settings: Settings, owner: str) -> ClaimedDataset | None:
-    """The oldest queued dataset, now ours to decode (orphaned ones are queued again first)."""
+    """The oldest queued dataset, now ours to decode (the attempts of lost workers end first)."""
     with session_scope(write=True) as session:
-        requeued = requeue_orphaned_datasets(session, settings.lease_seconds)
-        if requeued:
-            log.warning("%d dataset(s) whose worker was lost queued again", requeued)
-        dataset = claim_next_dataset(session, owner)
-        if dataset is None:
-            return None
-        return ClaimedDataset(dataset.id, dataset.kind, dict(dataset.options))
+        requeued, failed = recover_orphaned_datasets(session, settings.lease_seconds)
+        claimed = claim_next_dataset(session, owner)
+        claim = None
+        if claimed is not None:
+            dataset, lease = claimed
+            claim = ClaimedDataset(lease, dataset.kind, dict(dataset.options))
+    if requeued or failed:
+        log.warning(
+            "datasets whose worker was lost: %d queued again, %d failed (out of attempts)",
+            requeued,
+            len(failed),
+        )
+    for dataset_id in failed:
+        _remove_files(settings, dataset_id)
+    return claim
 
 
-def ingest(settings: Settings, owner: str, dataset: ClaimedDataset) -> None:
-    """Decode the dataset's upload and record the outcome; the upload is removed once it is."""
-    upload = upload_path(settings.data_dir, dataset.id)
-    log.info("dataset %s: decoding %s", dataset.id, upload)
+def ingest(settings: Settings, dataset: ClaimedDataset, stop: threading.Event) -> None:
+    """Decode the dataset's upload and record the outcome; the upload is removed once it is.
+    When `stop` is set meanwhile, the decoding ends and the dataset goes back to the queue."""
+    lease = dataset.lease
     try:
-        result = _decode(settings, dataset)
-    except Exception as exc:
-        message = _failure_message(settings, exc)
+        reply = run_decoder(settings, lease, dataset.kind, dataset.options, stop)
+    except OSError as exc:  # no process to decode in (out of memory, of process slots...)
+        reply = DecoderReply(died=f"could not be started ({exc})")
+    if reply.stopped:
+        with session_scope(write=True) as session:
+            released = release_dataset(session, lease)
+        if released:
+            log.info("dataset %s: the worker is stopping; queued again", dataset.id)
+        return
+    if reply.died is not None:
+        log.error("dataset %s: its decoding process %s", dataset.id, reply.died)
+        with session_scope(write=True) as session:
+            status = decoder_died(session, lease, reply.died)
+        if status is None:
+            _lost(dataset.id)
+            return
+        log.warning(
+            "dataset %s %s after attempt %d of %d",
+            dataset.id,
+            "queued again" if status == DatasetStatus.QUEUED else "failed",
+            lease.attempt,
+            lease.max_attempts,
+        )
+        if status == DatasetStatus.FAILED:
+            _remove_files(settings, dataset.id)
+        return
+    upload = upload_path(settings.data_dir, dataset.id)
+    if reply.result is None:
+        message = reply.error or "the decoder answered nothing"
         log.error("dataset %s failed: %s", dataset.id, message)
         with session_scope(write=True) as session:
-            recorded = fail_dataset(session, dataset.id, owner, message)
+            recorded = fail_dataset(session, lease, message)
         if recorded:
             upload.unlink(missing_ok=True)
         else:
-            shutil.rmtree(dataset_folder(settings.data_dir, dataset.id), ignore_errors=True)
+            _lost(dataset.id)
         return
     with session_scope(write=True) as session:
-        kept = finish_dataset(session, dataset.id, owner, result)
-    if not kept:  # deleted while we decoded it
-        shutil.rmtree(dataset_folder(settings.data_dir, dataset.id), ignore_errors=True)
+        kept = finish_dataset(session, lease, reply.result)
+    if not kept:
+        _lost(dataset.id)
         return
     upload.unlink(missing_ok=True)
-    log.info("dataset %s ready: %s", dataset.id, result.counts)
+    log.info("dataset %s ready: %s", dataset.id, reply.result.counts)
 
 
-def _decode(settings: Settings, dataset: ClaimedDataset) -> IngestResult:
-    """Read the upload into the file jobs train from; what it holds."""
-    upload, options = upload_path(settings.data_dir, dataset.id), dataset.options
-    if dataset.kind == "tabular":
-        table = prepare_table(
-            upload,
-            target=options["target"],
-            drop=options["drop"],
-            test_fraction=options["test_fraction"],
-            seed=options["seed"],
-        )
-        save_table_dataset(table, table_path(settings.data_dir, dataset.id))
-        return IngestResult(
-            classes=table.classes,
-            counts=table.counts(),
-            test_split="drawn",
-            feature_columns=table.standardizer.columns,
-        )
-    folders = decode_archive(
-        upload,
-        image_size=options["image_size"],
-        test_fraction=options["test_fraction"],
-        seed=options["seed"],
-    )
-    save_image_folders(folders, images_path(settings.data_dir, dataset.id))
-    return IngestResult(
-        classes=folders.classes,
-        counts=folders.counts(),
-        test_split=folders.test_split,
-        image_size=folders.image_size,
-        ignored_files=folders.ignored,
-    )
+def _lost(dataset_id: str) -> None:
+    # Its files are not ours to remove: another worker may be decoding its upload now. When it
+    # was deleted, the sweep removes what this attempt wrote (app/sweep.py).
+    log.warning("dataset %s was deleted or taken over meanwhile; nothing recorded", dataset_id)
 
 
-def _failure_message(settings: Settings, exc: Exception) -> str:
-    """What the user reads in the dataset's `error`."""
-    if isinstance(exc, ArchiveRejected | TableRejected):
-        return str(exc)
-    if isinstance(exc, FileNotFoundError):
-        return "its upload is gone from the server's disk; upload it again"
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return f"the disk is full: could not write under {settings.data_dir}"
-    log.exception("decoding a dataset failed")  # unexpected: keep the traceback
-    return f"{type(exc).__name__}: {exc}"
+def _remove_files(settings: Settings, dataset_id: str) -> None:
+    """A dataset's files, once it has failed for good or been deleted: nothing in them is used."""
+    shutil.rmtree(dataset_folder(settings.data_dir, dataset_id), ignore_errors=True)

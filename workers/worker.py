@@ -173,7 +173,7 @@ class Worker:
         was nothing to do."""
         dataset = claim_dataset(self.settings, self.worker_id)
         if dataset is not None:
-            ingest(self.settings, self.worker_id, dataset)
+            ingest(self.settings, dataset, self.stop)
             return True
         with session_scope(write=True) as session:
             requeued, failed = recover_expired_leases(session)

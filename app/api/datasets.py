@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from app.api.deps import SessionDep, SettingsDep
 from app.datasets.files import ID_PREFIX
 from app.datasets.schemas import DatasetList, DatasetOut
-from app.datasets.uploads import UploadOptions, accept_upload
+from app.datasets.uploads import UploadOptions, UploadPolicy, accept_upload
 from app.datasets.usage import find_dataset, remove_dataset
 from app.errors import ErrorOut
 from app.jobs.fields import COUNT_MAX, SEED_MAX
@@ -71,7 +71,10 @@ def upload_dataset(
     options = UploadOptions(
         image_size=image_size, test_fraction=test_fraction, seed=seed, target=target, drop=drop
     )
-    dataset = accept_upload(settings.data_dir, file.filename or "upload", file.file, options)
+    policy = UploadPolicy(
+        settings.data_dir, settings.max_attempts, settings.failpoint_upload_pause_seconds
+    )
+    dataset = accept_upload(policy, file.filename or "upload", file.file, options)
     response.headers["Location"] = f"/datasets/{dataset.id}"
     return DatasetOut.model_validate(dataset)
 

@@ -1,4 +1,4 @@
-"""`trainserve api|up|worker|migrate|check`: the service's own processes."""
+"""`trainserve api|up|worker|migrate|sweep|check`: the service's own processes."""
 
 import ipaddress
 import logging
@@ -160,6 +160,27 @@ def register(cli: typer.Typer) -> None:
         """Apply database migrations."""
         _logging()
         run_migrations()
+
+    @cli.command("sweep", rich_help_panel=PANEL)
+    def sweep_command(
+        grace: Annotated[
+            float | None,
+            typer.Option(
+                min=0,
+                help="Leave files changed within this many seconds (default: "
+                "TRAINSERVE_SWEEP_GRACE_SECONDS).",
+            ),
+        ] = None,
+    ) -> None:
+        """Remove files no row refers to: uploads a crash left, deleted datasets' and jobs'
+        files, deleted model versions' exports (the API also does so at start and hourly)."""
+        from app.sweep import sweep_unreferenced_files
+
+        _logging()
+        settings = get_settings()
+        grace_s = settings.sweep_grace_seconds if grace is None else grace
+        report = sweep_unreferenced_files(settings.data_dir, settings.artifacts_dir, grace_s)
+        print(f"removed {report}")
 
     @cli.command("check", rich_help_panel=PANEL)
     def check_command(

@@ -8,6 +8,23 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.models import DatasetStatus
 
 
+class DatasetAttempt(BaseModel):
+    """One claim of the dataset by a worker, and how it ended."""
+
+    attempt: int = Field(description="1, 2, 3...")
+    worker_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: Literal["decoding", "ready", "failed", "decoder died", "worker lost"] = Field(
+        description="decoding (under way), ready, failed (the upload is at fault), decoder died "
+        "or worker lost (counts against max_attempts)."
+    )
+    detail: str | None = Field(
+        description="How it ended, in words: why it failed, or how the decoding process died "
+        "(killed by SIGKILL, its peak memory...)."
+    )
+
+
 class DatasetOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -24,7 +41,15 @@ class DatasetOut(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     error: str | None = Field(
-        description="Why it failed (for example, the files that are not images)."
+        description="Why it failed (for example, the files that are not images, or that its "
+        "decoding process died on its last attempt)."
+    )
+    attempts: int = Field(description="Times a worker claimed it to decode it.")
+    max_attempts: int = Field(
+        description="Attempts after which a decoding process or worker that dies fails it."
+    )
+    attempt_history: list[DatasetAttempt] = Field(
+        description="Each attempt, oldest first: its worker, when, and how it ended.",
     )
     classes: list[str] | None = Field(description="Class names: train/'s folder names, sorted.")
     counts: dict[str, dict[str, int]] | None = Field(

@@ -5,9 +5,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+EXPORTS_FOLDER = "exports"
+
+
+def export_folder(artifacts_dir: Path, model: str, version: int) -> Path:
+    """Where a version's exports are kept."""
+    return artifacts_dir / EXPORTS_FOLDER / model / f"v{version}"
+
 
 def export_path(artifacts_dir: Path, model: str, version: int, extension: str) -> Path:
-    return artifacts_dir / "exports" / model / f"v{version}" / f"{model}-v{version}.{extension}"
+    return export_folder(artifacts_dir, model, version) / f"{model}-v{version}.{extension}"
 
 
 def kept(path: Path, make: Callable[[], bytes]) -> bytes:

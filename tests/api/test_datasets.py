@@ -76,6 +76,15 @@ def test_upload_decode_train_predict_and_delete(
         "test": {"blue": 2, "green": 2, "red": 2},
     }
     assert (ready["image_size"], ready["test_split"], ready["ignored_files"]) == (24, "drawn", 0)
+    assert (ready["attempts"], ready["max_attempts"]) == (1, 3)
+    [attempt] = ready["attempt_history"]
+    assert (attempt["attempt"], attempt["worker_id"], attempt["outcome"], attempt["detail"]) == (
+        1,
+        worker.worker_id,
+        "ready",
+        None,
+    )
+    assert attempt["started_at"] <= attempt["ended_at"] <= ready["finished_at"]
     folder = env.data_dir / "datasets" / dataset["id"]
     assert sorted(p.name for p in folder.iterdir()) == ["images.pt"]  # the upload is gone
     assert client.get("/datasets").json()["total"] == 1
@@ -137,6 +146,11 @@ def test_undecodable_files_fail_the_dataset_naming_them(
     assert failed["status"] == "failed"
     assert failed["error"].startswith("1 file(s) could not be read as images: ")
     assert "colours/train/red/notes.png" in failed["error"]
+    # The upload is at fault: no other attempt.
+    assert failed["attempts"] == 1
+    assert [(a["outcome"], a["detail"]) for a in failed["attempt_history"]] == [
+        ("failed", failed["error"])
+    ]
     refused = client.post("/jobs", json={"dataset": dataset["id"]})
     assert refused.status_code == 409
     assert refused.json()["detail"].startswith(f"dataset {dataset['id']} is failed: 1 file(s)")
@@ -151,7 +165,7 @@ def test_an_unsafe_archive_is_422_at_once_and_leaves_nothing(
     assert response.json()["detail"] == (
         "file: unsafe entry name '../../etc/cron.d/evil': '..' is not allowed"
     )
-    assert list((env.data_dir / "datasets").iterdir()) == []
+    assert [p for p in env.data_dir.rglob("*") if p.is_file()] == []  # nor under incoming/
     assert client.get("/datasets").json()["total"] == 0
 
 

@@ -1,0 +1,182 @@
+"""Removing files that no row refers to: uploads a crash left before their row was created, the
+folders of datasets and jobs whose rows are gone, the exports of deleted model versions.
+
+It never removes what a row refers to, and leaves alone anything changed within the grace
+period: an upload being received and checked, a dataset folder whose row is being committed.
+The check and the removal share one write transaction, so that on SQLite, which can give a
+deleted job's id to the next job, no job is created between them.
+"""
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.datasets.files import DATASETS_FOLDER, ID_PREFIX, INCOMING_FOLDER
+from app.db import session_scope
+from app.exports.store import EXPORTS_FOLDER
+from app.jobs.files import JOBS_FOLDER
+from app.models import JOB_ID_MAX, Dataset, Job, ModelVersion, RegisteredModel
+from app.settings import Settings
+
+log = logging.getLogger("trainserve.sweep")
+
+DATASET_ID = re.compile(rf"^{re.escape(ID_PREFIX)}[0-9a-f]{{12}}$")
+VERSION_FOLDER = re.compile(r"^v(\d+)$")
+
+
+@dataclass
+class SweepReport:
+    """What one sweep removed: entries of each kind, and the bytes their files held."""
+
+    # uploads: left under incoming/ by a crash before their row; datasets and jobs: folders
+    # whose row is gone (a job's models and checkpoints); exports: of deleted model versions.
+    removed: Counter[str] = field(default_factory=Counter)
+    bytes: int = 0
+
+    def remove(self, kind: str, entry: Path) -> None:
+        """Remove `entry` (a file or a folder) and count it under `kind`."""
+        size = sum(size for _, size in _walk(entry))
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                os.unlink(entry)
+        except FileNotFoundError:
+            return  # removed meanwhile, by its own delete or another sweep
+        except OSError as exc:
+            log.warning("sweep could not remove %s: %s", entry, exc)
+            return
+        self.removed[kind] += 1
+        self.bytes += size
+
+    def __str__(self) -> str:
+        counts = self.removed
+        return (
+            f"{counts['uploads']} unfinished upload(s), {counts['datasets']} folder(s) of "
+            f"deleted datasets, {counts['jobs']} folder(s) of deleted jobs, {counts['exports']} "
+            f"export folder(s) of deleted model versions: {self.bytes} bytes"
+        )
+
+
+def sweep_unreferenced_files(data_dir: Path, artifacts_dir: Path, grace_s: float) -> SweepReport:
+    """Remove what no row refers to and nothing has changed for `grace_s`; what was removed."""
+    cutoff = time.time() - grace_s
+    report = SweepReport()
+    with session_scope(write=True) as session:
+        for entry in _children(data_dir / INCOMING_FOLDER):
+            if _settled(entry, cutoff):
+                report.remove("uploads", entry)
+        for entry in _children(data_dir / DATASETS_FOLDER):
+            if (
+                DATASET_ID.match(entry.name)
+                and session.get(Dataset, entry.name) is None
+                and _settled(entry, cutoff)
+            ):
+                report.remove("datasets", entry)
+        for entry in _children(artifacts_dir / JOBS_FOLDER):
+            if (
+                entry.name.isdigit()
+                and int(entry.name) <= JOB_ID_MAX
+                and not _job_exists(session, int(entry.name))
+                and _settled(entry, cutoff)
+            ):
+                report.remove("jobs", entry)
+        for model_folder in _children(artifacts_dir / EXPORTS_FOLDER):
+            for entry in _children(model_folder):
+                number = VERSION_FOLDER.match(entry.name)
+                if (
+                    number
+                    and not _version_exists(session, model_folder.name, int(number[1]))
+                    and _settled(entry, cutoff)
+                ):
+                    report.remove("exports", entry)
+            _remove_if_empty(model_folder, cutoff)
+    return report
+
+
+def sweep_and_log(data_dir: Path, artifacts_dir: Path, grace_s: float) -> SweepReport:
+    """One sweep, reported in the log (at info when it removed something)."""
+    report = sweep_unreferenced_files(data_dir, artifacts_dir, grace_s)
+    if report.removed:
+        log.info("sweep removed %s", report)
+    else:
+        log.debug("sweep removed nothing")
+    return report
+
+
+async def sweep_periodically(settings: Settings) -> None:
+    """Sweep now, then every TRAINSERVE_SWEEP_INTERVAL_SECONDS, until cancelled."""
+    while True:
+        try:
+            await asyncio.to_thread(
+                sweep_and_log,
+                settings.data_dir,
+                settings.artifacts_dir,
+                settings.sweep_grace_seconds,
+            )
+        except Exception:
+            log.exception(
+                "sweep failed; the next one is in %.0f s", settings.sweep_interval_seconds
+            )
+        await asyncio.sleep(settings.sweep_interval_seconds)
+
+
+def _job_exists(session: Session, job_id: int) -> bool:
+    if session.get(Job, job_id) is not None:
+        return True
+    # A version's model file is under its job's folder; a job with versions cannot be deleted,
+    # but the files a version serves are never removed on that rule alone.
+    prefix = f"{JOBS_FOLDER}/{job_id}/"
+    served = select(ModelVersion.id).where(ModelVersion.model_path.startswith(prefix)).limit(1)
+    return session.scalar(served) is not None
+
+
+def _version_exists(session: Session, model: str, version: int) -> bool:
+    found = (
+        select(ModelVersion.id)
+        .join(RegisteredModel, RegisteredModel.id == ModelVersion.model_id)
+        .where(RegisteredModel.name == model, ModelVersion.version == version)
+    )
+    return session.scalar(found) is not None
+
+
+def _remove_if_empty(folder: Path, cutoff: float) -> None:
+    """A model's exports folder emptied by an earlier sweep, and not just made for a new one."""
+    if folder.is_dir() and not _children(folder) and folder.stat().st_mtime < cutoff:
+        with contextlib.suppress(OSError):  # a new export's folder came meanwhile
+            folder.rmdir()
+
+
+def _children(folder: Path) -> list[Path]:
+    try:
+        return sorted(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _settled(entry: Path, cutoff: float) -> bool:
+    """Nothing in `entry` (a file or a folder) has changed since `cutoff`."""
+    return all(mtime < cutoff for mtime, _ in _walk(entry))
+
+
+def _walk(entry: Path) -> Iterator[tuple[float, int]]:
+    """The modification time and size of `entry` and of everything under it."""
+    try:
+        status = entry.lstat()
+    except FileNotFoundError:
+        return
+    yield status.st_mtime, status.st_size if entry.is_file() else 0
+    if entry.is_dir() and not entry.is_symlink():
+        for child in _children(entry):
+            yield from _walk(child)

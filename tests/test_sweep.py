@@ -1,0 +1,121 @@
+"""The sweep removes the files no row refers to, once nothing has changed in them for the grace
+period, and nothing else: real files on disk, real rows in the migrated database."""
+
+import os
+import time
+from pathlib import Path
+
+from app.datasets.state import create_dataset
+from app.db import session_scope
+from app.models import Job, JobStatus, ModelVersion, RegisteredModel
+from app.sweep import sweep_unreferenced_files
+from tests.conftest import Env
+
+HOUR_S = 3600.0
+
+
+def write(path: Path, size: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x" * size)
+    return path
+
+
+def age(root: Path, seconds: float) -> None:
+    """Make every file and folder under `root` look untouched for `seconds`."""
+    then = time.time() - seconds
+    for path in [root, *root.rglob("*")]:
+        os.utime(path, (then, then))
+
+
+def files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def add_job(status: str, job_id: int) -> None:
+    with session_scope(write=True) as session:
+        session.add(Job(id=job_id, status=status, config={"epochs": 1}, attempts=1))
+
+
+def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) -> None:
+    data, artifacts = migrated_env.data_dir, migrated_env.artifacts_dir
+    with session_scope(write=True) as session:
+        create_dataset(
+            session, "ds-000000000001", name="a.zip", kind="images", options={}, upload_bytes=1
+        )
+    add_job(JobStatus.SUCCEEDED, 1)
+    add_job(JobStatus.RUNNING, 2)
+    with session_scope(write=True) as session:
+        model = RegisteredModel(name="cats", description="", tags={}, last_version=1)
+        session.add(model)
+        session.flush()
+        session.add(
+            ModelVersion(
+                model_id=model.id,
+                version=1,
+                job_id=1,
+                model_path="jobs/1/model-attempt1.pt",
+                test_accuracy=0.5,
+                lineage={},
+            )
+        )
+    # Referred to by a row: kept.
+    write(data / "datasets/ds-000000000001/images.pt", 100)
+    write(artifacts / "jobs/1/model-attempt1.pt", 100)
+    write(artifacts / "jobs/2/checkpoints/epoch0001-step00000010.pt", 100)  # a running job's
+    write(artifacts / "exports/cats/v1/cats-v1.onnx", 100)
+    # Not the sweep's to judge: kept.
+    write(data / "datasets/notes.txt", 100)
+    write(data / "cifar-10-batches-py/data_batch_1", 100)
+    write(artifacts / "jobs/notes/a.txt", 100)
+    # No row: removed.
+    write(data / "incoming/ds-00000000000a", 5)  # an upload whose API died before its row
+    write(data / "datasets/ds-00000000000b/upload", 7)  # a dataset row never committed
+    write(artifacts / "jobs/3/model-attempt1.pt", 11)  # a deleted job's
+    write(artifacts / "exports/cats/v2/cats-v2.onnx", 13)  # a deleted version's
+    write(artifacts / "exports/gone/v1/gone-v1.onnx", 17)  # a deleted model's
+    age(data, 2 * HOUR_S)
+    age(artifacts, 2 * HOUR_S)
+
+    report = sweep_unreferenced_files(data, artifacts, grace_s=HOUR_S)
+
+    assert str(report) == (
+        "1 unfinished upload(s), 1 folder(s) of deleted datasets, 1 folder(s) of deleted jobs, "
+        "2 export folder(s) of deleted model versions: 53 bytes"
+    )
+    assert files(data) == [
+        "cifar-10-batches-py/data_batch_1",
+        "datasets/ds-000000000001/images.pt",
+        "datasets/notes.txt",
+    ]
+    assert files(artifacts) == [
+        "exports/cats/v1/cats-v1.onnx",
+        "jobs/1/model-attempt1.pt",
+        "jobs/2/checkpoints/epoch0001-step00000010.pt",
+        "jobs/notes/a.txt",
+    ]
+    # The deleted model's emptied folder goes once it has been left alone for the grace period.
+    assert (artifacts / "exports/gone").is_dir()
+    age(artifacts / "exports/gone", 2 * HOUR_S)
+    again = sweep_unreferenced_files(data, artifacts, grace_s=HOUR_S)
+    assert (str(again), (artifacts / "exports/gone").exists()) == (
+        "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted jobs, "
+        "0 export folder(s) of deleted model versions: 0 bytes",
+        False,
+    )
+
+
+def test_what_changed_within_the_grace_period_is_left_alone(migrated_env: Env) -> None:
+    data, artifacts = migrated_env.data_dir, migrated_env.artifacts_dir
+    write(data / "incoming/ds-00000000000a", 5)  # an upload being checked now
+    write(data / "datasets/ds-00000000000b/upload", 7)  # its row being committed now
+    stale = write(artifacts / "jobs/3/model-attempt1.pt", 11)
+    age(artifacts, 2 * HOUR_S)
+    write(artifacts / "jobs/3/checkpoints/epoch0001-step00000010.pt", 13)  # a change inside
+
+    kept = sweep_unreferenced_files(data, artifacts, grace_s=60)
+    assert (kept.bytes, dict(kept.removed)) == (0, {})
+    assert stale.exists()
+
+    swept = sweep_unreferenced_files(data, artifacts, grace_s=0)
+    assert (swept.bytes, dict(swept.removed)) == (36, {"uploads": 1, "datasets": 1, "jobs": 1})
+    assert files(data) == files(artifacts) == []

@@ -26,6 +26,7 @@ from app.api import (
 )
 from app.assets import ASSETS_PREFIX
 from app.errors import install_error_handlers
+from app.jobs.event_hub import EventHub
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
@@ -53,7 +54,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     if settings.migrate_on_start:
         upgrade_to_head()
+    app.state.event_hub = EventHub(settings.events_poll_seconds)
     yield
+    await app.state.event_hub.close()
 
 
 def inference_device(requested: str) -> torch.device:

@@ -94,10 +94,11 @@ async def _stream(
             open_s = closes_at - time.monotonic()
             if open_s <= 0:
                 return
+            keepalive_due = open_s > KEEPALIVE_SECONDS
             with anyio.move_on_after(min(KEEPALIVE_SECONDS, open_s)) as waited:
                 events = await subscription.next_events()
             if waited.cancelled_caught:
-                if time.monotonic() < closes_at:
+                if keepalive_due:
                     yield KEEPALIVE
                 continue
             for event in events:

@@ -1,5 +1,6 @@
 """Server-Sent Events on the wire: the response that carries them and how one is written."""
 
+import asyncio
 import json
 import math
 from collections.abc import AsyncGenerator
@@ -7,10 +8,12 @@ from typing import Any
 
 from fastapi.sse import format_sse_event
 from starlette.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-# A comment line: proxies and browsers that drop a silent connection see traffic.
-KEEPALIVE = b": ping\n\n"
+# A comment line, so that proxies and browsers that drop a silent connection see traffic. No
+# blank line after it: that would end an event, and some clients (httpx-sse) hand out an empty
+# one carrying the last id; a comment line alone is skipped by every parser.
+KEEPALIVE = b": ping\n"
 KEEPALIVE_SECONDS = 15.0
 
 # One event's fields, for the OpenAPI document (it renders them as OpenAPI 3.1 can).
@@ -37,8 +40,22 @@ class EventStreamResponse(StreamingResponse):
         self._events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, send_noting_start)
+        except asyncio.CancelledError:
+            # Only a stopping server cancels a stream from outside (a client that goes away is
+            # handled inside), once TRAINSERVE_SHUTDOWN_GRACE_SECONDS are over. For an event
+            # stream that is an ordinary end: close it properly, and the client resumes.
+            if not started:
+                raise
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await self._events.aclose()
 

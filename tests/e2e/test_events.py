@@ -4,6 +4,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -168,3 +169,27 @@ def test_clients_that_drop_their_streams_leave_no_errors_in_the_log(service: Ser
     log = api.log()
     assert log.count(f"GET /jobs/{job_id}/events HTTP/1.1") == DROPPED_CLIENTS + 1
     assert [line for line in log.splitlines() if "ERROR" in line or "Traceback" in line] == []
+
+
+def test_a_stopping_server_ends_open_streams_cleanly_after_its_grace(service: Service) -> None:
+    service.overrides["TRAINSERVE_SHUTDOWN_GRACE_SECONDS"] = "1"
+    api = service.start_api()
+    with service.client() as client:
+        job_id = client.post("/jobs", json={}).json()["id"]
+    followers = [Follower(service.url, job_id) for _ in range(5)]
+    for follower in followers:
+        follower.start()
+    wait_for(lambda: all(f.events for f in followers), 30, "followers never saw the queued job")
+    stopping = time.monotonic()
+    api.stop()
+    for follower in followers:
+        follower.join(30)
+        # Its stream ended properly (a broken one raises at once: one connection), and only
+        # the reconnect that follows found no server.
+        assert follower.connections == 2
+        assert isinstance(follower.error, httpx.TransportError), follower.error
+    assert time.monotonic() - stopping < 5
+    errors = [line for line in api.log().splitlines() if "ERROR" in line or "Traceback" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        "Cancel 5 running task(s), timeout graceful shutdown exceeded"
+    ), errors

@@ -101,7 +101,12 @@ async def _stream(
                 if keepalive_due:
                     yield KEEPALIVE
                 continue
-            for event in events:
-                yield sse_message(event=event.kind, id=str(event.seq), data=event.data)
+            if not events:
+                continue  # the job ended with nothing more to send
+            # One write for the batch: with a thousand streams, every write counts.
+            yield b"".join(
+                sse_message(event=event.kind, id=str(event.seq), data=event.data)
+                for event in events
+            )
     finally:
         subscription.close()

@@ -27,6 +27,7 @@ from app.api import (
 )
 from app.assets import ASSETS_PREFIX
 from app.errors import install_error_handlers
+from app.jobs.event_hub import EventHub
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
@@ -58,11 +59,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     if settings.migrate_on_start:
         upgrade_to_head()
+    app.state.event_hub = EventHub(settings.events_poll_seconds)
     sweeping = asyncio.create_task(sweep_periodically(settings))
     try:
         yield
     finally:
         sweeping.cancel()
+        await app.state.event_hub.close()
 
 
 def inference_device(requested: str) -> torch.device:

@@ -229,7 +229,8 @@ class Settings(BaseSettings):
         default=0.5,
         gt=0,
         le=60,
-        description="How often an open event stream (GET /jobs/{id}/events) looks for new events.",
+        description="How often an API process looks for new events of each job followed on "
+        "GET /jobs/{id}/events (one read a job, whatever the number of streams).",
     )
     events_max_seconds: float = Field(
         default=900.0,

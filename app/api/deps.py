@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.errors import NotFound
+from app.jobs.event_hub import EventHub
 from app.models import JOB_ID_MAX, Job
 from app.registry.names import VERSION_MAX, Name
 from app.serving.lookup import ServingJobs, Target
@@ -62,6 +63,14 @@ async def _predictions(request: Request) -> Predictions:
 
 
 PredictionsDep = Annotated[Predictions, Depends(_predictions)]
+
+
+async def _event_hub(request: Request) -> EventHub:
+    hub: EventHub = request.app.state.event_hub
+    return hub
+
+
+EventHubDep = Annotated[EventHub, Depends(_event_hub)]
 
 
 async def _target(

@@ -1,25 +1,29 @@
 """A job's events as a live Server-Sent Events stream."""
 
 import time
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from collections.abc import AsyncGenerator
+from typing import Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Header
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 
-from app.api.deps import JobIdPath, SettingsDep
+from app.api.deps import EventHubDep, JobIdPath, SettingsDep
+from app.api.sse import (
+    KEEPALIVE,
+    KEEPALIVE_SECONDS,
+    SSE_EVENT_SCHEMA,
+    EventStreamResponse,
+    sse_message,
+)
 from app.db import session_scope
 from app.errors import NotFound
-from app.jobs.events import FINISHED, Event, events_after
+from app.jobs.event_hub import EventHub
 from app.jobs.fields import COUNT_MAX
-from app.models import Job, JobStatus
+from app.models import Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-EVENTS_PER_READ = 500
 # Spelled out: a `model` here would be documented as text/event-stream, the route's own type.
 ERROR_JSON = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 RETRY_MS = 2000
@@ -54,20 +58,12 @@ def _existing_job(job_id: JobIdPath) -> int:
     return job_id
 
 
-def _read(job_id: int, after: int) -> tuple[list[Event], bool]:
-    """New events, and whether the job had finished before they were read (then there are no
-    more to come once these are sent)."""
-    with session_scope() as session:
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
-        events = events_after(session, job_id, after, EVENTS_PER_READ)
-    finished = status is None or JobStatus(status) in FINISHED
-    return events, finished and len(events) < EVENTS_PER_READ
-
-
 @router.get(
     "/{job_id}/events",
-    response_class=EventSourceResponse,
+    response_class=EventStreamResponse,
+    status_code=200,  # said, as EventStreamResponse takes none to read it from
     responses={
+        200: {"content": {"text/event-stream": {"itemSchema": SSE_EVENT_SCHEMA}}},
         404: {"description": "No job with this id.", "content": ERROR_JSON},
         422: {"description": "Last-Event-ID is not a whole number.", "content": ERROR_JSON},
     },
@@ -77,25 +73,40 @@ def _read(job_id: int, after: int) -> tuple[list[Event], bool]:
 async def follow_job(
     job_id: Annotated[int, Depends(_existing_job)],
     settings: SettingsDep,
+    hub: EventHubDep,
     last_event_id: Annotated[
         int,
         Header(ge=0, le=COUNT_MAX, description="Resume after this event id (0: from the start)."),
     ] = 0,
-) -> AsyncIterator[ServerSentEvent]:
-    after = last_event_id
-    closes_at = time.monotonic() + settings.events_max_seconds
-    yield ServerSentEvent(retry=RETRY_MS, comment=f"job {job_id}, events after {after}")
-    while True:
-        events, ended = await run_in_threadpool(_read, job_id, after)
-        for event in events:
-            yield _sse(event)
-            after = event.seq
-        if ended or time.monotonic() >= closes_at:
-            return
-        if not events:
-            await anyio.sleep(settings.events_poll_seconds)
+) -> EventStreamResponse:
+    return EventStreamResponse(
+        _stream(hub, job_id, last_event_id, time.monotonic() + settings.events_max_seconds)
+    )
 
 
-def _sse(event: Event) -> ServerSentEvent:
-    data: dict[str, Any] = event.data
-    return ServerSentEvent(event=event.kind, id=str(event.seq), data=data)
+async def _stream(
+    hub: EventHub, job_id: int, after: int, closes_at: float
+) -> AsyncGenerator[bytes, None]:
+    subscription = hub.follow(job_id, after)
+    try:
+        yield sse_message(retry=RETRY_MS, comment=f"job {job_id}, events after {after}")
+        while not subscription.ended:
+            open_s = closes_at - time.monotonic()
+            if open_s <= 0:
+                return
+            keepalive_due = open_s > KEEPALIVE_SECONDS
+            with anyio.move_on_after(min(KEEPALIVE_SECONDS, open_s)) as waited:
+                events = await subscription.next_events()
+            if waited.cancelled_caught:
+                if keepalive_due:
+                    yield KEEPALIVE
+                continue
+            if not events:
+                continue  # the job ended with nothing more to send
+            # One write for the batch: with a thousand streams, every write counts.
+            yield b"".join(
+                sse_message(event=event.kind, id=str(event.seq), data=event.data)
+                for event in events
+            )
+    finally:
+        subscription.close()

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
-from app.models import JobEvent, JobStatus
+from app.db import session_scope, utcnow
+from app.models import Job, JobEvent, JobStatus
 
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+EVENTS_PER_READ = 500
 
 
 class EventKind(StrEnum):
@@ -80,3 +81,14 @@ def events_after(session: Session, job_id: int, after: int, limit: int) -> list[
         .limit(limit)
     )
     return [Event(seq, EventKind(kind), data) for seq, kind, data in rows]
+
+
+def read_new_events(job_id: int, after: int) -> tuple[list[Event], bool]:
+    """The job's next events after `after` (at most EVENTS_PER_READ), and whether they are its
+    last: the job had finished before they were read, or is gone."""
+    # Its own short session: one held by a follower would keep a read transaction open.
+    with session_scope() as session:
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+        events = events_after(session, job_id, after, EVENTS_PER_READ)
+    finished = status is None or JobStatus(status) in FINISHED
+    return events, finished and len(events) < EVENTS_PER_READ

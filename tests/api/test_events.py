@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx_sse import connect_sse
 
+from app.api import events as events_route
+from app.settings import get_settings
 from tests.api.conftest import TrainJob
 
 
@@ -60,3 +63,21 @@ def test_unknown_jobs_and_bad_event_ids_are_refused(client: TestClient) -> None:
         response = client.get(f"/jobs/{job_id}/events", headers={"Last-Event-ID": bad})
         assert response.status_code == 422, bad
         assert "last-event-id" in response.json()["detail"].lower(), response.json()
+
+
+def test_a_quiet_stream_sends_keep_alive_comments_until_it_is_closed(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_route, "KEEPALIVE_SECONDS", 0.2)
+    monkeypatch.setenv("TRAINSERVE_EVENTS_MAX_SECONDS", "0.5")
+    get_settings.cache_clear()
+    job_id = client.post("/jobs", json={}).json()["id"]
+    body = client.get(f"/jobs/{job_id}/events").text
+    assert body == (
+        f": job {job_id}, events after 0\nretry: 2000\n\n"
+        f'event: status\ndata: {{"status": "queued", "retry_of": null}}\nid: 1\n\n'
+        ": ping\n: ping\n"  # at 0.2 s and 0.4 s; none as it closes at 0.5 s
+    )
+    # httpx-sse would hand out an empty event, with the last id, for a blank line after a ping.
+    queued = {"id": 1, "event": "status", "data": {"status": "queued", "retry_of": None}}
+    assert stream(client, job_id) == [queued]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import anyio
 
+from app.db_outages import OutageLog, outage_of
 from app.jobs.events import EVENTS_PER_READ, Event, read_new_events
 
 log = logging.getLogger("trainserve.events")
@@ -65,6 +66,7 @@ class EventHub:
         inbox_batches: int = INBOX_BATCHES,
     ) -> None:
         self.poll_seconds = poll_seconds
+        self.outages = OutageLog(log, "event streams")
         self._read = read
         self._inbox_batches = inbox_batches
         self._feeds: dict[int, _Feed] = {}
@@ -115,10 +117,16 @@ class EventHub:
             try:
                 events, ended = await self.read(feed.job_id, feed.cursor)
             except Exception as exc:
-                # The database may be back by the next poll; followers wait meanwhile.
-                log.warning("could not read the events of job %d: %s", feed.job_id, exc)
+                # The database may be back by the next poll; followers wait meanwhile. An
+                # outage is said once, not at every poll of every followed job.
+                outage = outage_of(exc)
+                if outage is None:
+                    log.warning("could not read the events of job %d: %s", feed.job_id, exc)
+                else:
+                    self.outages.failed(outage, exc)
                 await asyncio.sleep(self.poll_seconds)
                 continue
+            self.outages.succeeded()
             if events:
                 feed.cursor = events[-1].seq
                 feed.deliver(events)

@@ -10,7 +10,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from app.db_outages import Outage, OutageLog, outage_of
 from app.field_suggestions import model_fields_at, suggest_field
@@ -79,9 +81,17 @@ async def _render_unexpected(request: Request, exc: Exception) -> JSONResponse:
 API_OUTAGES = OutageLog(log, "api")
 OUTAGE_ADVICE = {
     Outage.DISK_FULL: "nothing was changed; try again once space is freed",
-    Outage.UNREACHABLE: "nothing was changed; try again shortly",
+    # A change sent as the connection broke may have been saved all the same.
+    Outage.UNREACHABLE: "try again shortly (a change sent just then may have been saved: "
+    "check before sending it again)",
 }
 OUTAGE_RETRY_AFTER_S = 10
+
+
+@event.listens_for(Session, "after_commit")
+def _database_written(_session: Session) -> None:
+    """A commit went through: an outage the API has met is over (said once, when it is)."""
+    API_OUTAGES.succeeded()
 
 
 async def _render_database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -14,6 +14,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from app.logs import request_id
 from app.middleware import answer_refusals
 from app.settings import get_settings
 
@@ -34,18 +35,37 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.header_timeout_s = get_settings().header_timeout_seconds
         self.header_deadline: asyncio.TimerHandle | None = None
+        self.request_body_complete = True
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
+    def data_received(self, data: bytes) -> None:
+        # asyncio may run this in the context of the request that last resumed reading: the
+        # lines uvicorn logs from here belong to no request.
+        request_id.set(None)
+        super().data_received(data)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.request_body_complete = False
         self._arm()  # the next request on a kept-alive connection
 
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self.request_body_complete = True
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.request_body_complete and not self.transport.is_closing():
+            # Answered before its body was read (a 401, a 413, a 404...): the rest of the body
+            # would hold the connection open at the client's pace, so it is closed instead.
+            self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -62,7 +82,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _expire(self) -> None:
         self.header_deadline = None
-        if not self.transport.is_closing():
+        if self.flow.read_paused:
+            # The server itself is not reading (a request before this one is still being
+            # answered): the time is not the client's to lose.
+            self._arm()
+        elif not self.transport.is_closing():
             self.transport.close()
 
 

@@ -1,7 +1,9 @@
 """Telling an outage of the database from other errors, and waiting one out, on real errors."""
 
 import logging
+import re
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,12 +85,31 @@ def test_a_write_waits_until_there_is_room_and_says_so_twice(
         database.write()
 
     with caplog.at_level(logging.INFO, logger="tests.outages"):
-        retry_through_outages(write, OutageLog(log, "job 7"), limit_s=60)
+        retry_through_outages(write, OutageLog(log, "job 7", settle_s=0), limit_s=60)
     assert tries == 4
-    assert [record.getMessage() for record in caplog.records] == [
+    # Between the first failure and the last: the pauses after the first two (0.5 s, 1 s).
+    assert [re.sub(r"after \d+ s", "after N s", r.getMessage()) for r in caplog.records] == [
         "job 7: the database's disk is full (database or disk is full); waiting for it",
-        "job 7: the database can be written again after 4 s (the database's disk is full; "
+        "job 7: the database can be written again after N s (the database's disk is full; "
         "3 tries failed)",
+    ]
+
+
+def test_an_outage_ends_only_once_writes_have_stopped_failing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    outages = OutageLog(log, "worker w", settle_s=0.5)
+    full = full_disk_error(tmp_path)
+    with caplog.at_level(logging.INFO, logger="tests.outages"):
+        for _ in range(3):  # a small write gets through between two larger ones that fail
+            outages.failed(Outage.DISK_FULL, full)
+            outages.succeeded()
+        time.sleep(0.6)
+        outages.succeeded()
+        outages.succeeded()
+    assert [r.getMessage()[:40] for r in caplog.records] == [
+        "worker w: the database's disk is full (d",
+        "worker w: the database can be written ag",
     ]
 
 

@@ -146,7 +146,8 @@ def register(cli: typer.Typer) -> None:
             str | None, typer.Option(help="A CSV's column holding each row's class.")
         ] = None,
         drop: Annotated[
-            str | None, typer.Option(help="A CSV's columns to leave out (comma-separated).")
+            list[str] | None,
+            typer.Option(metavar="COLUMN", help="A CSV's column to leave out (repeatable)."),
         ] = None,
         wait: Annotated[
             bool, typer.Option("--wait", help="Wait until a worker has decoded it.")
@@ -159,7 +160,7 @@ def register(cli: typer.Typer) -> None:
             "test_fraction": test_fraction,
             "seed": seed,
             "target": target,
-            "drop": drop,
+            "drop": ",".join(drop) if drop else None,
         }
         fields = {name: str(value) for name, value in options.items() if value is not None}
         with server(url) as remote:

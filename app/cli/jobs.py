@@ -126,11 +126,12 @@ def register(cli: typer.Typer) -> None:
         """One job: status, progress, result; --follow to watch it to the end."""
         with server(url) as remote:
             job = remote.request("GET", f"/jobs/{job_id}")
-            if as_json:
+            following = follow and job["status"] not in FINISHED
+            if as_json and not following:  # --follow --json prints the finished job alone
                 render.print_json(out, job)
-            else:
+            elif not as_json:
                 out.print(render.job_table(job))
-            if follow and job["status"] not in FINISHED:
+            if following:
                 follow_job(remote, job, out, as_json)
 
     @cli.command(rich_help_panel=PANEL)

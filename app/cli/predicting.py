@@ -44,7 +44,10 @@ def read_rows(source: str, dropped: list[str]) -> list[dict[str, Any]]:
     elif path.suffix.lower() == ".json":
         rows = _json_rows(path.read_text(), str(path))
     else:
-        return _csv_rows(path, dropped)
+        try:
+            return _csv_rows(path, dropped)
+        except UnicodeDecodeError:
+            raise typer.BadParameter(f"{path} is not UTF-8 text", param_hint="ROWS") from None
     return [
         {column: value for column, value in row.items() if column not in dropped} for row in rows
     ]
@@ -61,7 +64,8 @@ def _json_rows(text: str, where: str) -> list[dict[str, Any]]:
 
 
 def _csv_rows(path: Path, dropped: list[str]) -> list[dict[str, Any]]:
-    with path.open(newline="") as file:
+    # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+    with path.open(newline="", encoding="utf-8-sig") as file:
         sample = file.read(64 * 1024)
         file.seek(0)
         try:
@@ -69,7 +73,10 @@ def _csv_rows(path: Path, dropped: list[str]) -> list[dict[str, Any]]:
         except csv.Error:
             dialect = csv.excel  # type: ignore[assignment]
         rows = []
-        for line, row in enumerate(csv.DictReader(file, dialect=dialect), start=2):
+        reader = csv.DictReader(file, dialect=dialect)
+        reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+        for row in reader:
+            line = reader.line_num
             try:
                 rows.append(
                     {column: float(value) for column, value in row.items() if column not in dropped}

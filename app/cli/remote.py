@@ -15,6 +15,7 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 RECONNECT_DELAYS_S = (0.5, 1, 2, 4, 8)
 NO_CONTENT = 204
+RETRIED_STATUSES = frozenset({502, 503, 504})
 # A large archive is checked whole before the server answers.
 UPLOAD_TIMEOUT_S = 600
 
@@ -85,7 +86,10 @@ class Remote:
                         yield event
                         if event.kind == "status" and event.data["status"] in FINISHED:
                             return
-            except (httpx.TransportError, SSEError) as exc:
+            except (httpx.TransportError, SSEError, ServerError) as exc:
+                # A server restarting, a proxy in between, a database outage: try again.
+                if isinstance(exc, ServerError) and exc.status not in RETRIED_STATUSES:
+                    raise
                 if failures == len(RECONNECT_DELAYS_S):
                     raise ServerError(f"lost the event stream of job {job_id}: {exc}") from exc
                 time.sleep(RECONNECT_DELAYS_S[failures])

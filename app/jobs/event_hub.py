@@ -10,6 +10,7 @@ caught up, then joins again, so that a slow client never holds the others back.
 """
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Callable
 
@@ -99,7 +100,11 @@ class EventHub:
         feed = self._feeds.get(job_id)
         if feed is None:
             feed = self._feeds[job_id] = _Feed(job_id, after)
-            feed.task = asyncio.get_running_loop().create_task(self._poll(feed))
+            # In a context of its own: it outlives the request that started it, whose id its
+            # log lines must not carry.
+            feed.task = asyncio.get_running_loop().create_task(
+                self._poll(feed), context=contextvars.Context()
+            )
         inbox = _Inbox(feed, self._inbox_batches)
         feed.inboxes.add(inbox)
         return inbox, feed.cursor

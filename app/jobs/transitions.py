@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, false, func, select, update
+from sqlalchemy import and_, event, false, func, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -74,7 +74,15 @@ def create_job(
     session.flush()
     status_event(session, job.id, JobStatus.QUEUED, retry_of=retry_of)
     retry = "" if retry_of is None else f" (a retry of job {retry_of})"
-    log.info("job %d queued%s: %s on %s", job.id, retry, config.model, config.dataset)
+    # Said once it is committed: a write that fails (the database's disk full) queued nothing.
+    event.listen(
+        session,
+        "after_commit",
+        lambda _session: log.info(
+            "job %d queued%s: %s on %s", job.id, retry, config.model, config.dataset
+        ),
+        once=True,
+    )
     return job
 
 

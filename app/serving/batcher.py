@@ -9,6 +9,7 @@ lone request waits for nothing. The event loop never decodes or runs torch.
 """
 
 import asyncio
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -73,7 +74,8 @@ class Batcher:
     async def _submit(self, inputs: Inputs, resize: bool) -> list[Prediction]:
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done():
-            self._task = loop.create_task(self._serve())
+            # Its own context: it serves every request, not the one that happened to start it.
+            self._task = loop.create_task(self._serve(), context=contextvars.Context())
         answer: asyncio.Future[list[Prediction]] = loop.create_future()
         self.queue.put_nowait(_Request(inputs, resize, answer))
         return await answer

@@ -1,5 +1,8 @@
+import time
+
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from app.main import create_app
 from app.migrations import upgrade_to_head
@@ -17,3 +20,17 @@ def test_not_ready_until_migrated(env: Env, monkeypatch: pytest.MonkeyPatch) -> 
         assert client.get("/healthz").status_code == 200
         upgrade_to_head()
         assert client.get("/readyz").status_code == 200
+
+
+def test_ready_while_another_writer_holds_the_lock_answered_within_seconds(
+    client: TestClient, env: Env
+) -> None:
+    holder = create_engine(env.database_url)
+    with holder.begin() as connection:  # holds the write lock (SQLite) or the row (PostgreSQL)
+        connection.execute(text("UPDATE alembic_version SET version_num = version_num"))
+        started = time.monotonic()
+        response = client.get("/readyz")
+        waited = time.monotonic() - started
+    holder.dispose()
+    assert (response.status_code, response.json()) == (200, {"status": "ready"})
+    assert 1.5 < waited < 10, waited  # the probe's own short wait, not the 30 s busy timeout

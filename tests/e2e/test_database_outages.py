@@ -23,7 +23,10 @@ pytestmark = pytest.mark.e2e
 DISK_SIZE = "8m"
 JOB = {"epochs": 4, "max_train_samples": 400, "log_every": 10, "seed": 7, "promote": "never"}
 FULL = "the database's disk is full: nothing was changed; try again once space is freed"
-UNREACHABLE = "the database cannot be reached: nothing was changed; try again shortly"
+UNREACHABLE = (
+    "the database cannot be reached: try again shortly (a change sent just then may have been "
+    "saved: check before sending it again)"
+)
 POSTGRES_STOPPED_S = 20
 REPO = Path(__file__).resolve().parents[2]
 

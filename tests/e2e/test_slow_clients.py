@@ -112,6 +112,32 @@ def test_a_body_that_stops_arriving_is_answered_408(trained: Service) -> None:
         assert client.get("/jobs").json()["total"] == 1
 
 
+def test_a_body_answered_before_it_was_read_does_not_hold_the_connection(
+    service: Service,
+) -> None:
+    service.start_api()
+    sock = connect(service)
+    # Over the JSON limit by its Content-Length: answered 413 at once, the body never read.
+    sock.sendall(
+        b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 10000000\r\n\r\n{"
+    )
+    sock.settimeout(5)
+    assert sock.recv(4096).startswith(b"HTTP/1.1 413 ")
+    started = time.monotonic()
+    dripped = 0
+    while not closed_by_server(sock) and time.monotonic() - started < 10:
+        try:  # the rest of the body, at a trickle
+            sock.send(b" ")
+            dripped += 1
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        time.sleep(DRIP_INTERVAL_S)
+    took = time.monotonic() - started
+    sock.close()
+    assert took < 2, f"still open after {took:.1f} s ({dripped} bytes dripped)"
+
+
 def test_connections_beyond_the_limit_are_answered_503(service: Service) -> None:
     service.overrides["TRAINSERVE_MAX_CONNECTIONS"] = "4"
     service.start_api()

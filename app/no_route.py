@@ -14,6 +14,7 @@ from app.assets import ASSETS_PREFIX
 from app.oip.errors import is_protocol_path
 
 DOCS_PATH = "/docs"
+STATIC_FILE_METHODS = ("GET", "HEAD")
 # The methods tried at a path, in the order the Allow header and the message list them.
 METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # What routing reads of a request: a fresh scope with only these is matched per method.
@@ -31,14 +32,14 @@ def _said_nothing(exc: HTTPException) -> bool:
     return exc.detail == HTTPStatus(exc.status_code).phrase
 
 
-def _allowed_methods(request: Request, exc: HTTPException) -> list[str]:
+def _allowed_methods(request: Request) -> list[str]:
     """Every method some route takes at this path. The router's own 405 names only the first
     route it found there, and GET /jobs and POST /jobs are two routes: each method is tried."""
     scope = request.scope
     if _is_page_file(request.url.path):
-        # Their mount takes every method; the static files inside say which they answer.
-        allow = (exc.headers or {}).get("Allow", "")
-        return [method for method in METHOD_ORDER if method in allow.split(", ")]
+        # Their mount takes every method; static files answer GET and HEAD alone (older
+        # versions of the framework do not say so in an Allow header of their own).
+        return list(STATIC_FILE_METHODS)
     # As the request arrived: a mount on the way has moved its root_path.
     asked = {key: scope[key] for key in PATH_KEYS if key in scope}
     asked["root_path"] = scope.get("app_root_path", scope.get("root_path", ""))
@@ -77,7 +78,7 @@ async def _render(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         message = not_found_message(method, path)
     else:
-        allowed = _allowed_methods(request, exc)
+        allowed = _allowed_methods(request)
         if not allowed:
             return await http_exception_handler(request, exc)
         headers["Allow"] = ", ".join(allowed)

@@ -27,6 +27,7 @@ INT_RANGES = {
 NULLABLE = {
     "batch_size",  # the whole training set at every step
     "seed",
+    "log_every",  # about 10 points an epoch, or the tutorial's 2,000
     "max_train_samples",
     "max_test_samples",
     "gpus",

@@ -115,12 +115,11 @@ def create_app() -> FastAPI:
         max_wait_s=settings.max_batch_wait_ms / 1000,
     )
     app.state.serving_jobs = ServingJobs(settings.default_model)
-    # Added innermost first: requests pass CORS, then the request id, keys, body limits.
+    # Added innermost first: requests pass the request id, CORS, the metrics, keys, body limits.
     app.add_middleware(BodyIdleLimit, timeout_s=settings.body_timeout_seconds)
     app.add_middleware(BodyLimit, settings=settings)
     app.add_middleware(ApiKeys, settings=settings)
-    app.add_middleware(RequestId)
-    # Outermost but for CORS: it counts what the layers inside refuse (401, 413) too.
+    # It counts what the layers inside refuse (401, 413) too.
     app.add_middleware(RequestMetrics, routes_from=app)
     if settings.cors_origins:
         app.add_middleware(
@@ -128,7 +127,10 @@ def create_app() -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
         )
+    # Outermost: every answer carries its id, a CORS preflight's too, and so do its log lines.
+    app.add_middleware(RequestId)
     return app
 
 

@@ -5,10 +5,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
-from app.db_outages import database_outage
-from app.errors import API_OUTAGES
 from app.metrics import exposition
-from app.migrations import schema_is_current
+from app.readiness import readiness_problem
 
 router = APIRouter(tags=["health"])
 
@@ -36,13 +34,9 @@ def healthz() -> HealthOut:
 def readyz() -> HealthOut | JSONResponse:
     """Ready when the schema is current and the database takes a write (a full disk or a lost
     server makes it not ready until that passes)."""
-    if not schema_is_current():
-        return _not_ready("database unreachable or schema not current")
-    outage = database_outage()
-    if outage is not None:
-        API_OUTAGES.failed(outage, RuntimeError("the readiness probe's write failed"))
-        return _not_ready(str(outage))
-    API_OUTAGES.succeeded()
+    problem = readiness_problem()
+    if problem is not None:
+        return _not_ready(problem)
     return HealthOut(status="ready")
 
 

@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PredictionsDep, SettingsDep
-from app.migrations import schema_is_current
 from app.oip import request as oip_request
 from app.oip.errors import PROTOCOL_PREFIX, NotFound
 from app.oip.inference import infer, loaded_model
@@ -25,6 +24,7 @@ from app.oip.schemas import (
     ServerMetadataOut,
 )
 from app.oip.signature import Signature
+from app.readiness import readiness_problem
 from app.registry.names import VERSION_MAX, is_name
 from app.registry.versions import version_numbers
 from app.serving.lookup import Target
@@ -54,11 +54,17 @@ def live() -> LiveOut:
 @router.get(
     "/health/ready",
     response_model=ReadyOut,
-    responses={503: {"model": ReadyOut, "description": "Database down or not migrated."}},
+    responses={
+        503: {
+            "model": ReadyOut,
+            "description": "Database down, out of space, or its schema out of date.",
+        }
+    },
     summary="The server is ready",
 )
 def ready() -> ReadyOut | JSONResponse:
-    if schema_is_current():
+    """As /readyz: the schema is current and the database takes a write."""
+    if readiness_problem() is None:
         return ReadyOut(ready=True)
     return JSONResponse({"ready": False}, status_code=503)
 

@@ -73,6 +73,21 @@ def test_cors_allows_only_the_listed_origins(cors_client: TestClient) -> None:
     assert "access-control-allow-origin" not in other.headers
 
 
+def test_a_cors_preflight_carries_a_request_id_a_browser_may_read(cors_client: TestClient) -> None:
+    preflight = cors_client.options(
+        "/jobs",
+        headers={
+            "Origin": "https://dash.example",
+            "Access-Control-Request-Method": "POST",
+            "X-Request-ID": "preflight-1",
+        },
+    )
+    assert (preflight.status_code, preflight.headers["x-request-id"]) == (200, "preflight-1")
+    answered = cors_client.get("/healthz", headers={"Origin": "https://dash.example"})
+    assert answered.headers["access-control-expose-headers"] == "X-Request-ID"
+    assert len(answered.headers["x-request-id"]) == 32
+
+
 def test_a_predict_body_over_the_limit_is_413(client: TestClient) -> None:
     big = b"\x89PNG" + b"\0" * (20 * 1024 * 1024)  # over the default 20 MiB
     for response in (

@@ -43,7 +43,11 @@ class OwnPostgres:
         parent.chmod(0o755)  # the server runs as its own user, which must reach its folder
         self.folder = parent / "data"
         self.port = free_port()
-        self.url = self.start()
+        try:
+            self.url = self.start()
+        except BaseException:
+            shutil.rmtree(parent, ignore_errors=True)
+            raise
 
     def start(self) -> str:
         started = subprocess.run(

@@ -1,11 +1,11 @@
 """Database engine, session factory and the declarative base."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
@@ -13,6 +13,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from app.settings import get_settings
+
+T = TypeVar("T")
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -120,3 +122,9 @@ def session_scope(url: str | None = None, *, write: bool = False) -> Iterator[Se
         raise
     finally:
         session.close()
+
+
+def in_write_session(record: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """`record(session, *args, **kwargs)` in a write transaction of its own."""
+    with session_scope(write=True) as session:
+        return record(session, *args, **kwargs)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from app.db import session_scope
+from app.db import in_write_session, session_scope
 from app.db_outages import OutageLog, outage_of, retry_through_outages
 from app.jobs.files import checkpoint_folder
 from app.jobs.progress import (
@@ -155,8 +155,7 @@ class JobRun:
 
     def _in_session(self, record: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`record(session, lease, ...)` in a write transaction of its own."""
-        with session_scope(write=True) as session:
-            return record(session, self.lease, *args, **kwargs)
+        return in_write_session(record, self.lease, *args, **kwargs)
 
     # -- resume ------------------------------------------------------------------------------
 

@@ -1,6 +1,5 @@
 """The worker process: claim a queued job, train it, record the results, repeat."""
 
-import errno
 import logging
 import os
 import shutil
@@ -12,9 +11,9 @@ import uuid
 from collections.abc import Callable
 from types import FrameType
 
-from app.db import session_scope
+from app.db import in_write_session, session_scope
 from app.db_outages import DatabaseOutage, OutageLog, outage_of, retry_through_outages
-from app.jobs.config import JobConfig, StoredConfigInvalid
+from app.jobs.config import JobConfig
 from app.jobs.files import checkpoint_folder, model_file
 from app.jobs.transitions import (
     FinalResults,
@@ -36,28 +35,25 @@ from app.jobs.worker_registry import (
 from app.logs import configure_logging, logging_job
 from app.migrations import schema_is_current
 from app.ml.checkpoints import save_model
-from app.ml.cifar10 import DatasetError
 from app.models import Job
 from app.settings import Settings, get_settings
 from workers.dataset_cache import DatasetCache, hold_out, limit_samples
+from workers.failures import failure_message
 from workers.ingest import claim_dataset, ingest
 from workers.job_run import JobRun, TrainedImages
 from workers.offer import detect_offer
 from workers.training.data_parallel import train_data_parallel
 from workers.training.hooks import (
     StopReason,
-    TrainingDiverged,
     TrainingInterrupted,
     TrainInputs,
 )
 from workers.training.loop import train
-from workers.training.runtime import UnsupportedOption
 
 log = logging.getLogger("trainserve.worker")
 
 SCHEMA_WAIT_LOG_INTERVAL_S = 10.0
 # Failures whose message is written for the user as it is.
-USER_ERRORS = (DatasetError, StoredConfigInvalid, TrainingDiverged, UnsupportedOption)
 
 
 class Worker:
@@ -211,19 +207,7 @@ class Worker:
             # and once the database is back it is queued again and resumes from its checkpoint.
             log.error("job %s: %s; leaving it to its lease", lease.job_id, exc)
         except Exception as exc:
-            self._fail(lease, self._failure_message(lease, exc))
-
-    def _failure_message(self, lease: Lease, exc: Exception) -> str:
-        """What the user reads in the job's `error`."""
-        if isinstance(exc, USER_ERRORS):
-            return str(exc)
-        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return (
-                f"the disk is full: could not write {exc.filename or 'a file'} "
-                f"under {self.settings.artifacts_dir} ({exc.strerror})"
-            )
-        log.exception("job %s failed", lease.job_id)  # unexpected: keep the traceback
-        return f"{type(exc).__name__}: {exc}"
+            self._fail(lease, failure_message(exc, lease.job_id, self.settings.artifacts_dir))
 
     def _interrupted(self, lease: Lease, exc: TrainingInterrupted) -> None:
         log.info("job %s: %s", lease.job_id, exc)
@@ -231,24 +215,19 @@ class Worker:
             return
         cancelled = exc.reason is StopReason.CANCEL
         self._write(
-            lambda: self._in_session(cancel_running_job if cancelled else release_job, lease)
+            lambda: in_write_session(cancel_running_job if cancelled else release_job, lease)
         )
         if cancelled:
             shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
 
     def _fail(self, lease: Lease, message: str) -> None:
         log.error("job %s failed: %s", lease.job_id, message)
-        self._write(lambda: self._in_session(fail_job, lease, message))
+        self._write(lambda: in_write_session(fail_job, lease, message))
 
     def _write(self, write: Callable[[], None]) -> None:
         """`write()`, waited out while the database is out of space or out of reach (until the
         worker is told to stop, or TRAINSERVE_DATABASE_OUTAGE_SECONDS)."""
         retry_through_outages(write, self.outages, self.settings.database_outage_seconds, self.stop)
-
-    @staticmethod
-    def _in_session(record: Callable[..., object], *args: object) -> None:
-        with session_scope(write=True) as session:
-            record(session, *args)
 
     def _train_and_save(self, lease: Lease) -> None:
         with session_scope() as session:
@@ -288,7 +267,7 @@ class Worker:
                 hidden_layers=config.hidden_layers,
             )
             run.write(
-                lambda: self._in_session(
+                lambda: in_write_session(
                     finish_job,
                     lease,
                     FinalResults(

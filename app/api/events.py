@@ -9,18 +9,18 @@ from fastapi import APIRouter, Depends, Header
 from sqlalchemy import select
 
 from app.api.deps import EventHubDep, JobIdPath, SettingsDep
-from app.api.sse import (
+from app.db import session_scope
+from app.errors import NotFound
+from app.jobs.event_hub import EventHub
+from app.jobs.fields import COUNT_MAX
+from app.models import Job
+from app.sse import (
     KEEPALIVE,
     KEEPALIVE_SECONDS,
     SSE_EVENT_SCHEMA,
     EventStreamResponse,
     sse_message,
 )
-from app.db import session_scope
-from app.errors import NotFound
-from app.jobs.event_hub import EventHub
-from app.jobs.fields import COUNT_MAX
-from app.models import Job
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 

@@ -216,15 +216,22 @@ async def answer_refusals(
 ) -> None:
     """Run `app`; a `refusal` raised by `receive` where FastAPI does not turn it into a response
     itself (a body read outside a route) is answered here, unless an answer has begun."""
-    started = False
-
-    async def tracking_send(message: Message) -> None:
-        nonlocal started
-        started = started or message["type"] == "http.response.start"
-        await send(message)
-
+    noting = NotingStart(send)
     try:
-        await app(scope, receive, tracking_send)
+        await app(scope, receive, noting)
     except refusal as exc:
-        if not started:
+        if not noting.started:
             await send_json(send, exc.status_code, {"detail": exc.detail})
+
+
+class NotingStart:
+    """A `send` that notes whether the response has begun: until then another answer may still
+    be given in its place."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)

@@ -8,7 +8,9 @@ from typing import Any
 
 from fastapi.sse import format_sse_event
 from starlette.responses import StreamingResponse
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
+
+from app.middleware import NotingStart
 
 # A comment line, so that proxies and browsers that drop a silent connection see traffic. No
 # blank line after it: that would end an event, and some clients (httpx-sse) hand out an empty
@@ -40,20 +42,14 @@ class EventStreamResponse(StreamingResponse):
         self._events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def send_noting_start(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        noting = NotingStart(send)
         try:
-            await super().__call__(scope, receive, send_noting_start)
+            await super().__call__(scope, receive, noting)
         except asyncio.CancelledError:
             # Only a stopping server cancels a stream from outside (a client that goes away is
             # handled inside), once TRAINSERVE_SHUTDOWN_GRACE_SECONDS are over. For an event
             # stream that is an ordinary end: close it properly, and the client resumes.
-            if not started:
+            if not noting.started:
                 raise
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

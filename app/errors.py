@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import event
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.orm import Session
 
 from app.db_outages import Outage, OutageLog, outage_of
@@ -95,8 +95,13 @@ def _database_written(_session: Session) -> None:
 
 
 async def _render_database_error(request: Request, exc: Exception) -> JSONResponse:
-    """503 while the database is out of space or out of reach; any other database error is
-    unexpected (500)."""
+    """422 for a value the database cannot store, 503 while it is out of space or out of reach;
+    any other database error is unexpected (500)."""
+    if isinstance(exc, DataError):
+        # A value the database's own types refuse (PostgreSQL's text holds no NUL character):
+        # the request's fault, said as the database says it.
+        reason = (str(getattr(exc, "orig", exc)).strip().splitlines() or ["invalid value"])[0]
+        return JSONResponse({"detail": f"a value cannot be stored: {reason}"}, status_code=422)
     outage = outage_of(exc)
     if outage is None:
         return await _render_unexpected(request, exc)

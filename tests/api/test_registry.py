@@ -284,3 +284,18 @@ def test_concurrent_alias_moves_lose_no_update(
     final = client.get("/models/cifar10/aliases/production").json()["version"]
     assert final == chain[-1][1]
     assert len(chain) == 1 + moved  # the job's own move, and every one that moved it
+
+
+def test_text_a_database_cannot_store_is_422_not_500(
+    client: TestClient, train_job: TrainJob
+) -> None:
+    train_job()
+    # PostgreSQL's text holds no NUL character; SQLite's does, and keeps it as it is.
+    response = client.patch("/models/cifar10", json={"description": "a\u0000b"})
+    if response.status_code == 200:
+        assert client.get("/models/cifar10").json()["description"] == "a\u0000b"
+        return
+    assert (response.status_code, response.json()["detail"]) == (
+        422,
+        "a value cannot be stored: PostgreSQL text fields cannot contain NUL (0x00) bytes",
+    )

@@ -16,6 +16,7 @@ from app.api import (
     events,
     exports,
     health,
+    job_comparison,
     jobs,
     plots,
     predict,
@@ -87,6 +88,8 @@ def create_app() -> FastAPI:
         redoc_url=None,
         generate_unique_id_function=operation_id,
     )
+    # Before the jobs router, whose /jobs/{job_id} would take /jobs/compare.
+    app.include_router(job_comparison.router)
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(plots.router)

@@ -275,6 +275,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
     spec = client.get("/openapi.json").json()
     assert set(spec["paths"]) == {
         "/jobs",
+        "/jobs/compare",
         "/jobs/{job_id}",
         "/jobs/{job_id}/metrics",
         "/jobs/{job_id}/events",

@@ -134,6 +134,21 @@ def test_submit_follow_then_read_the_job_every_way(
         "error: model 'cifar10' has no version 9 (HTTP 404)\n",
     )
 
+    # The two jobs side by side: the API's answer with --json, else tables that fit 80 columns.
+    with service.client() as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
+        compared = client.get("/jobs/compare", params={"ids": "2,1"}).json()
+    assert json.loads(run(service, "compare", "2", "1", "--json").stdout) == compared
+    table = run(service, "compare", "2", "1").stdout.splitlines()
+    assert table[0] == "2 jobs side by side" and table[1].split() == ["JOB", "2", "JOB", "1"]
+    assert max(map(len, table)) <= 80
+    assert ["max_train_samples", "40", "160"] in [line.split() for line in table]
+    one = run(service, "compare", "1")
+    assert (one.returncode, one.stderr) == (
+        1,
+        "error: query.ids: give 2 to 10 distinct job ids (got 1) (HTTP 422)\n",
+    )
+
 
 def test_cancel_and_every_error_is_one_line_and_a_failing_exit(
     keyed_service: Service,

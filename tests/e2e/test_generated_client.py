@@ -1,7 +1,7 @@
 """The OpenAPI document, trusted as a user would: validated, then a client generated from the live
 server's /openapi.json by a real generator (openapi-python-client) and used against that server
-with keys on: submit, follow to the end, metrics, a filtered list, a prediction, and the 404,
-409 and 422 answers as typed errors."""
+with keys on: submit, follow to the end, metrics, a filtered list, a prediction, a comparison,
+and the 404, 409 and 422 answers as typed errors."""
 
 import importlib
 import io
@@ -131,6 +131,25 @@ def test_a_generated_client_works_against_the_real_server(
         keyless = client_module.Client(base_url=service.url)
         refused = get_job.sync_detailed(client=keyless, job_id=job.id)
         assert refused.status_code == 401 and isinstance(refused.parsed, models.ErrorOut)
+
+        # Two jobs side by side (the ids sent as the document says), and one that is missing.
+        # The second waits for a worker with 4 GPUs: queued, it has no results to compare yet.
+        waiting = {"max_train_samples": 80, "seed": 6, "gpus": 4}
+        second = module("api.jobs.submit_job").sync(
+            client=client, body=models.JobCreate.from_dict(waiting)
+        )
+        compare_jobs = module("api.jobs.compare_jobs")
+        compared = compare_jobs.sync(client=client, ids=[second.id, job.id])
+        assert isinstance(compared, models.ComparisonOut), compared
+        assert [found.id for found in compared.jobs] == [second.id, job.id]
+        assert compared.jobs[0].status == models.JobStatus.QUEUED and compared.series[0].loss == []
+        assert compared.config.differing["seed"] == [6, 5]
+        assert compared.config.same["max_train_samples"] == 80
+        airplane = compared.per_class_accuracy["airplane"]
+        assert airplane.accuracy == [None, metrics.per_class_accuracy["airplane"]]
+        assert airplane.best == [1]
+        missing = compare_jobs.sync(client=client, ids=[job.id, 999])
+        assert isinstance(missing, models.ErrorOut) and missing.detail == "job 999 not found"
     finally:
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m == PACKAGE or m.startswith(f"{PACKAGE}.")]:

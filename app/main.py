@@ -11,12 +11,14 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import (
     dashboard,
+    dataset_images,
     datasets,
     docs,
     events,
     exports,
     health,
     job_comparison,
+    job_errors,
     jobs,
     plots,
     predict,
@@ -93,11 +95,13 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(events.router)
     app.include_router(plots.router)
+    app.include_router(job_errors.router)
     app.include_router(predict.router)
     app.include_router(predict_rows.router)
     app.include_router(torchserve.router)
     app.include_router(workers.router)
     app.include_router(datasets.router)
+    app.include_router(dataset_images.router)
     app.include_router(registry.router)
     app.include_router(exports.router)
     app.include_router(v2.router)

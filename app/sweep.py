@@ -40,7 +40,8 @@ class SweepReport:
     """What one sweep removed: entries of each kind, and the bytes their files held."""
 
     # uploads: left under incoming/ by a crash before their row; datasets and jobs: folders
-    # whose row is gone (a job's models and checkpoints); exports: of deleted model versions.
+    # whose row is gone (a job's models, checkpoints and test predictions); exports: of deleted
+    # model versions.
     removed: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
 

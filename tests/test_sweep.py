@@ -61,6 +61,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     # Referred to by a row: kept.
     write(data / "datasets/ds-000000000001/images.pt", 100)
     write(artifacts / "jobs/1/model-attempt1.pt", 100)
+    write(artifacts / "jobs/1/test-predictions-attempt1.pt", 100)
     write(artifacts / "jobs/2/checkpoints/epoch0001-step00000010.pt", 100)  # a running job's
     write(artifacts / "exports/cats/v1/cats-v1.onnx", 100)
     # Not the sweep's to judge: kept.
@@ -71,6 +72,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     write(data / "incoming/ds-00000000000a", 5)  # an upload whose API died before its row
     write(data / "datasets/ds-00000000000b/upload", 7)  # a dataset row never committed
     write(artifacts / "jobs/3/model-attempt1.pt", 11)  # a deleted job's
+    write(artifacts / "jobs/3/test-predictions-attempt1.pt", 19)
     write(artifacts / "exports/cats/v2/cats-v2.onnx", 13)  # a deleted version's
     write(artifacts / "exports/gone/v1/gone-v1.onnx", 17)  # a deleted model's
     age(data, 2 * HOUR_S)
@@ -80,7 +82,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
 
     assert str(report) == (
         "1 unfinished upload(s), 1 folder(s) of deleted datasets, 1 folder(s) of deleted jobs, "
-        "2 export folder(s) of deleted model versions: 53 bytes"
+        "2 export folder(s) of deleted model versions: 72 bytes"
     )
     assert files(data) == [
         "cifar-10-batches-py/data_batch_1",
@@ -90,6 +92,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     assert files(artifacts) == [
         "exports/cats/v1/cats-v1.onnx",
         "jobs/1/model-attempt1.pt",
+        "jobs/1/test-predictions-attempt1.pt",
         "jobs/2/checkpoints/epoch0001-step00000010.pt",
         "jobs/notes/a.txt",
     ]

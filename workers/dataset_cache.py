@@ -5,6 +5,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from app.datasets.files import images_path, table_path
 from app.jobs.config import JobConfig
 from app.ml.cifar10 import ALL_FILES, DatasetError, ensure_cifar10, load_cifar10
@@ -27,6 +29,13 @@ class LoadedDataset:
     # test set that two models' accuracies can be compared on.
     content_sha256: str
     standardizer: Standardizer | None = None  # a table's feature columns and statistics
+    # Where each of `test`'s examples is in the dataset's own test split (the images
+    # GET /datasets/{id}/images/test/{index}.png serves); None: all of it, in its order.
+    test_index: torch.Tensor | None = None
+
+    def test_positions(self) -> torch.Tensor:
+        """Each test example's position in the dataset's test split."""
+        return torch.arange(len(self.test)) if self.test_index is None else self.test_index
 
 
 FileIdentity = tuple[tuple[str, int, int], ...]
@@ -111,16 +120,15 @@ def _sha256_of(files: Iterable[Path]) -> str:
 def limit_samples(
     dataset: LoadedDataset, max_train: int | None, max_test: int | None
 ) -> LoadedDataset:
-    """A class-balanced prefix of each split, when the job asks for fewer samples."""
-
-    def limited(data: ImageSet, limit: int | None) -> ImageSet:
-        if limit is None or limit >= len(data):
-            return data
-        return data.subset(balanced_indices(data.labels, limit))
-
-    return replace(
-        dataset, train=limited(dataset.train, max_train), test=limited(dataset.test, max_test)
-    )
+    """A class-balanced prefix of each split, when the job asks for fewer samples: the same
+    examples, in the same order, every time (balanced_indices depends on the labels alone)."""
+    train, test = dataset.train, dataset.test
+    if max_train is not None and max_train < len(train):
+        train = train.subset(balanced_indices(train.labels, max_train))
+    if max_test is None or max_test >= len(test):
+        return replace(dataset, train=train)
+    kept = balanced_indices(test.labels, max_test)
+    return replace(dataset, train=train, test=test.subset(kept), test_index=kept)
 
 
 def hold_out(train: ImageSet, config: JobConfig) -> tuple[ImageSet, ImageSet | None]:

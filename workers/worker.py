@@ -14,7 +14,7 @@ from types import FrameType
 from app.db import in_write_session, session_scope
 from app.db_outages import DatabaseOutage, OutageLog, outage_of, retry_through_outages
 from app.jobs.config import JobConfig
-from app.jobs.files import checkpoint_folder, model_file
+from app.jobs.files import checkpoint_folder, model_file, predictions_file
 from app.jobs.transitions import (
     FinalResults,
     Lease,
@@ -35,6 +35,7 @@ from app.jobs.worker_registry import (
 from app.logs import configure_logging, logging_job
 from app.migrations import schema_is_current
 from app.ml.checkpoints import save_model
+from app.ml.example_predictions import ExamplePredictions, save_example_predictions
 from app.models import Job
 from app.settings import Settings, get_settings
 from workers.dataset_cache import DatasetCache, hold_out, limit_samples
@@ -265,6 +266,16 @@ class Worker:
                 image_size=dataset.image_size,
                 standardizer=dataset.standardizer,
                 hidden_layers=config.hidden_layers,
+            )
+            # Beside the model and before the job succeeds: a succeeded job always has them.
+            save_example_predictions(
+                self.settings.artifacts_dir / predictions_file(lease.job_id, lease.attempt),
+                ExamplePredictions(
+                    index=dataset.test_positions(),
+                    true=dataset.test.labels,
+                    predicted=result.final.predicted.cpu(),
+                    confidence=result.final.confidence.cpu(),
+                ),
             )
             run.write(
                 lambda: in_write_session(

@@ -92,6 +92,11 @@ def read_class_names(folder: Path) -> list[str]:
     return names
 
 
+def read_batch(folder: Path, name: str) -> ImageSet:
+    """One batch file of a cifar-10-batches-py folder (its labels checked against the classes)."""
+    return _read_batch(folder / name, len(read_class_names(folder)))
+
+
 def load_cifar10(folder: Path) -> tuple[ImageSet, ImageSet, list[str]]:
     """The train and test sets and class names from a cifar-10-batches-py folder."""
     missing = [name for name in ALL_FILES if not (folder / name).is_file()]

@@ -1,9 +1,11 @@
 """Image tensors as training sees them: uint8 in memory, normalised as they are used."""
 
+import io
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
+from PIL import Image
 
 # The tutorial's Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)): pixels in [0, 1] map to [-1, 1].
 NORMALIZE_MEAN = (0.5, 0.5, 0.5)
@@ -93,3 +95,11 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
         return images
     mean, std = _mean_and_std(images.device)
     return (images.float() / 255.0 - mean) / std
+
+
+def png_bytes(image: torch.Tensor) -> bytes:
+    """A uint8 (3, H, W) image as a PNG file's bytes, pixel for pixel (PNG is lossless)."""
+    pixels = image.to("cpu", torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()

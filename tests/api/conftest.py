@@ -1,6 +1,7 @@
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -28,6 +29,11 @@ def keyed(env: Env, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     get_settings.cache_clear()
     with TestClient(create_app()) as client:
         yield client
+
+
+def refusal(response: httpx.Response) -> tuple[int, str]:
+    """An error answer's status and its detail."""
+    return response.status_code, response.json()["detail"]
 
 
 def bearer(key: str) -> dict[str, str]:

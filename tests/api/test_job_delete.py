@@ -31,6 +31,7 @@ def test_a_finished_job_goes_with_its_rows_and_files(
     job_id = train_job(**SMALL, register_as=None)
     folder = env.artifacts_dir / "jobs" / str(job_id)
     assert (folder / "model-attempt1.pt").is_file() and rows_of(job_id) > 0
+    assert (folder / "test-predictions-attempt1.pt").is_file()
     assert client.delete(f"/jobs/{job_id}").status_code == 204
     assert client.get(f"/jobs/{job_id}").status_code == 404
     assert not folder.exists() and rows_of(job_id) == 0

@@ -114,6 +114,18 @@ def test_train_on_real_cifar10_and_classify_real_images(
     assert metrics["test_accuracy"] > 0.15  # learned something beyond chance (0.10)
     assert "[1,   125] loss:" in worker.log()  # the tutorial's running-loss lines
 
+    # The mistakes behind the matrix, most confident first: each one's test image is served by
+    # its index, and /predict gives it the same class with the same probability.
+    mistakes = client.get(f"/jobs/{job_id}/errors", params={"limit": 500}).json()
+    assert mistakes["total"] == len(mistakes["items"]) == 500 - sum(matrix[i][i] for i in range(10))
+    worst = mistakes["items"][0]
+    served = client.get(worst["image"])
+    assert served.headers["content-type"] == "image/png"
+    again = predict(client, served.content, "worst.png", job_id=job_id).json()
+    assert again["label"] == worst["predicted"] != worst["true"]
+    confidence = again["probabilities"][worst["predicted"]]
+    assert confidence == pytest.approx(worst["confidence"], abs=1e-5)
+
     # Real JPEGs through real multipart uploads; a PNG of the same pixels answers the same.
     images = real_test_images()
     for name, jpeg in images.items():

@@ -202,18 +202,18 @@ def test_cuda_without_a_gpu_is_a_clear_error() -> None:
     assert resolve_device("auto") == torch.device("cpu")
 
 
-class FixedLogits(nn.Module):
-    """Predicts class (label + shift) % 10 for the i-th image, whatever it looks like."""
+class GivenLogits(nn.Module):
+    """Answers the i-th image with the i-th row of `logits`, whatever it looks like."""
 
-    def __init__(self, predictions: torch.Tensor) -> None:
+    def __init__(self, logits: torch.Tensor) -> None:
         super().__init__()
-        self.predictions = predictions
+        self.logits = logits
         self.offset = 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        chosen = self.predictions[self.offset : self.offset + len(x)]
+        rows = self.logits[self.offset : self.offset + len(x)]
         self.offset += len(x)
-        return nn.functional.one_hot(chosen, 10).float() * 100
+        return rows
 
 
 def test_evaluate_counts_exactly() -> None:
@@ -221,7 +221,8 @@ def test_evaluate_counts_exactly() -> None:
     predicted = data.labels.clone()
     predicted[0] = 1  # one airplane called automobile
     predicted[13] = 0  # one cat (label 3) called airplane
-    result = evaluate(FixedLogits(predicted), data, CLASSES)
+    certain = nn.functional.one_hot(predicted, 10).float() * 100
+    result = evaluate(GivenLogits(certain), data, CLASSES)
     assert result.accuracy == 18 / 20
     assert result.per_class_accuracy["class0"] == 0.5
     assert result.per_class_accuracy["class3"] == 0.5
@@ -230,3 +231,16 @@ def test_evaluate_counts_exactly() -> None:
     assert matrix[0][1] == 1 and matrix[0][0] == 1 and matrix[3][0] == 1 and matrix[3][3] == 1
     assert sum(map(sum, matrix)) == 20
     assert result.loss == pytest.approx(2 * 100 / 20)  # two wrong answers cost 100 nats each
+
+
+def test_evaluate_keeps_each_example_s_prediction_and_its_probability() -> None:
+    data = image_set(2500, 4)  # three evaluation batches, the last one partial
+    logits = torch.randn(2500, 10, generator=torch.Generator().manual_seed(0)) * 3
+    result = evaluate(GivenLogits(logits), data, CLASSES)
+    expected = logits.softmax(dim=1).max(dim=1)
+    assert torch.equal(result.predicted, expected.indices)
+    assert torch.allclose(result.confidence, expected.values, rtol=0, atol=1e-6)
+    # The confusion matrix counts exactly these predictions.
+    counted = torch.zeros(10, 10, dtype=torch.long)
+    counted.index_put_((data.labels, result.predicted), torch.tensor(1), accumulate=True)
+    assert result.confusion_matrix == counted.tolist()

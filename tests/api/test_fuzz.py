@@ -37,9 +37,9 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
     assert Worker(get_settings()).run_once()
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(), headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    # jobs (7), events, plots (2), workers, datasets (4), models (11) and their export, predict
+    # jobs (8), events, plots (2), workers, datasets (4), models (11) and their export, predict
     # (3) and TorchServe's (4), the Open Inference Protocol (9), 3 probes and metrics
-    assert len(operations) == 46
+    assert len(operations) == 47
     calls = 0
 
     for operation in operations:

@@ -1,5 +1,6 @@
-"""ORM tables: a job, its loss points, its per-epoch results and its event log; the live workers;
-uploaded datasets; the model registry (models, their versions, aliases and every alias move)."""
+"""ORM tables: a job, its tags, its loss points, its per-epoch results and its event log; the
+live workers; uploaded datasets; the model registry (models, their versions, aliases and every
+alias move)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -11,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -56,6 +58,10 @@ class Job(Base):
     # GPUs a worker must have to claim the job (0: any worker); see app/jobs/placement.py.
     gpus_needed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     error: Mapped[str | None] = mapped_column(Text)
+    # What a person calls the job and says about it (app/jobs/labels.py); its tags are JobTag rows.
+    # No index on name: it is searched by substring, which an index does not speed up.
+    name: Mapped[str | None] = mapped_column(String(100))
+    notes: Mapped[str | None] = mapped_column(Text)
 
     progress_epoch: Mapped[int] = mapped_column(Integer, default=0)
     progress_step: Mapped[int] = mapped_column(Integer, default=0)
@@ -94,6 +100,18 @@ class Job(Base):
             "step": self.progress_step,
             "steps_per_epoch": self.steps_per_epoch,
         }
+
+
+class JobTag(Base):
+    """One key: value tag of a job; a table rather than a JSON column, so that finding the jobs
+    with a tag is one indexed query on every database."""
+
+    __tablename__ = "job_tag"
+    __table_args__ = (Index("ix_job_tag_key_value", "key", "value"),)
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
 
 
 class LossPoint(Base):

@@ -9,13 +9,15 @@ from sqlalchemy import inspect, text
 
 import app.models  # noqa: F401  (the tables join Base.metadata)
 from alembic import command
-from app.db import Base, get_engine
+from app.db import Base, get_engine, session_scope
+from app.jobs.listing import JobFilter, find_jobs
 from app.migrations import alembic_config, head_revision, schema_is_current, upgrade_to_head
 from tests.conftest import Env
 
 TABLES = {
     "alembic_version",
     "job",
+    "job_tag",
     "registered_model",
     "model_version",
     "model_alias",
@@ -118,3 +120,33 @@ def test_datasets_uploaded_before_attempts_start_with_none(env: Env) -> None:
         ).one()
     history = row[2] if isinstance(row[2], list) else json.loads(row[2])
     assert (row[0], row[1], history) == (0, 3, [])
+
+
+def test_jobs_from_before_labels_have_none_and_a_downgrade_keeps_the_jobs(env: Env) -> None:
+    command.upgrade(alembic_config(), "20261130_0011")
+    with get_engine().begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO job (id, status, config, created_at, attempts, max_attempts, "
+                "cancel_requested, gpus_needed, progress_epoch, progress_step) VALUES "
+                "(1, 'queued', '{}', '2026-11-29 10:00:00', 0, 3, false, 0, 0, 0)"
+            )
+        )
+    upgrade_to_head()
+    with session_scope() as session:  # a config from before `model` existed has its default
+        found, total = find_jobs(
+            session, JobFilter(model="tutorial_cnn", dataset="cifar10"), "-created_at", 10, 0
+        )
+        assert ([job.id for job in found], total) == ([1], 1)
+    with get_engine().begin() as connection:
+        assert tuple(connection.execute(text("SELECT name, notes FROM job")).one()) == (None, None)
+        connection.execute(text("UPDATE job SET name = 'baseline'"))
+        connection.execute(text("INSERT INTO job_tag VALUES (1, 'sweep', 'lr')"))
+    command.downgrade(alembic_config(), "20261130_0011")
+    assert "job_tag" not in inspect(get_engine()).get_table_names()
+    with get_engine().connect() as connection:
+        assert connection.execute(text("SELECT id FROM job")).scalars().all() == [1]
+    upgrade_to_head()
+    with get_engine().connect() as connection:
+        assert tuple(connection.execute(text("SELECT name FROM job")).one()) == (None,)
+        assert connection.execute(text("SELECT count(*) FROM job_tag")).scalar() == 0

@@ -1,15 +1,17 @@
-"""Training jobs: submit, list, inspect, read their metrics, cancel, retry and delete."""
+"""Training jobs: submit, list and find, inspect, label, read their metrics, cancel, retry and
+delete."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
-from sqlalchemy import func, select
 
 from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
 from app.errors import Conflict, ErrorOut, NotFound
 from app.jobs import removal, submission
-from app.jobs.config import JobCreate
-from app.jobs.fields import COUNT_MAX
+from app.jobs.config import JobCreate, NetName
+from app.jobs.fields import COUNT_MAX, DatasetName
+from app.jobs.labels import NAME_MAX_CHARS, LabelsPatch, relabel_job
+from app.jobs.listing import TAG_FILTERS_MAX, JobFilter, JobSort, TagFilter, find_jobs
 from app.jobs.schemas import JobList, JobOut, MetricsOut
 from app.jobs.transitions import request_cancel
 from app.jobs.views import job_view, job_views
@@ -30,6 +32,15 @@ SUBMIT_EXAMPLES: dict[str, Any] = {
     "fast": {
         "summary": "The fast recipe (about 64% in 6 epochs), with two more epochs",
         "value": {"recipe": "fast", "epochs": 8},
+    },
+    "labelled": {
+        "summary": "A named, tagged trial",
+        "value": {
+            "name": "lr 0.01",
+            "tags": {"sweep": "learning-rate"},
+            "notes": "Ten times the tutorial's learning rate.",
+            "learning_rate": 0.01,
+        },
     },
 }
 
@@ -85,23 +96,58 @@ def submit_job(
     return view
 
 
-@router.get("", response_model=JobList, summary="List jobs, newest first")
+@router.get(
+    "",
+    response_model=JobList,
+    responses={422: {"model": ErrorOut, "description": "A filter or the sort is not valid."}},
+    summary="List and find jobs",
+)
 def list_jobs(
     session: SessionDep,
     settings: SettingsDep,
-    status: JobStatus | None = None,
+    status: Annotated[
+        list[JobStatus] | None, Query(description="Only jobs with this status (repeatable: any).")
+    ] = None,
+    name: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=NAME_MAX_CHARS,
+            description="Only jobs whose name holds this text, in any case.",
+        ),
+    ] = None,
+    tag: Annotated[
+        list[TagFilter] | None,
+        Query(
+            max_length=TAG_FILTERS_MAX,
+            description='"key:value": only jobs with this tag and value; "key": with this tag, '
+            "whatever its value. Repeatable: every one must match.",
+        ),
+    ] = None,
+    model: Annotated[NetName | None, Query(description="Only jobs training this net.")] = None,
+    dataset: Annotated[
+        DatasetName | None,
+        Query(
+            description='Only jobs on this dataset: "cifar10" or an uploaded one\'s id.',
+        ),
+    ] = None,
+    sort: Annotated[
+        JobSort,
+        Query(
+            description="created_at: oldest first; -created_at: newest first; test_accuracy: "
+            "lowest first; -test_accuracy: highest first. Jobs with no accuracy come last."
+        ),
+    ] = "-created_at",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=COUNT_MAX)] = 0,
 ) -> JobList:
-    """Jobs newest first, optionally only those with one status."""
-    query = select(Job)
-    count = select(func.count()).select_from(Job)
-    if status is not None:
-        query = query.where(Job.status == status)
-        count = count.where(Job.status == status)
-    jobs = session.scalars(query.order_by(Job.id.desc()).limit(limit).offset(offset)).all()
-    views = job_views(session, settings.lease_seconds, list(jobs))
-    return JobList(items=views, total=session.scalar(count) or 0)
+    """Jobs newest first, or in `sort`'s order; every filter given narrows the list, and `total`
+    counts all the jobs it matches."""
+    found = JobFilter(
+        statuses=status or (), name=name, tags=tag or (), model=model, dataset=dataset
+    )
+    jobs, total = find_jobs(session, found, sort, limit, offset)
+    return JobList(items=job_views(session, settings.lease_seconds, jobs), total=total)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=NOT_FOUND, summary="Get one job")
@@ -109,6 +155,26 @@ def get_job(session: SessionDep, settings: SettingsDep, job: JobDep) -> JobOut:
     """The job's status, progress and result; for a queued job, why it waits if no live worker
     can run it."""
     return job_view(session, settings.lease_seconds, job)
+
+
+@router.patch(
+    "/{job_id}",
+    response_model=JobOut,
+    responses={
+        422: {"model": ErrorOut, "description": "A field is unknown, mistyped or too long."},
+        **NOT_FOUND,
+    },
+    summary="Name, tag or annotate a job",
+)
+def label_job(
+    session: WriteSessionDep, settings: SettingsDep, job_id: JobIdPath, patch: LabelsPatch
+) -> JobOut:
+    """Change the job's name, tags or notes, whatever its status: a field left out stays as it
+    is, null clears it, and `tags` replaces all the job's tags."""
+    job = relabel_job(session, job_id, patch)
+    view = job_view(session, settings.lease_seconds, job)
+    session.commit()  # before the answer: a client that reads it back sees the change
+    return view
 
 
 @router.get(

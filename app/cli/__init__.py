@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli import comparison, datasets, jobs, models, predicting, server, workers
+from app.cli import comparison, datasets, jobs, labels, models, predicting, server, workers
 from app.version import package_version
 
 cli = typer.Typer(
@@ -39,6 +39,7 @@ def _options(
 
 server.register(cli)
 jobs.register(cli)
+labels.register(cli)
 comparison.register(cli)
 workers.register(cli)
 predicting.register(cli)

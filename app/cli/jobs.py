@@ -1,5 +1,5 @@
 """`trainserve submit|jobs|show|metrics|cancel|retry|delete`: training jobs from the command
-line."""
+line (`label` is in app/cli/labels.py)."""
 
 import json
 from typing import Annotated, Any
@@ -14,6 +14,7 @@ from app.cli.remote import FINISHED
 PANEL = "Training jobs"
 
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Follow the job live until it ends.")]
+SORTS = ("created_at", "-created_at", "test_accuracy", "-test_accuracy")
 
 
 def parse_settings(pairs: list[str]) -> dict[str, Any]:
@@ -73,6 +74,12 @@ def register(cli: typer.Typer) -> None:
             list[str] | None,
             typer.Option("--set", metavar="KEY=VALUE", help="Any other job field (repeatable)."),
         ] = None,
+        name: Annotated[str | None, typer.Option(help="What to call the job.")] = None,
+        tags: Annotated[
+            list[str] | None,
+            typer.Option("--tag", metavar="KEY=VALUE", help="A tag (repeatable)."),
+        ] = None,
+        notes: Annotated[str | None, typer.Option(help="Anything worth saying about it.")] = None,
         follow: Follow = False,
         as_json: AsJson = False,
     ) -> None:
@@ -93,6 +100,9 @@ def register(cli: typer.Typer) -> None:
             "max_test_samples": max_test_samples,
             "log_every": log_every,
             "dataset": dataset,
+            "name": name,
+            "tags": key_values(tags, "--tag") if tags else None,
+            "notes": notes,
         }
         body = {field: value for field, value in options.items() if value is not None}
         body.update(parse_settings(settings or []))
@@ -106,12 +116,44 @@ def register(cli: typer.Typer) -> None:
     @cli.command(rich_help_panel=PANEL)
     def jobs(
         url: Url = DEFAULT_URL,
-        status: Annotated[str | None, typer.Option(help="Only jobs with this status.")] = None,
+        status: Annotated[
+            list[str] | None, typer.Option(help="Only jobs with this status (repeatable).")
+        ] = None,
+        name: Annotated[
+            str | None, typer.Option(help="Only jobs whose name holds this text (any case).")
+        ] = None,
+        tags: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--tag",
+                metavar="KEY[=VALUE]",
+                help="Only jobs with this tag (and value); repeatable: all must match.",
+            ),
+        ] = None,
+        model: Annotated[str | None, typer.Option(help="tutorial_cnn or mlp.")] = None,
+        dataset: Annotated[
+            str | None, typer.Option(help="cifar10 or an uploaded dataset's id.")
+        ] = None,
+        sort: Annotated[
+            str | None,
+            typer.Option(help=f"{', '.join(SORTS[:-1])} or {SORTS[-1]} (default: newest first)."),
+        ] = None,
         limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
         as_json: AsJson = False,
     ) -> None:
-        """List jobs, newest first."""
-        params: dict[str, Any] = {"limit": limit, **({"status": status} if status else {})}
+        """List and find jobs, newest first."""
+        filters = {
+            "status": status,
+            "name": name,
+            "tag": [tag.replace("=", ":", 1) for tag in tags or []],
+            "model": model,
+            "dataset": dataset,
+            "sort": sort,
+        }
+        params: dict[str, Any] = {
+            "limit": limit,
+            **{key: value for key, value in filters.items() if value},
+        }
         with server(url) as remote:
             page = remote.request("GET", "/jobs", params=params)
         if as_json:

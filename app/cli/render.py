@@ -12,6 +12,8 @@ from rich.text import Text
 # Spaces between a list's columns, and the least room its last column keeps on a narrow screen.
 COLUMN_GAP = 2
 MIN_NOTE_COLUMNS = 12
+# The most of a job's name a list shows (less on a narrow terminal).
+NAME_COLUMNS = 24
 STATUS_STYLES = {
     "queued": "yellow",
     "running": "cyan",
@@ -68,22 +70,34 @@ def listing(
     rows: Iterable[Sequence[str]],
     width: int,
     right: Collection[str] = (),
+    shrink: tuple[str, int] | None = None,
 ) -> Group:
     """A list as `docker ps` prints one: a header, one line per item, no borders; the last
-    column (free text, such as an error) is cut with "…" so that a line fits in `width`."""
-    rows = [list(row) for row in rows]
+    column (free text, such as an error) is cut with "…" so that a line fits in `width`.
+    `shrink` = (column, most): a column of free text too (a name) cut to `most` characters, and
+    to fewer where the last column would keep less than its least room."""
+    cells = [[Text.from_markup(cell) for cell in row] for row in rows]
     widths = [
-        max([len(name)] + [Text.from_markup(row[index]).cell_len for row in rows])
+        max([len(name)] + [row[index].cell_len for row in cells])
         for index, name in enumerate(header[:-1])
     ]
-    room = max(MIN_NOTE_COLUMNS, width - sum(widths) - COLUMN_GAP * (len(header) - 1))
+    gaps = COLUMN_GAP * (len(header) - 1)
+    if shrink is not None:
+        column, most = shrink
+        index = header.index(column)
+        others = sum(widths) - widths[index] + gaps
+        widths[index] = max(
+            len(column), min(widths[index], most, width - others - MIN_NOTE_COLUMNS)
+        )
+        for row in cells:
+            row[index].truncate(widths[index], overflow="ellipsis")
+    room = max(MIN_NOTE_COLUMNS, width - sum(widths) - gaps)
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in header:
         table.add_column(name, justify="right" if name in right else "left", no_wrap=True)
-    for row in rows:
-        note = Text.from_markup(row[-1])
-        note.truncate(room, overflow="ellipsis")
-        table.add_row(*row[:-1], note)
+    for row in cells:
+        row[-1].truncate(room, overflow="ellipsis")
+        table.add_row(*row)
     # The title on its own line: as a table's title it would be padded to the table's width.
     return Group(Text(title), table)
 
@@ -93,21 +107,30 @@ def timestamp(iso: str) -> str:
     return iso[:16].replace("T", " ")
 
 
+def tags_text(tags: dict[str, str]) -> str:
+    """Tags as the command line takes them: "sweep=lr, size=40"."""
+    return ", ".join(f"{key}={value}" for key, value in tags.items())
+
+
 def jobs_table(jobs: Iterable[dict[str, Any]], total: int, width: int) -> Group:
     rows = (
         (
             str(job["id"]),
+            literal(job["name"] or "-"),
             status_text(job["status"]),
             progress_short(job),
             percent(job["test_accuracy"]),
-            job["device"] or "-",
             timestamp(job["created_at"]),
             literal(job["error"] or job["waiting_reason"] or ""),
         )
         for job in jobs
     )
-    header = ("ID", "STATUS", "PROGRESS", "ACCURACY", "DEVICE", "CREATED", "NOTE")
-    return listing(plural(total, "job"), header, rows, width, right=("ID", "ACCURACY"))
+    # No device column (`show` has it): the name takes its room.
+    header = ("ID", "NAME", "STATUS", "PROGRESS", "ACCURACY", "CREATED", "NOTE")
+    right = ("ID", "ACCURACY")
+    return listing(
+        plural(total, "job"), header, rows, width, right=right, shrink=("NAME", NAME_COLUMNS)
+    )
 
 
 def plural(count: int, noun: str) -> str:
@@ -151,7 +174,9 @@ def job_table(job: dict[str, Any]) -> Table:
     table = Table(show_header=False, title=f"job {job['id']}", title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    rows = [
+    labels = [("name", job["name"]), ("tags", tags_text(job["tags"])), ("notes", job["notes"])]
+    rows = [(name, literal(value)) for name, value in labels if value]
+    rows += [
         ("status", status_text(job["status"])),
         ("progress", progress_text(job)),
         ("test accuracy", percent(job["test_accuracy"])),

@@ -1,6 +1,6 @@
 """A job's config, defined once: the fields and their defaults (the CIFAR-10 tutorial), the
-request body that asks for a job (JobCreate), and the resolved config (JobConfig) that is stored
-with the job and that the worker trains with."""
+request body that asks for a job (JobCreate: the config and the job's labels), and the resolved
+config (JobConfig) that is stored with the job and that the worker trains with."""
 
 import secrets
 from typing import Annotated, Any, Literal
@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from app.errors import Conflict
 from app.jobs.fields import (
-    DATASET_NAME,
     SEED_MAX,
     BatchSize,
     Count,
@@ -22,6 +21,7 @@ from app.jobs.fields import (
     Toggle,
     Width,
 )
+from app.jobs.labels import JobName, JobNotes, JobTags, Labels
 from app.jobs.recipes import RECIPES, RecipeName
 from app.jobs.rules import broken_rule, rules_json_schema
 from app.registry.names import Name
@@ -36,6 +36,8 @@ TUTORIAL_POINTS_AT_LEAST = 3
 SHORT_EPOCH_POINTS = 10
 # The model a CIFAR-10 job registers as unless it says otherwise.
 CIFAR10_MODEL = "cifar10"
+# The nets a job can train.
+NetName = Literal["tutorial_cnn", "mlp"]
 
 
 class JobFields(BaseModel):
@@ -49,7 +51,7 @@ class JobFields(BaseModel):
         '"fast": batch 256, 6 epochs, SGD with Nesterov momentum and a one-cycle learning '
         "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
     )
-    model: Literal["tutorial_cnn", "mlp"] = Field(
+    model: NetName = Field(
         default="tutorial_cnn",
         description='"tutorial_cnn" for images; "mlp" for a tabular (CSV) dataset.',
     )
@@ -60,7 +62,6 @@ class JobFields(BaseModel):
     )
     dataset: DatasetName = Field(
         default="cifar10",
-        pattern=DATASET_NAME.pattern,
         description='"cifar10", or the id of a ready uploaded dataset (POST /datasets).',
     )
     epochs: Integer = Field(default=2, ge=1, le=1000)
@@ -216,6 +217,19 @@ class JobCreate(JobFields):
         json_schema_extra=lambda schema, cls: _describe_job_schema(schema, cls),
     )
 
+    # Labels, not config: never trained with, and changeable later (PATCH /jobs/{id}).
+    name: JobName | None = Field(
+        default=None, description='What to call the job, e.g. "baseline" (not unique).'
+    )
+    tags: JobTags | None = Field(
+        default=None, description='Key: value pairs to find the job by, e.g. {"sweep": "lr"}.'
+    )
+    notes: JobNotes | None = Field(default=None, description="Anything worth saying about it.")
+
+    def labels(self) -> Labels:
+        """The job's name, tags and notes."""
+        return Labels(self.name, self.tags or {}, self.notes)
+
     @model_validator(mode="after")
     def _options_fit_together(self) -> "JobCreate":
         problem = broken_rule(self._values(), self.model_fields_set)
@@ -229,7 +243,7 @@ class JobCreate(JobFields):
         given = self.model_fields_set
         values = {
             name: recipe[name] if name in recipe and name not in given else value
-            for name, value in self.model_dump().items()
+            for name, value in self.model_dump(include=set(JobFields.model_fields)).items()
         }
         if values["early_stopping_patience"] and values["validation_fraction"] is None:
             values["validation_fraction"] = DEFAULT_VALIDATION_FRACTION

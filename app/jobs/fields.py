@@ -42,7 +42,8 @@ def _dataset_name(value: object) -> object:
     return value
 
 
-DatasetName = Annotated[str, BeforeValidator(_dataset_name)]
+# The pattern is for the schema; the check before it says what is wrong.
+DatasetName = Annotated[str, Field(pattern=DATASET_NAME.pattern), BeforeValidator(_dataset_name)]
 
 
 def _true_false_or_auto(value: object) -> object:

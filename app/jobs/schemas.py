@@ -19,6 +19,9 @@ class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: int
+    name: str | None
+    tags: dict[str, str] = Field(default_factory=dict, description="Sorted by key.")
+    notes: str | None
     status: JobStatus
     config: dict[str, object]
     created_at: datetime

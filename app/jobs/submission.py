@@ -1,5 +1,6 @@
-"""Submitting jobs: a request resolved to its config and queued once, however often it is sent
-with the same Idempotency-Key; a retry queued as a new job with the same config."""
+"""Submitting jobs: a request resolved to its config and queued with its labels once, however
+often it is sent with the same Idempotency-Key; a retry queued as a new job with the same config
+and labels."""
 
 import hashlib
 import json
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from app.datasets.usage import check_usable
 from app.errors import Conflict
 from app.jobs.config import JobConfig, JobCreate
+from app.jobs.labels import labels_of, write_labels
 from app.jobs.transitions import create_job
 from app.models import Job, JobStatus
 
@@ -54,6 +56,7 @@ def submit_job(
         if existing is None:
             raise
         return Submitted(existing, replayed=True)
+    write_labels(session, job, spec.labels())
     return Submitted(job, replayed=False)
 
 
@@ -64,11 +67,15 @@ def retry_job(session: Session, job: Job, *, max_attempts: int) -> Job:
             f"job {job.id} is {job.status}; only failed or cancelled jobs can be retried"
         )
     config = JobConfig.from_stored(job.config)
-    return create_job(session, config, max_attempts=max_attempts, retry_of=job.id)
+    retry = create_job(session, config, max_attempts=max_attempts, retry_of=job.id)
+    write_labels(session, retry, labels_of(session, job))
+    return retry
 
 
 def request_fingerprint(spec: JobCreate) -> str:
-    """A digest of the fields the client sent, to recognise a repeated submission."""
+    """A digest of the fields the client sent, to recognise a repeated submission. The labels
+    count: the same key with another name is another body (409), not the first job under a name
+    it does not have."""
     canonical = json.dumps(spec.model_dump(exclude_unset=True), sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -1,7 +1,8 @@
-"""Jobs as the API shows them: the row's fields, and why a queued job waits."""
+"""Jobs as the API shows them: the row's fields, its tags, and why a queued job waits."""
 
 from sqlalchemy.orm import Session
 
+from app.jobs.labels import tags_of
 from app.jobs.placement import waiting_reason
 from app.jobs.schemas import JobOut
 from app.jobs.worker_registry import most_gpus_live
@@ -12,9 +13,13 @@ def job_views(session: Session, lease_seconds: float, jobs: list[Job]) -> list[J
     """The public view of job rows, saying why a queued one waits when no worker can run it."""
     queued = any(job.status == JobStatus.QUEUED for job in jobs)
     most_gpus = most_gpus_live(session, lease_seconds) if queued else None
+    tags = tags_of(session, [job.id for job in jobs])
     return [
         JobOut.model_validate(job).model_copy(
-            update={"waiting_reason": waiting_reason(job.status, job.gpus_needed, most_gpus)}
+            update={
+                "tags": tags.get(job.id, {}),
+                "waiting_reason": waiting_reason(job.status, job.gpus_needed, most_gpus),
+            }
         )
         for job in jobs
     ]

@@ -43,6 +43,8 @@ class VersionOut(BaseModel):
     model: str
     version: int
     job_id: int
+    job_name: str | None = Field(description="The job's name now (PATCH /jobs/{id}).")
+    job_tags: dict[str, str] = Field(description="The job's tags now, sorted by key.")
     description: str
     tags: dict[str, str]
     aliases: list[str] = Field(description="The model's aliases that name this version.")

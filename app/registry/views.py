@@ -1,8 +1,10 @@
-"""The registry's rows as the API shows them: a model with its aliases, a version with its."""
+"""The registry's rows as the API shows them: a model with its aliases, a version with its and
+with its job's name and tags."""
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.jobs.labels import Labels, labels_of_jobs
 from app.models import ModelAlias, ModelVersion, RegisteredModel
 from app.registry.aliases import aliases_of
 from app.registry.schemas import ModelOut, ModelSummaryOut, VersionOut
@@ -34,13 +36,15 @@ def model_view(session: Session, model: RegisteredModel) -> ModelOut:
         .where(ModelVersion.model_id == model.id)
         .order_by(ModelVersion.version.desc())
     ).all()
-    views = [_version(model, version, aliases) for version in versions]
+    labels = labels_of_jobs(session, [version.job_id for version in versions])
+    views = [_version(model, version, aliases, labels[version.job_id]) for version in versions]
     latest = versions[0].version if versions else None
     return ModelOut(**_summary(model, latest, aliases).model_dump(), versions=views)
 
 
 def version_view(session: Session, model: RegisteredModel, version: ModelVersion) -> VersionOut:
-    return _version(model, version, aliases_of(session, model))
+    labels = labels_of_jobs(session, [version.job_id])
+    return _version(model, version, aliases_of(session, model), labels[version.job_id])
 
 
 def _summary(
@@ -56,12 +60,16 @@ def _summary(
     )
 
 
-def _version(model: RegisteredModel, version: ModelVersion, aliases: dict[str, int]) -> VersionOut:
+def _version(
+    model: RegisteredModel, version: ModelVersion, aliases: dict[str, int], job: Labels
+) -> VersionOut:
     named_by = [alias for alias, number in aliases.items() if number == version.version]
     return VersionOut(
         model=model.name,
         version=version.version,
         job_id=version.job_id,
+        job_name=job.name,
+        job_tags=job.tags,
         description=version.description,
         tags=version.tags,
         aliases=named_by,

@@ -37,11 +37,10 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
     assert Worker(get_settings()).run_once()
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(), headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
-    # jobs (9: their comparison and mistakes among them), events, plots (2), workers, datasets
-    # (5: an image of one among them), models
-    # (11) and their export, predict (3) and TorchServe's (4), the Open Inference Protocol (9),
-    # 3 probes and metrics
-    assert len(operations) == 49
+    # jobs (10: their comparison, mistakes and labels among them), events, plots (2), workers,
+    # datasets (5: an image of one among them), models (11) and their export, predict (3) and
+    # TorchServe's (4), the Open Inference Protocol (9), 3 probes and metrics
+    assert len(operations) == 50
     calls = 0
 
     for operation in operations:

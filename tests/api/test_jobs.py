@@ -187,7 +187,7 @@ def test_list_is_newest_first_with_filters_and_paging(client: TestClient) -> Non
     [
         (
             {"status": "done"},
-            "query.status: Input should be 'queued', 'running', 'succeeded', "
+            "query.status.0: Input should be 'queued', 'running', 'succeeded', "
             "'failed' or 'cancelled'",
         ),
         ({"limit": 0}, "query.limit: Input should be greater than or equal to 1"),

@@ -31,6 +31,9 @@ def a_job(job_id: int, status: str, **fields: Any) -> dict[str, Any]:
         "error": None,
         "waiting_reason": None,
         "config": {"epochs": 2},
+        "name": None,
+        "tags": {},
+        "notes": None,
     }
     return {**job, **fields}
 
@@ -46,25 +49,35 @@ def test_a_list_of_jobs_is_one_line_a_job_in_80_columns() -> None:
         a_job(
             12,
             "running",
+            name="learning-rate trial 0.01",
             device="cuda:0",
             progress={"epoch": 1, "epochs": 2, "step": 5000, "steps_per_epoch": 12500},
         ),
-        a_job(11, "failed", error=LONG_ERROR, test_accuracy=None),
+        a_job(11, "failed", error=LONG_ERROR, test_accuracy=None, name="[b]x"),
         a_job(10, "queued", waiting_reason=WAITING),
-        a_job(9, "succeeded", test_accuracy=0.6421, device="cpu"),
+        a_job(9, "succeeded", test_accuracy=0.6421, device="cpu", name="base"),
     ]
     lines = printed(render.jobs_table(jobs, 4, NARROW))
     assert [line.rstrip() for line in lines[:2]] == [
         "4 jobs",
-        "ID  STATUS     PROGRESS        ACCURACY  DEVICE  CREATED           NOTE",
+        "ID  NAME     STATUS     PROGRESS        ACCURACY  CREATED           NOTE",
     ]
-    assert lines[2].rstrip() == "12  running    epoch 1/2, 40%         -  cuda:0  2026-11-30 01:52"
+    # The name and the note share what is left: the name cut first, the note keeps 12.
+    assert lines[2].rstrip() == "12  learni…  running    epoch 1/2, 40%         -  2026-11-30 01:52"
     assert lines[3] == (
-        "11  failed     -                      -  -       2026-11-30 01:52  dataset ds-0…"
+        "11  [b]x     failed     -                      -  2026-11-30 01:52  dataset ds-…"
     )
-    assert lines[4].endswith("the job need…")
-    assert lines[5].rstrip() == " 9  succeeded  -                 64.21%  cpu     2026-11-30 01:52"
+    assert lines[4] == (
+        "10  -        queued     -                      -  2026-11-30 01:52  the job nee…"
+    )
+    assert lines[5].rstrip() == " 9  base     succeeded  -                 64.21%  2026-11-30 01:52"
     assert len(lines) == 6 and max(map(len, lines)) <= NARROW
+
+
+def test_a_wide_terminal_shows_names_up_to_24_characters() -> None:
+    named = a_job(3, "queued", name="a" * 23 + "bc")
+    (line,) = printed(render.jobs_table([named], 1, 200), 200)[2:]
+    assert line.startswith(" 3  " + "a" * 23 + "…  queued")
 
 
 def test_a_wide_terminal_shows_the_whole_note() -> None:

@@ -192,3 +192,71 @@ def test_cancel_and_every_error_is_one_line_and_a_failing_exit(
     assert unreachable.stderr.startswith("error: cannot reach the server at http://127.0.0.1:9")
     bad_option = run(service, "submit", "--set", "novalue")
     assert bad_option.returncode == 2 and "is not KEY=VALUE" in bad_option.stderr
+
+
+def test_submit_with_labels_then_find_and_relabel_the_jobs(service: Service) -> None:
+    service.overrides["TRAINSERVE_ADMIN_KEY"] = ADMIN_KEY
+    service.start_api()  # no worker: the jobs stay queued
+
+    def listed(*args: str) -> list[int]:
+        found = run(service, "jobs", "--json", *args)
+        assert found.returncode == 0, found.stderr
+        return [job["id"] for job in json.loads(found.stdout)["items"]]
+
+    first = run(
+        service,
+        *("submit", "--name", "baseline", "--tag", "sweep=lr", "--tag", "lr=0.001"),
+        *("--notes", "the tutorial as it is", "--json"),
+    )
+    assert first.returncode == 0, first.stderr
+    job = json.loads(first.stdout)
+    assert (job["name"], job["tags"], job["notes"]) == (
+        "baseline",
+        {"lr": "0.001", "sweep": "lr"},
+        "the tutorial as it is",
+    )
+    assert "name" not in job["config"] and "tags" not in job["config"]
+    second = run(service, "submit", "--name", "LR trial", "--tag", "sweep=lr", "--tag", "lr=0.01")
+    assert second.stdout == "job 2 queued\n", second.stderr
+    assert run(service, "submit").stdout == "job 3 queued\n"
+
+    assert listed("--tag", "sweep=lr") == [2, 1]
+    assert listed("--tag", "sweep=lr", "--tag", "lr=0.01") == [2]
+    assert listed("--tag", "lr") == [2, 1]
+    assert listed("--name", "trial") == [2]
+    assert listed("--sort", "created_at") == [1, 2, 3]
+    assert listed("--status", "queued", "--model", "tutorial_cnn", "--dataset", "cifar10") == [
+        3,
+        2,
+        1,
+    ]
+    assert listed("--model", "mlp") == listed("--status", "running") == []
+    table = [line.rstrip() for line in run(service, "jobs").stdout.splitlines()]
+    assert table[:2] == [
+        "3 jobs",
+        "ID  NAME      STATUS  PROGRESS  ACCURACY  CREATED           NOTE",
+    ]
+    assert [line.split()[:3] for line in table[2:]] == [
+        ["3", "-", "queued"],
+        ["2", "LR", "trial"],
+        ["1", "baseline", "queued"],
+    ]
+
+    labelled = run(service, "label", "3", "--name", "third", "--tag", "sweep=lr")
+    assert labelled.stdout == 'job 3: name "third", tags sweep=lr\n', labelled.stderr
+    edited = run(service, "label", "1", "--untag", "lr", "--notes", "edited", "--clear-name")
+    assert edited.stdout == "job 1: no name, tags sweep=lr, notes: edited\n", edited.stderr
+    assert listed("--tag", "sweep=lr") == [3, 2, 1] and listed("--tag", "lr") == [2]
+    shown = run(service, "show", "2").stdout
+    assert "LR trial" in shown and "lr=0.01, sweep=lr" in shown
+
+    refused = run(service, "jobs", "--tag", "bad key=x")
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        "error: query.tag.0: 'bad key:x' is not KEY or KEY:VALUE (a key is 1 to 64 characters "
+        "of A-Z, a-z, 0-9, '.', '_' and '-') (HTTP 422)\n"
+    )
+    missing = run(service, "label", "9", "--name", "x")
+    assert (missing.returncode, missing.stderr) == (1, "error: job 9 not found (HTTP 404)\n")
+    both = run(service, "label", "1", "--name", "x", "--clear-name")
+    assert both.returncode == 2 and "give --name or --clear-name, not both" in both.stderr

@@ -4,7 +4,7 @@ the same config back; configs stored by earlier versions still read."""
 import pytest
 from pydantic import ValidationError
 
-from app.jobs.config import JobConfig, JobCreate, StoredConfigInvalid
+from app.jobs.config import JobConfig, JobCreate, JobFields, StoredConfigInvalid
 from app.jobs.fields import SEED_MAX
 
 
@@ -29,7 +29,7 @@ def test_early_stopping_holds_out_the_default_fraction() -> None:
 def test_the_stored_json_reads_back_as_the_same_config() -> None:
     config = JobCreate(optimizer="adam", hidden_layers=None, compile=False, seed=3).resolved()
     stored = config.model_dump(mode="json")
-    assert list(stored) == list(JobCreate.model_fields)  # the column keeps the request's order
+    assert list(stored) == list(JobFields.model_fields)  # the column keeps the fields' order
     assert JobConfig.from_stored(stored) == config
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from app.db import session_scope
-from app.jobs.config import JobConfig, JobCreate
+from app.jobs.config import JobConfig, JobFields
 from app.jobs.transitions import create_job
 from app.ml.checkpoints import CheckpointStore
 from app.models import Job, JobStatus
@@ -27,7 +27,7 @@ def small_artifacts_disk(migrated_env: Env) -> Iterator[Path]:
 def test_a_full_disk_fails_the_job_and_keeps_the_last_checkpoint(
     migrated_env: Env, synthetic_cifar: Path, small_artifacts_disk: Path
 ) -> None:
-    config = {**JobCreate().model_dump(), "epochs": 3, "seed": 1, "log_every": 50, "device": "cpu"}
+    config = {**JobFields().model_dump(), "epochs": 3, "seed": 1, "log_every": 50, "device": "cpu"}
     with session_scope(write=True) as session:
         job_id = create_job(session, JobConfig.model_validate(config)).id
 

@@ -4,7 +4,7 @@ import time
 from pathlib import Path
 
 from app.db import session_scope
-from app.jobs.config import JobConfig, JobCreate
+from app.jobs.config import JobConfig, JobFields
 from app.jobs.transitions import create_job
 from app.models import Job, JobStatus
 from tests.conftest import Env
@@ -16,7 +16,7 @@ TRAINING_TIMEOUT_S = 900
 def test_default_job_on_full_cifar10_reaches_tutorial_accuracy(
     migrated_env: Env, real_cifar_full: Path
 ) -> None:
-    config = {**JobCreate().model_dump(), "seed": 0, "device": "cpu"}
+    config = {**JobFields().model_dump(), "seed": 0, "device": "cpu"}
     with session_scope(write=True) as session:
         job_id = create_job(session, JobConfig.model_validate(config)).id
 

@@ -9,7 +9,7 @@ import torch
 from sqlalchemy import select
 
 from app.db import session_scope
-from app.jobs.config import JobConfig, JobCreate
+from app.jobs.config import JobConfig, JobCreate, JobFields
 from app.jobs.transitions import claim_next_job, create_job
 from app.jobs.worker_registry import register_worker
 from app.migrations import upgrade_to_head
@@ -20,7 +20,7 @@ from tests.conftest import Env, synthetic_split, write_cifar_layout
 from workers.worker import Worker
 
 # The tutorial recipe, fixed seed, on the CPU, with a loss point every 25 mini-batches.
-QUICK = {**JobCreate().model_dump(), "seed": 1, "log_every": 25, "device": "cpu"}
+QUICK = {**JobFields().model_dump(), "seed": 1, "log_every": 25, "device": "cpu"}
 
 
 def queue(**overrides: object) -> int:

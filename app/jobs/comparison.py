@@ -23,6 +23,7 @@ from app.jobs.comparison_schemas import (
     SeriesPoint,
 )
 from app.jobs.config import JobConfig, StoredConfigInvalid
+from app.jobs.labels import Labels, labels_of_jobs
 from app.jobs.records import EpochRecord, LossRecord
 from app.models import Job, JobStatus
 
@@ -123,11 +124,12 @@ def resolved_config(stored: Mapping[str, object]) -> dict[str, object]:
         return dict(stored)
 
 
-def _compared_job(job: Job) -> ComparedJob:
-    # The job's name and tags belong here, beside its id, once jobs carry them.
+def _compared_job(job: Job, labels: Labels) -> ComparedJob:
     last = job.epoch_results[-1] if job.epoch_results else None
     return ComparedJob(
         id=job.id,
+        name=labels.name,
+        tags=labels.tags,
         status=JobStatus(job.status),
         created_at=job.created_at,
         finished_at=job.finished_at,
@@ -168,8 +170,9 @@ def compare_jobs(session: Session, job_ids: Sequence[int]) -> ComparisonOut:
     """The jobs `job_ids` names, side by side: each as far as it has got (a queued one with no
     metrics and empty curves yet)."""
     jobs = _found_jobs(session, job_ids)
+    labels = labels_of_jobs(session, list(job_ids))
     return ComparisonOut(
-        jobs=[_compared_job(job) for job in jobs],
+        jobs=[_compared_job(job, labels[job.id]) for job in jobs],
         config=compare_configs([resolved_config(job.config) for job in jobs]),
         per_class_accuracy=compare_per_class([job.per_class_accuracy for job in jobs]),
         series=[_series(job) for job in jobs],

@@ -13,6 +13,8 @@ class ComparedJob(BaseModel):
     """One job of a comparison: what it is and where it ended (or has got to)."""
 
     id: int
+    name: str | None = Field(description="The job's name, if it has one.")
+    tags: dict[str, str] = Field(description="The job's tags.")
     status: JobStatus
     created_at: datetime
     finished_at: datetime | None

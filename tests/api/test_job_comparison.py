@@ -38,6 +38,8 @@ def as_their_own_routes_show_them(client: TestClient, job_id: int) -> tuple[dict
     steps = job["progress"]["steps_per_epoch"]
     entry = {
         "id": job_id,
+        "name": job["name"],
+        "tags": job["tags"],
         "status": job["status"],
         "created_at": job["created_at"],
         "finished_at": job["finished_at"],
@@ -73,6 +75,8 @@ def test_finished_jobs_side_by_side(client: TestClient, train_job: TrainJob) -> 
     faster = train_job(**SMALL, epochs=2, learning_rate=0.05)
     held_out = train_job(**SMALL, validation_fraction=0.25)
     order = [faster, baseline, held_out]  # the answer keeps the request's order
+    labelled = client.patch(f"/jobs/{faster}", json={"name": "faster", "tags": {"sweep": "lr"}})
+    assert labelled.status_code == 200, labelled.text
 
     response = client.get("/jobs/compare", params={"ids": f"{faster},{baseline},{held_out}"})
     assert response.status_code == 200, response.text
@@ -82,6 +86,11 @@ def test_finished_jobs_side_by_side(client: TestClient, train_job: TrainJob) -> 
     assert answer["jobs"] == [entry for entry, _ in shown]
     assert answer["series"] == [series for _, series in shown]
     assert [job["status"] for job in answer["jobs"]] == ["succeeded"] * 3
+    assert [(job["name"], job["tags"]) for job in answer["jobs"]] == [
+        ("faster", {"sweep": "lr"}),
+        (None, {}),
+        (None, {}),
+    ]
     # 160 images in batches of 16 with a loss point every 5: two points an epoch at x = .5, 1;
     # 120 when a quarter is held out: 8 steps, one point at 5/8.
     assert [[p["x"] for p in s["loss"]] for s in answer["series"]] == [
@@ -133,6 +142,8 @@ def test_running_and_queued_jobs_compare_with_what_they_have(client: TestClient)
     answer = client.get("/jobs/compare", params=[("ids", running), ("ids", queued)]).json()
     created = [client.get(f"/jobs/{job_id}").json()["created_at"] for job_id in (running, queued)]
     nothing: dict[str, Any] = {
+        "name": None,
+        "tags": {},
         "finished_at": None,
         "test_accuracy": None,
         "best_epoch": None,

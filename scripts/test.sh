@@ -2,9 +2,9 @@
 # Sets up ./.venv with the test tools and runs the linters and the whole test suite: against
 # SQLite, and then against PostgreSQL too when TRAINSERVE_TEST_POSTGRES_URL names a server
 # (`export TRAINSERVE_TEST_POSTGRES_URL=$(scripts/postgres.sh)` starts one on loopback).
-# The browser test (Debian's chromium and chromium-driver; skipped without them) leaves its
-# screenshot of the dashboard in docs/dashboard.png, the picture in the README and
-# docs/operations.md; the wine example leaves its loss curve in docs/wine-loss.png
+# The browser tests (Debian's chromium and chromium-driver; skipped without them) leave their
+# screenshots in docs/: dashboard.png (the picture in the README and docs/operations.md),
+# compare.png and gallery.png (docs/operations.md), registry.png (docs/registry.md); the wine example leaves its loss curve in docs/wine-loss.png
 # (docs/datasets.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,9 +1,8 @@
 // The dashboard's registry pages: every model, and one model's versions with promote and roll
 // back (both need the admin key; the API refuses them to any other). Uses dashboard.js's
-// helpers ($, api, percent, showNotice, needsKey, askForKey, state).
+// helpers in common.js ($, api, percent, showNotice, needsKey, askForKey, state, PRODUCTION).
 "use strict";
 
-const PRODUCTION = "production";
 const MODELS_REFRESH_MS = 2000;
 const EXPORTS = [["onnx", "ONNX"], ["torchscript", "TorchScript"], ["safetensors", "safetensors"],
   ["card", "card"]];

@@ -1,5 +1,6 @@
 """The dashboard in headless Chromium against a real server and worker, with API keys on."""
 
+import io
 import os
 import shutil
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.e2e.conftest import Service, wait_for
 pytestmark = pytest.mark.e2e
 
 ADMIN = "dashboard-admin-key"
-SCREENSHOT_NAMES = ("dashboard.png", "registry.png")
+SCREENSHOT_NAMES = ("dashboard.png", "registry.png", "compare.png", "gallery.png")
 # Enough steps for the synthetic classes to be learnt, so that the picture shows a real curve.
 JOB = {
     "epochs": 3,
@@ -174,3 +175,143 @@ def save_screenshot(browser: WebDriver, folder: Path, name: str) -> None:
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, Path(target) / name)
+
+
+def test_the_dashboard_compares_jobs_and_shows_a_models_mistakes(
+    env: Env, service: Service, synthetic_cifar: Path, browser: WebDriver
+) -> None:
+    service.start_api()
+    service.start_worker()
+    api = httpx.Client(base_url=service.url, timeout=30)
+    # Three short trials of one learning-rate sweep, named as a user would name them.
+    trials = {"baseline": 0.003, "slower": 0.0003, "faster": 0.01}
+    ids = [
+        api.post("/jobs", json={**JOB, "epochs": 2, "learning_rate": rate, "name": name}).json()[
+            "id"
+        ]
+        for name, rate in trials.items()
+    ]
+    wait_for(
+        lambda: all(api.get(f"/jobs/{i}").json()["status"] == "succeeded" for i in ids),
+        180,
+        "the trials never all trained",
+    )
+
+    # Select the three in the list, then compare them.
+    browser.get(service.url + "/")
+    until(browser, f"return document.querySelector('tr[data-job-id=\"{ids[-1]}\"]')")
+    names = browser.execute_script(
+        "return [...document.querySelectorAll('#jobs-table tbody tr')]"
+        ".map(r => r.querySelector('.name').textContent)"
+    )
+    assert names == list(reversed(trials))  # newest first
+    for job_id in ids:
+        browser.find_element(By.CSS_SELECTOR, f'tr[data-job-id="{job_id}"] .select-job').click()
+    button = browser.find_element(By.ID, "compare-jobs")
+    assert button.text == "Compare selected (3)"
+    button.click()
+    until(browser, f"return location.hash === '#/compare/{','.join(map(str, ids))}'")
+    until(browser, "return Chart.getChart('compare-accuracy')?.data.datasets.length === 3")
+    comparison = api.get("/jobs/compare", params={"ids": ",".join(map(str, ids))}).json()
+    for canvas, series, scale in (
+        ("compare-loss", "loss", 1),
+        ("compare-accuracy", "test_accuracy", 100),
+    ):
+        shown = browser.execute_script(
+            f"return Chart.getChart('{canvas}').data.datasets.map(d => [d.label, d.data])"
+        )
+        assert shown == [
+            [f"{job_id} {name}", [{"x": p["x"], "y": scale * p["y"]} for p in s[series]]]
+            for job_id, name, s in zip(ids, trials, comparison["series"], strict=True)
+        ]
+    differing = browser.execute_script(
+        "return [...document.querySelectorAll('#compare-config tr[data-field]')]"
+        ".map(r => [r.dataset.field, [...r.querySelectorAll('td')].map(c => c.textContent)])"
+    )
+    assert differing == [["learning_rate", ["0.003", "0.0003", "0.01"]]]
+    best = browser.execute_script(
+        "const rows = document.querySelectorAll('#compare-classes tr[data-field]');"
+        "return Object.fromEntries([...rows]"
+        ".map(r => [r.dataset.field, [...r.querySelectorAll('td')]"
+        ".flatMap((c, i) => c.classList.contains('best') ? [i] : [])]))"
+    )
+    assert best == {name: c["best"] for name, c in comparison["per_class_accuracy"].items()}
+    save_screenshot(browser, env.root, "compare.png")
+
+    # The slow trial's page: a confusion-matrix cell of mistakes opens exactly those images.
+    slower = ids[1]
+    metrics = api.get(f"/jobs/{slower}/metrics").json()
+    classes, matrix = metrics["classes"], metrics["confusion_matrix"]
+    true_index, predicted_index = max(
+        ((t, p) for t in range(10) for p in range(10) if t != p), key=lambda c: matrix[c[0]][c[1]]
+    )
+    assert matrix[true_index][predicted_index] > 0
+    browser.get(f"{service.url}/#/jobs/{slower}")
+    until(browser, "return document.querySelectorAll('#confusion tr').length === 11")
+    cell = browser.find_elements(By.CSS_SELECTOR, "#confusion tr")[1 + true_index]
+    cell.find_elements(By.CSS_SELECTOR, "td")[predicted_index].click()
+    wanted = api.get(
+        f"/jobs/{slower}/errors",
+        params={"true": classes[true_index], "predicted": classes[predicted_index], "limit": 24},
+    ).json()
+    assert wanted["total"] == matrix[true_index][predicted_index]
+    until(
+        browser,
+        f"return document.querySelectorAll('#gallery figure').length === {len(wanted['items'])}"
+        " && [...document.querySelectorAll('#gallery img')]"
+        ".every(i => i.complete && i.naturalWidth)",
+    )
+    shown = browser.execute_script(
+        "return [...document.querySelectorAll('#gallery figure')].map(f => Number(f.dataset.index))"
+    )
+    assert shown == [item["index"] for item in wanted["items"]]
+    title = browser.find_element(By.ID, "gallery-title").text
+    assert title.startswith(f"{classes[true_index]} taken for {classes[predicted_index]}")
+    # Each picture is the test image the API serves at that index.
+    first = browser.execute_script(
+        "const img = document.querySelector('#gallery img');"
+        "const c = document.createElement('canvas'); c.width = c.height = 32;"
+        "const g = c.getContext('2d'); g.drawImage(img, 0, 0);"
+        "return [...g.getImageData(0, 0, 32, 32).data]"
+    )
+    served = api.get(f"/datasets/cifar10/images/test/{wanted['items'][0]['index']}.png")
+    with Image.open(io.BytesIO(served.content)) as picture:
+        assert first == list(picture.convert("RGBA").tobytes())
+    # Without a validation set there is no validation series (nor its struck-out legend).
+    assert (
+        browser.execute_script("return Chart.getChart('accuracy-chart').data.datasets.length") == 1
+    )
+    browser.execute_script("document.querySelector('#gallery-panel').scrollIntoView()")
+    save_screenshot(browser, env.root, "gallery.png")
+
+    # The list says which job's model /predict serves, and why a job waits; no empty image box
+    # shows before an image is sent.
+    waiting = api.post("/jobs", json={**JOB, "device": "cuda"}).json()["id"]
+    served = api.get("/models/cifar10").json()["aliases"]["production"]
+    served_job = api.get(f"/models/cifar10/versions/{served}").json()["job_id"]
+    browser.get(service.url + "/")
+    until(browser, f"return document.querySelector('tr[data-job-id=\"{waiting}\"]')")
+    notes = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#jobs-table tbody tr')]"
+        ".map(r => [r.dataset.jobId, r.querySelector('.note').textContent]))"
+    )
+    reason = api.get(f"/jobs/{waiting}").json()["waiting_reason"]
+    assert reason and notes[str(waiting)] == reason
+    assert notes[str(served_job)] == "serves /predict"
+    assert (
+        browser.find_element(By.ID, "served-model").text == f"(cifar10 v{served}, job {served_job})"
+    )
+    assert not browser.find_element(By.CSS_SELECTOR, "#view .prediction").is_displayed()
+
+    # A cancelled job's page offers Retry and no image drop (it has no model to answer).
+    assert api.post(f"/jobs/{waiting}/cancel").status_code == 200
+    browser.get(f"{service.url}/#/jobs/{waiting}")
+    until(browser, "return document.querySelector('#job-status').textContent === 'cancelled'")
+    until(browser, "return !document.querySelector('#retry-job').hidden")
+    assert not browser.find_element(By.ID, "job-predict").is_displayed()
+    assert not browser.find_element(By.ID, "cancel-job").is_displayed()
+    browser.find_element(By.ID, "retry-job").click()
+    until(browser, f"return location.hash === '#/jobs/{waiting + 1}'")
+    assert api.get(f"/jobs/{waiting + 1}").json()["retry_of"] == waiting
+    assert console_errors(browser) == []
+    api.close()

@@ -27,7 +27,12 @@ def test_an_unknown_path_names_what_was_asked_and_where_the_routes_are(
         ("DELETE", "/healthz", "GET", "DELETE /healthz is not allowed: use GET"),
         ("POST", "/healthz", "GET", "POST /healthz is not allowed: use GET"),
         ("DELETE", "/jobs", "GET, POST", "DELETE /jobs is not allowed: use GET or POST"),
-        ("PUT", "/jobs/1", "GET, DELETE", "PUT /jobs/1 is not allowed: use GET or DELETE"),
+        (
+            "PUT",
+            "/jobs/1",
+            "GET, PATCH, DELETE",
+            "PUT /jobs/1 is not allowed: use GET, PATCH or DELETE",
+        ),
         # OPTIONS (without CORS on) lists every method a path takes, not the first route's.
         ("OPTIONS", "/jobs", "GET, POST", "OPTIONS /jobs is not allowed: use GET or POST"),
         ("OPTIONS", "/datasets", "GET, POST", "OPTIONS /datasets is not allowed: use GET or POST"),

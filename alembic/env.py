@@ -5,6 +5,7 @@ from logging.config import fileConfig
 from alembic import context
 from app import models  # noqa: F401  (registers the tables on Base.metadata)
 from app.db import Base, get_engine
+from app.migrations import sqlite_foreign_keys_off
 from app.settings import get_settings
 
 config = context.config
@@ -26,5 +27,5 @@ else:
         context.configure(
             connection=connection, target_metadata=target_metadata, render_as_batch=True
         )
-        with context.begin_transaction():
+        with sqlite_foreign_keys_off(connection), context.begin_transaction():
             context.run_migrations()

@@ -1,11 +1,14 @@
 """Applying the Alembic migrations and checking that the schema is current."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.resources import as_file, files
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from alembic import command
@@ -60,3 +63,34 @@ def schema_is_current(database_url: str | None = None) -> bool:
     except SQLAlchemyError:
         return False
     return current is not None and current == head_revision()
+
+
+# SQLite's foreign keys are off while migrations run, as SQLite's own guide to altering tables
+# says. A batch ALTER on SQLite copies a table into a new one, drops the old one and renames the
+# copy. With foreign keys on, dropping the old `job` table would cascade: every loss point,
+# epoch, event and tag of every job would go with it (and a RESTRICT would refuse the
+# migration). Off while the tables are rebuilt, then checked, then on again.
+
+
+class ForeignKeysBroken(RuntimeError):
+    """A migration left rows that point at rows that do not exist."""
+
+
+@contextmanager
+def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """Foreign keys off for what runs inside, on SQLite; nothing on other databases."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    # SQLite ignores this pragma inside a transaction; the driver does not open one itself (the
+    # engine emits BEGIN, app/db.py), so on the raw connection it takes effect now.
+    raw = connection.connection.driver_connection
+    assert raw is not None
+    raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+        broken = raw.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise ForeignKeysBroken(f"the migration left rows with dangling references: {broken}")
+    finally:
+        raw.execute("PRAGMA foreign_keys=ON")

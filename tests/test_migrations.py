@@ -142,10 +142,15 @@ def test_jobs_from_before_labels_have_none_and_a_downgrade_keeps_the_jobs(env: E
         assert tuple(connection.execute(text("SELECT name, notes FROM job")).one()) == (None, None)
         connection.execute(text("UPDATE job SET name = 'baseline'"))
         connection.execute(text("INSERT INTO job_tag VALUES (1, 'sweep', 'lr')"))
+        connection.execute(
+            text("INSERT INTO loss_point (job_id, epoch, step, loss) VALUES (1, 1, 5, 2.25)")
+        )
     command.downgrade(alembic_config(), "20261130_0011")
     assert "job_tag" not in inspect(get_engine()).get_table_names()
     with get_engine().connect() as connection:
         assert connection.execute(text("SELECT id FROM job")).scalars().all() == [1]
+        # On SQLite the job table is rebuilt: its children must not go with the old one.
+        assert connection.execute(text("SELECT loss FROM loss_point")).scalars().all() == [2.25]
     upgrade_to_head()
     with get_engine().connect() as connection:
         assert tuple(connection.execute(text("SELECT name FROM job")).one()) == (None,)

@@ -37,7 +37,10 @@ DatasetName = Annotated[
             "description": "No such dataset, no image at this index, a table (rows, not "
             "images), or CIFAR-10 not on the server's disk.",
         },
-        409: {"model": ErrorOut, "description": "The dataset is not ready."},
+        409: {
+            "model": ErrorOut,
+            "description": "The dataset is not ready, or CIFAR-10's files cannot be read.",
+        },
         422: {"model": ErrorOut, "description": "Not a dataset name, a split or an index."},
     },
     summary="One image of a dataset's train or test split (PNG)",

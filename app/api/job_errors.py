@@ -45,7 +45,8 @@ def list_job_errors(
 ) -> MistakeList:
     """The test examples the job's final model predicts wrongly, as its worker recorded them
     when the job succeeded: the most confident mistakes first. `total` counts those matching
-    `true` and `predicted`, so it equals that cell of the confusion matrix."""
+    `true` and `predicted`: with two different classes, that cell of the confusion matrix (the
+    diagonal's cells count correct answers, which are not mistakes)."""
     return list_mistakes(
         job,
         settings.artifacts_dir,

@@ -103,7 +103,8 @@ def comparison_tables(answer: dict[str, Any], width: int) -> Group:
     """The answer of GET /jobs/compare as tables that fit in `width` columns."""
     jobs = answer["jobs"]
     headers = [
-        f"{job['id']} {job['name']}" if job.get("name") else f"JOB {job['id']}" for job in jobs
+        literal(f"{job['id']} {job['name']}") if job.get("name") else f"JOB {job['id']}"
+        for job in jobs
     ]
     sections: list[tuple[str, str, list[Row]]] = [
         (f"{plural(len(jobs), 'job')} side by side", "", _metric_rows(jobs)),

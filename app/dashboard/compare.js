@@ -48,7 +48,8 @@ function showComparison(comparison, charts) {
     jobsHead(comparison.jobs), ...configRows(comparison.config.differing));
   const same = Object.entries(comparison.config.same);
   $("#compare-same-count").textContent = `${same.length} fields the same in every job`;
-  $("#compare-same").replaceChildren(...same.map(([field, value]) => cells(field, [value])));
+  $("#compare-same").replaceChildren(
+    ...same.map(([field, value]) => cells(field, [configValue(value)])));
 }
 
 function jobsHead(jobs) {
@@ -109,6 +110,10 @@ function classRows(perClass) {
 }
 
 function configRows(differing) {
-  return Object.entries(differing).map(([field, values]) =>
-    cells(field, values.map((v) => (typeof v === "object" && v !== null ? JSON.stringify(v) : v))));
+  return Object.entries(differing).map(([field, values]) => cells(field, values.map(configValue)));
+}
+
+// Lists and mappings as JSON, as the API has them; numbers, text and null as they are.
+function configValue(value) {
+  return typeof value === "object" && value !== null ? JSON.stringify(value) : value;
 }

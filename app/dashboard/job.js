@@ -18,7 +18,7 @@ function jobView(view, jobId) {
     }),
   };
   const job = { id: jobId, stepsPerEpoch: null, epochs: null, classes: null, loss: [], epochResults: [] };
-  state.leave.push(() => Object.values(charts).forEach((c) => c.destroy()));
+  state.leave.push(() => Object.values(charts).forEach((c) => c.destroy()), forgetImages);
   $("#cancel-job").addEventListener("click", () => act("cancel", `/jobs/${jobId}/cancel`));
   $("#retry-job").addEventListener("click", async () => {
     const retry = await act("retry", `/jobs/${jobId}/retry`);

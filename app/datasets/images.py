@@ -2,6 +2,7 @@
 CIFAR-10 batch under the data folder. Only paths made from settings and a dataset id found in
 the database are ever opened."""
 
+import threading
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,7 @@ CIFAR10 = "cifar10"
 CIFAR_BATCHES_KEPT = 2
 
 FileIdentity = tuple[int, int]  # size and modification time: a replaced file is read again
+_CIFAR_DECODING = threading.Lock()
 
 
 def dataset_image(
@@ -89,8 +91,15 @@ def _identity(path: Path) -> FileIdentity:
     return status.st_size, status.st_mtime_ns
 
 
+def _cifar_batch(folder: Path, name: str, identity: FileIdentity) -> ImageSet:
+    # One decode at a time: a gallery asks for several images at once, and each miss would
+    # otherwise decode its own 30 MB copy of the same batch in another thread.
+    with _CIFAR_DECODING:
+        return _decoded_cifar_batch(folder, name, identity)
+
+
 @lru_cache(maxsize=CIFAR_BATCHES_KEPT)
-def _cifar_batch(folder: Path, name: str, _identity: FileIdentity) -> ImageSet:
+def _decoded_cifar_batch(folder: Path, name: str, _file: FileIdentity) -> ImageSet:
     return read_batch(folder, name)
 
 

@@ -23,7 +23,7 @@ from app.jobs.comparison_schemas import (
     SeriesPoint,
 )
 from app.jobs.config import JobConfig, StoredConfigInvalid
-from app.jobs.labels import Labels, labels_of_jobs
+from app.jobs.labels import tags_of
 from app.jobs.records import EpochRecord, LossRecord
 from app.models import Job, JobStatus
 
@@ -124,12 +124,12 @@ def resolved_config(stored: Mapping[str, object]) -> dict[str, object]:
         return dict(stored)
 
 
-def _compared_job(job: Job, labels: Labels) -> ComparedJob:
+def _compared_job(job: Job, tags: dict[str, str]) -> ComparedJob:
     last = job.epoch_results[-1] if job.epoch_results else None
     return ComparedJob(
         id=job.id,
-        name=labels.name,
-        tags=labels.tags,
+        name=job.name,
+        tags=tags,
         status=JobStatus(job.status),
         created_at=job.created_at,
         finished_at=job.finished_at,
@@ -170,9 +170,10 @@ def compare_jobs(session: Session, job_ids: Sequence[int]) -> ComparisonOut:
     """The jobs `job_ids` names, side by side: each as far as it has got (a queued one with no
     metrics and empty curves yet)."""
     jobs = _found_jobs(session, job_ids)
-    labels = labels_of_jobs(session, list(job_ids))
+    # Tags read after the jobs: a job deleted in between has none rather than no entry.
+    tags = tags_of(session, list(job_ids))
     return ComparisonOut(
-        jobs=[_compared_job(job, labels[job.id]) for job in jobs],
+        jobs=[_compared_job(job, tags.get(job.id, {})) for job in jobs],
         config=compare_configs([resolved_config(job.config) for job in jobs]),
         per_class_accuracy=compare_per_class([job.per_class_accuracy for job in jobs]),
         series=[_series(job) for job in jobs],

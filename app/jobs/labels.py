@@ -186,11 +186,10 @@ def tags_of(session: Session, job_ids: list[int]) -> dict[int, dict[str, str]]:
     """The tags of each of these jobs that has any, keys in order."""
     found: dict[int, dict[str, str]] = {}
     rows = session.execute(
-        select(JobTag.job_id, JobTag.key, JobTag.value)
-        .where(JobTag.job_id.in_(job_ids))
-        .order_by(JobTag.job_id, JobTag.key)
+        select(JobTag.job_id, JobTag.key, JobTag.value).where(JobTag.job_id.in_(job_ids))
     )
-    for job_id, key, value in rows:
+    # Sorted here, by code point: a database's ORDER BY follows its collation, which differs.
+    for job_id, key, value in sorted(rows):
         found.setdefault(job_id, {})[key] = value
     return found
 

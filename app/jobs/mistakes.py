@@ -6,10 +6,13 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from app.errors import Conflict, InvalidInput
-from app.jobs.config import JobConfig
+from app.jobs.config import JobFields
 from app.jobs.files import predictions_file
 from app.ml.example_predictions import ExamplePredictions, load_example_predictions, rank_mistakes
 from app.models import Job, JobStatus
+
+# What the list needs of a job's stored config (an old one without a field had its default).
+FIELDS = ("dataset", "model")
 
 
 class MistakeOut(BaseModel):
@@ -26,7 +29,10 @@ class MistakeOut(BaseModel):
 class MistakeList(BaseModel):
     job_id: int
     dataset: str
-    total: int = Field(description="Mistakes matching the filters (the confusion matrix's cell).")
+    total: int = Field(
+        description="Mistakes matching the filters (with both classes given and different, "
+        "that cell of the confusion matrix)."
+    )
     items: list[MistakeOut]
 
 
@@ -47,9 +53,10 @@ def list_mistakes(
     rows = rank_mistakes(
         predictions, _class_index(job, "true", true), _class_index(job, "predicted", predicted)
     )
-    config = JobConfig.from_stored(job.config)
-    # A table's rows have no image; every other dataset's test images are served by index.
-    images = None if config.model == "mlp" else f"/datasets/{config.dataset}/images/test"
+    # Read as stored, not through today's bounds: only what it was trained on matters here. A
+    # table's rows have no image; every other dataset's test images are served by index.
+    dataset, model = (job.config.get(f, JobFields.model_fields[f].default) for f in FIELDS)
+    images = None if model == "mlp" else f"/datasets/{dataset}/images/test"
     page = rows[offset : offset + limit].tolist()
     items = [
         MistakeOut(
@@ -61,7 +68,7 @@ def list_mistakes(
         )
         for row in page
     ]
-    return MistakeList(job_id=job.id, dataset=config.dataset, total=len(rows), items=items)
+    return MistakeList(job_id=job.id, dataset=str(dataset), total=len(rows), items=items)
 
 
 def _stored_predictions(job: Job, artifacts_dir: Path) -> ExamplePredictions:
@@ -74,13 +81,15 @@ def _stored_predictions(job: Job, artifacts_dir: Path) -> ExamplePredictions:
         raise Conflict(
             f"job {job.id} {ended}: only a job that succeeds stores its test predictions"
         )
-    path = artifacts_dir / predictions_file(job.id, job.attempts)
-    if not path.is_file():
+    try:
+        return load_example_predictions(artifacts_dir / predictions_file(job.id, job.attempts))
+    except FileNotFoundError:
+        # Trained before jobs kept them (or deleted since this request read its row: a rare race
+        # that is no reason for a 500).
         raise Conflict(
             f"job {job.id} has no stored test predictions: it was trained before jobs kept "
             "them; submit its config again to get them"
-        )
-    return load_example_predictions(path)
+        ) from None
 
 
 def _class_index(job: Job, field: str, name: str | None) -> int | None:

@@ -16,7 +16,10 @@ class Progress(BaseModel):
 
 
 class JobOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    # Every field is in every answer: those with defaults (filled in after validation) too.
+    model_config = ConfigDict(
+        from_attributes=True, json_schema_serialization_defaults_required=True
+    )
 
     id: int
     name: str | None

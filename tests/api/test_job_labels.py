@@ -30,7 +30,7 @@ def ids(client: TestClient, **params: object) -> list[int]:
 def test_labels_are_kept_apart_from_the_config(client: TestClient) -> None:
     body = {
         "name": "  baseline run ",
-        "tags": {"sweep": "lr", "a.b_c-D": "", "lr": "0.001"},
+        "tags": {"sweep": "lr", "a.b_c-D": "", "_z": "", "lr": "0.001", "B": "1"},
         "notes": "The tutorial as it is.\n\tSecond line.",
         "seed": 5,
     }
@@ -39,10 +39,12 @@ def test_labels_are_kept_apart_from_the_config(client: TestClient) -> None:
     job = response.json()
     expected = (
         "baseline run",  # spaces around it dropped
-        {"a.b_c-D": "", "lr": "0.001", "sweep": "lr"},  # sorted by key
+        {"B": "1", "_z": "", "a.b_c-D": "", "lr": "0.001", "sweep": "lr"},
         "The tutorial as it is.\n\tSecond line.",
     )
     assert labels(job) == expected
+    # Sorted by code point, whatever the database's collation would say.
+    assert list(job["tags"]) == ["B", "_z", "a.b_c-D", "lr", "sweep"]
     assert job["config"] == {**TUTORIAL_DEFAULTS, "seed": 5}
     assert labels(client.get(f"/jobs/{job['id']}").json()) == expected
     unlabelled = client.post("/jobs", json={"tags": None}).json()

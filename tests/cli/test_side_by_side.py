@@ -10,6 +10,8 @@ from tests.cli.test_layout import NARROW, printed
 def compared_job(job_id: int, **fields: Any) -> dict[str, Any]:
     job = {
         "id": job_id,
+        "name": None,
+        "tags": {},
         "status": "succeeded",
         "created_at": "2026-11-30T01:52:07.123456Z",
         "finished_at": "2026-11-30T01:58:07.123456Z",
@@ -112,3 +114,9 @@ def test_identical_configs_and_long_values() -> None:
     same = printed(comparison_tables(an_answer(jobs), NARROW))
     assert "config: all 2 fields the same" in same
     assert not any(line.startswith("FIELD") for line in same)
+
+
+def test_a_jobs_name_heads_its_column_as_written() -> None:
+    jobs = [compared_job(1, name="a[/]b"), compared_job(2, name="[red]x"), compared_job(3)]
+    lines = printed(comparison_tables(an_answer(jobs), NARROW))
+    assert lines[1].split() == ["1", "a[/]b", "2", "[red]x", "JOB", "3"]  # text, not markup

@@ -180,9 +180,12 @@ def save_screenshot(browser: WebDriver, folder: Path, name: str) -> None:
 def test_the_dashboard_compares_jobs_and_shows_a_models_mistakes(
     env: Env, service: Service, synthetic_cifar: Path, browser: WebDriver
 ) -> None:
+    service.overrides["TRAINSERVE_ADMIN_KEY"] = ADMIN  # the gallery's images need the key too
     service.start_api()
     service.start_worker()
-    api = httpx.Client(base_url=service.url, timeout=30)
+    api = httpx.Client(
+        base_url=service.url, headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30
+    )
     # Three short trials of one learning-rate sweep, named as a user would name them.
     trials = {"baseline": 0.003, "slower": 0.0003, "faster": 0.01}
     ids = [
@@ -199,6 +202,8 @@ def test_the_dashboard_compares_jobs_and_shows_a_models_mistakes(
 
     # Select the three in the list, then compare them.
     browser.get(service.url + "/")
+    browser.find_element(By.ID, "api-key").send_keys(ADMIN)
+    browser.find_element(By.CSS_SELECTOR, "#key-form button").click()
     until(browser, f"return document.querySelector('tr[data-job-id=\"{ids[-1]}\"]')")
     names = browser.execute_script(
         "return [...document.querySelectorAll('#jobs-table tbody tr')]"
@@ -254,7 +259,13 @@ def test_the_dashboard_compares_jobs_and_shows_a_models_mistakes(
         f"/jobs/{slower}/errors",
         params={"true": classes[true_index], "predicted": classes[predicted_index], "limit": 24},
     ).json()
-    assert wanted["total"] == matrix[true_index][predicted_index]
+    # Each mistake's cell counts exactly the mistakes the list gives for it.
+    for t, p in ((t, p) for t in range(10) for p in range(10) if t != p):
+        cell_list = api.get(
+            f"/jobs/{slower}/errors",
+            params={"true": classes[t], "predicted": classes[p], "limit": 1},
+        ).json()
+        assert cell_list["total"] == matrix[t][p], (classes[t], classes[p])
     until(
         browser,
         f"return document.querySelectorAll('#gallery figure').length === {len(wanted['items'])}"
@@ -277,6 +288,11 @@ def test_the_dashboard_compares_jobs_and_shows_a_models_mistakes(
     served = api.get(f"/datasets/cifar10/images/test/{wanted['items'][0]['index']}.png")
     with Image.open(io.BytesIO(served.content)) as picture:
         assert first == list(picture.convert("RGBA").tobytes())
+    beyond = api.get("/datasets/cifar10/images/test/100.png")  # the test split has 100
+    assert beyond.status_code == 404
+    assert beyond.json()["detail"] == (
+        "CIFAR-10's test split has 100 images: index 100 is not among 0 to 99"
+    )
     # Without a validation set there is no validation series (nor its struck-out legend).
     assert (
         browser.execute_script("return Chart.getChart('accuracy-chart').data.datasets.length") == 1

@@ -8,7 +8,7 @@ from tests.cli.test_layout import NARROW, printed
 
 
 def compared_job(job_id: int, **fields: Any) -> dict[str, Any]:
-    job = {
+    job: dict[str, Any] = {
         "id": job_id,
         "name": None,
         "tags": {},

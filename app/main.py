@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import (
+    architectures,
     dashboard,
     datasets,
     docs,
@@ -94,6 +95,7 @@ def create_app() -> FastAPI:
     app.include_router(predict_rows.router)
     app.include_router(torchserve.router)
     app.include_router(workers.router)
+    app.include_router(architectures.router)
     app.include_router(datasets.router)
     app.include_router(registry.router)
     app.include_router(exports.router)

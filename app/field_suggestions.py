@@ -53,9 +53,9 @@ def suggest_field(unknown: str, known: Collection[str]) -> str | None:
     if initials:
         return initials
     plain_names = {_plain(name): name for name in names}
-    close = difflib.get_close_matches(given, plain_names, n=1, cutoff=CLOSE_RATIO)
-    if close:
-        return plain_names[close[0]]
+    close = difflib.get_close_matches(given, plain_names, n=2, cutoff=CLOSE_RATIO)
+    if close and (len(close) == 1 or _ratio(given, close[0]) > _ratio(given, close[1])):
+        return plain_names[close[0]]  # the closest, unless another is as close ("resnet")
     if len(given) < SHORTEST_START:
         return None
     return _only(
@@ -63,11 +63,14 @@ def suggest_field(unknown: str, known: Collection[str]) -> str | None:
     )
 
 
+def _ratio(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
 def _has_word(name: str, given: str) -> bool:
     """A word of `name` starts with `given` ("patience", "valid") or is a misspelling of it."""
     return any(
-        word.startswith(given) or difflib.SequenceMatcher(None, word, given).ratio() >= CLOSE_RATIO
-        for word in _words(name)
+        word.startswith(given) or _ratio(word, given) >= CLOSE_RATIO for word in _words(name)
     )
 
 

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app.api import (
+    architectures,
     dashboard,
     dataset_images,
     datasets,
@@ -100,6 +101,7 @@ def create_app() -> FastAPI:
     app.include_router(predict_rows.router)
     app.include_router(torchserve.router)
     app.include_router(workers.router)
+    app.include_router(architectures.router)
     app.include_router(datasets.router)
     app.include_router(dataset_images.router)
     app.include_router(registry.router)

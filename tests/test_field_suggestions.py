@@ -66,3 +66,10 @@ def test_the_fields_at_a_location_are_those_of_the_model_there() -> None:
     assert model_fields_at(Network, ("layers",)) == []  # a list, not a model
     assert model_fields_at(Network, ("nope",)) == []
     assert model_fields_at(None, ()) == []
+
+
+def test_a_name_as_close_to_two_known_ones_suggests_neither() -> None:
+    names = ["resnet18", "resnet34", "resnet50", "resnet101"]
+    assert suggest_field("resnet", names) is None  # 0.86 from each of the first three
+    assert suggest_field("resnet19", names) == "resnet18"
+    assert suggest_field("ResNet-34", names) == "resnet34"

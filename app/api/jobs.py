@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body, Header, Query, Response
 from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
 from app.errors import Conflict, ErrorOut, NotFound
 from app.jobs import removal, submission
-from app.jobs.config import JobCreate, NetName
-from app.jobs.fields import COUNT_MAX, DatasetName
+from app.jobs.config import JobCreate
+from app.jobs.fields import COUNT_MAX, DatasetName, ModelName
 from app.jobs.labels import NAME_MAX_CHARS, LabelsPatch, relabel_job
 from app.jobs.listing import TAG_FILTERS_MAX, JobFilter, JobSort, TagFilter, find_jobs
 from app.jobs.schemas import JobList, JobOut, MetricsOut
@@ -124,7 +124,7 @@ def list_jobs(
             "whatever its value. Repeatable: every one must match.",
         ),
     ] = None,
-    model: Annotated[NetName | None, Query(description="Only jobs training this net.")] = None,
+    model: Annotated[ModelName | None, Query(description="Only jobs training this net.")] = None,
     dataset: Annotated[
         DatasetName | None,
         Query(

@@ -20,20 +20,27 @@ def find_dataset(session: Session, dataset_id: str) -> Dataset:
     return dataset
 
 
-def check_usable(session: Session, dataset_id: str, model: str) -> None:
+def check_usable(session: Session, dataset_id: str, model: str) -> int | None:
     """For a job naming the dataset: 404 when it does not exist, 409 when it is not ready, 422
-    when the job's model does not fit its kind."""
+    when the job's model does not fit its kind; else its image size (None for a table)."""
     dataset = session.get(Dataset, dataset_id)
     if dataset is None:
         raise NotFound(f"dataset {dataset_id} not found (see GET /datasets)")
     if dataset.status != DatasetStatus.READY:
         reason = f": {dataset.error}" if dataset.error else ""
         raise Conflict(f"dataset {dataset_id} is {dataset.status}{reason}; a job needs it ready")
-    wanted = "mlp" if dataset.kind == "tabular" else "tutorial_cnn"
-    if model != wanted:
+    if dataset.kind == "tabular":
+        if model != "mlp":
+            raise InvalidInput(
+                f'model: dataset {dataset_id} holds tabular data; train it with model "mlp"'
+            )
+        return None
+    if model == "mlp":
         raise InvalidInput(
-            f'model: dataset {dataset_id} holds {dataset.kind} data; train it with model "{wanted}"'
+            f'model: dataset {dataset_id} holds images; train it with "tutorial_cnn" or an '
+            "architecture GET /architectures lists"
         )
+    return dataset.image_size
 
 
 def remove_dataset(data_dir: Path, dataset_id: str) -> None:

@@ -15,6 +15,7 @@ from app.jobs.fields import (
     DatasetName,
     Fraction,
     Integer,
+    ModelName,
     Patience,
     Processes,
     Seed,
@@ -37,7 +38,6 @@ SHORT_EPOCH_POINTS = 10
 # The model a CIFAR-10 job registers as unless it says otherwise.
 CIFAR10_MODEL = "cifar10"
 # The nets a job can train.
-NetName = Literal["tutorial_cnn", "mlp"]
 
 
 class JobFields(BaseModel):
@@ -51,14 +51,17 @@ class JobFields(BaseModel):
         '"fast": batch 256, 6 epochs, SGD with Nesterov momentum and a one-cycle learning '
         "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
     )
-    model: NetName = Field(
+    model: ModelName = Field(
         default="tutorial_cnn",
-        description='"tutorial_cnn" for images; "mlp" for a tabular (CSV) dataset.',
+        description='"tutorial_cnn" or a torchvision architecture by its torchvision name '
+        '("resnet18", "mobilenet_v3_small", ...: GET /architectures lists them with the '
+        'image sizes they take) for images; "mlp" for a tabular (CSV) dataset.',
+        examples=["tutorial_cnn", "resnet18", "mlp"],
     )
     hidden_layers: Annotated[list[Width], Field(min_length=1, max_length=8)] | None = Field(
         default=None,
-        description="The mlp's hidden layer widths, input side first (ignored by "
-        "tutorial_cnn). Default: [64, 32].",
+        description="The mlp's hidden layer widths, input side first (ignored by image "
+        "models). Default: [64, 32].",
     )
     dataset: DatasetName = Field(
         default="cifar10",

@@ -1,9 +1,12 @@
 """Field types of a job's config: integers as JSON means them, bounds the schema shows."""
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
+
+from app.field_suggestions import suggest_field
+from app.ml.architectures import is_known, known_names
 
 SEED_MAX = 2**63 - 1
 COUNT_MAX = 2**31 - 1
@@ -44,6 +47,27 @@ def _dataset_name(value: object) -> object:
 
 # The pattern is for the schema; the check before it says what is wrong.
 DatasetName = Annotated[str, Field(pattern=DATASET_NAME.pattern), BeforeValidator(_dataset_name)]
+
+MODEL_NAME_MAX = 64
+
+
+def _model_name(value: object) -> object:
+    # Checked here rather than by a Literal: the names depend on the installed torchvision, which
+    # is imported only once a job names one of its architectures (or the schema is made).
+    if isinstance(value, str) and not is_known(value):
+        guess = suggest_field(value, known_names()) if len(value) <= MODEL_NAME_MAX else None
+        hint = f"did you mean {guess!r}? " if guess else ""
+        raise ValueError(
+            f"unknown architecture {value[:40]!r}; {hint}GET /architectures lists them"
+        )
+    return value
+
+
+def _list_model_names(schema: dict[str, Any]) -> None:
+    schema["enum"] = known_names()
+
+
+ModelName = Annotated[str, BeforeValidator(_model_name), Field(json_schema_extra=_list_model_names)]
 
 
 def _true_false_or_auto(value: object) -> object:

@@ -12,10 +12,14 @@ from sqlalchemy.orm import Session
 
 from app.datasets.usage import check_usable
 from app.errors import Conflict
+from app.jobs.architectures import check_fits
 from app.jobs.config import JobConfig, JobCreate
 from app.jobs.labels import labels_of, write_labels
 from app.jobs.transitions import create_job
+from app.ml.cifar10 import IMAGE_SHAPE
 from app.models import Job, JobStatus
+
+CIFAR10_IMAGE_PX = IMAGE_SHAPE[-1]
 
 
 @dataclass(frozen=True)
@@ -32,8 +36,11 @@ def submit_job(
     Runs in the caller's write transaction, which the caller commits (a lost race for the key
     rolls back what it had written).
     """
-    if spec.dataset != "cifar10":
-        check_usable(session, spec.dataset, spec.model)
+    config = spec.resolved()
+    if spec.dataset == "cifar10":
+        check_fits(config, spec.dataset, CIFAR10_IMAGE_PX)
+    elif (image_px := check_usable(session, spec.dataset, spec.model)) is not None:
+        check_fits(config, spec.dataset, image_px)
     fingerprint = request_fingerprint(spec) if idempotency_key else None
     if idempotency_key:
         existing = find_idempotent(session, idempotency_key, fingerprint)
@@ -42,7 +49,7 @@ def submit_job(
     try:
         job = create_job(
             session,
-            spec.resolved(),
+            config,
             max_attempts=max_attempts,
             idempotency_key=idempotency_key,
             request_fingerprint=fingerprint,

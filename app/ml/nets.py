@@ -1,10 +1,13 @@
-"""Model architectures, looked up by the name a job gives."""
+"""Model architectures, looked up by the name a job gives: our own (the tutorial CNN, the MLP)
+and torchvision's image classifiers."""
 
 from itertools import pairwise
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from app.ml.torchvision_nets import build_torchvision, torchvision_names
 
 
 class TutorialCNN(nn.Module):
@@ -48,8 +51,11 @@ class MLP(nn.Module):
         return self.layers(x)
 
 
+# Our own architectures; any name torchvision_names() lists is one of torchvision's.
 ARCHITECTURES = ("tutorial_cnn", "mlp")
 DEFAULT_HIDDEN_LAYERS = [64, 32]
+# Two 5x5 convolutions and two 2x2 pools leave a 16-pixel image 1 pixel wide.
+TUTORIAL_CNN_MIN_PX = 16
 
 
 def build_model(
@@ -59,12 +65,25 @@ def build_model(
     in_features: int | None = None,
     hidden_layers: list[int] | None = None,
 ) -> nn.Module:
-    """A freshly initialised model of the named architecture: the CNN for square images of
-    `image_size`, the MLP for rows of `in_features` numbers."""
+    """A freshly initialised model of the named architecture: the CNN or a torchvision network
+    for square images of `image_size`, the MLP for rows of `in_features` numbers."""
     if arch == "tutorial_cnn":
         return TutorialCNN(num_classes=num_classes, image_size=image_size)
     if arch == "mlp":
         if in_features is None:
             raise ValueError("the mlp model trains on tabular datasets (rows of numbers)")
         return MLP(in_features, list(hidden_layers or DEFAULT_HIDDEN_LAYERS), num_classes)
-    raise ValueError(f"unknown model {arch!r}; known: {', '.join(ARCHITECTURES)}")
+    if arch in torchvision_names():
+        return build_torchvision(arch, num_classes, image_size)
+    raise ValueError(f"unknown model {arch!r}; GET /architectures lists the known ones")
+
+
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+# The images per process that a model with batch norm can always train on.
+BATCH_NORM_MIN_IMAGES = 2
+
+
+def uses_batch_norm(model: nn.Module) -> bool:
+    """Whether the model normalises with its batch's statistics when it trains, which one image
+    may not give (a single value per channel once the image is pooled down to one pixel)."""
+    return any(isinstance(module, BATCH_NORMS) for module in model.modules())

@@ -97,7 +97,15 @@ def test_a_recipe_fills_in_what_the_job_leaves_out(client: TestClient) -> None:
         ({"momentum": 1.0}, "momentum: Input should be less than 1"),
         ({"optimizer": "rmsprop"}, "optimizer: Input should be 'sgd' or 'adam'"),
         ({"device": "tpu"}, "device: Input should be 'auto', 'cpu' or 'cuda'"),
-        ({"model": "resnet"}, "model: Input should be 'tutorial_cnn' or 'mlp'"),
+        (
+            {"model": "resnet"},
+            "model: unknown architecture 'resnet'; GET /architectures lists them",
+        ),
+        (
+            {"model": "ResNet-18"},
+            "model: unknown architecture 'ResNet-18'; did you mean 'resnet18'? GET /architectures "
+            "lists them",
+        ),
         (
             {"dataset": "mnist"},
             "dataset: 'mnist' is neither \"cifar10\" nor a dataset id (ds- and 12 hex digits; "
@@ -306,6 +314,7 @@ def test_openapi_documents_every_route_with_examples(client: TestClient) -> None
         "/jobs/{job_id}/plots/loss.png",
         "/jobs/{job_id}/plots/confusion.png",
         "/workers",
+        "/architectures",
         "/predict",
         "/predict/batch",
         "/predict/rows",

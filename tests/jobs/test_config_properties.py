@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from app.jobs.config import JobCreate
 from app.jobs.fields import COUNT_MAX, PROCESSES_MAX, SEED_MAX
+from app.ml.torchvision_nets import torchvision_names
 
 INT_RANGES = {
     "epochs": (1, 1000),
@@ -43,7 +44,8 @@ FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
     "validation_fraction": (0.0, False, 0.5, True),
 }
 CHOICES = {
-    "model": {"tutorial_cnn"},  # "mlp" alone breaks a rule: it needs a tabular dataset
+    # "mlp" alone breaks a rule: it needs a tabular dataset.
+    "model": {"tutorial_cnn", *torchvision_names()},
     "dataset": {"cifar10"},
     "optimizer": {"sgd", "adam"},
     "device": {"auto", "cpu", "cuda"},

@@ -40,12 +40,16 @@ def batches() -> list[tuple[torch.Tensor, torch.Tensor]]:
 
 
 def trained(
-    optimizer_name: str, graphed: bool, steps_before: int, runtime: Runtime = CPU_FP32
+    optimizer_name: str,
+    graphed: bool,
+    steps_before: int,
+    runtime: Runtime = CPU_FP32,
+    arch: str = "tutorial_cnn",
 ) -> tuple[nn.Module, torch.Tensor, torch.optim.Optimizer]:
     """Trains on `batches()`; graphed means captured on a GPU runtime, not captured on a CPU."""
     torch.manual_seed(0)
     device = runtime.device
-    model = build_model("tutorial_cnn", num_classes=10).to(device)
+    model = build_model(arch, num_classes=10).to(device)
     optimizer = OPTIMIZERS[optimizer_name](model)
     if device.type == "cuda" and optimizer_name == "adam":
         # As the worker makes it when graphs are on; both runs alike, so the math is the same.
@@ -65,10 +69,10 @@ def trained(
 
 
 def assert_same_training(
-    optimizer_name: str, steps_before: int, runtime: Runtime = CPU_FP32
+    optimizer_name: str, steps_before: int, runtime: Runtime = CPU_FP32, arch: str = "tutorial_cnn"
 ) -> None:
-    eager_model, eager_sums, eager_opt = trained(optimizer_name, False, steps_before, runtime)
-    graph_model, graph_sums, graph_opt = trained(optimizer_name, True, steps_before, runtime)
+    eager_model, eager_sums, eager_opt = trained(optimizer_name, False, steps_before, runtime, arch)
+    graph_model, graph_sums, graph_opt = trained(optimizer_name, True, steps_before, runtime, arch)
     for name, value in eager_model.state_dict().items():
         assert torch.equal(graph_model.state_dict()[name], value), name
     assert torch.equal(graph_sums, eager_sums)
@@ -87,6 +91,11 @@ def test_graphed_training_equals_eager_training_exactly(
     optimizer_name: str, steps_before: int
 ) -> None:
     assert_same_training(optimizer_name, steps_before)
+
+
+def test_a_batch_norm_network_trains_graphed_as_it_trains_eagerly() -> None:
+    # The warm-up also moves batch norm's running statistics: they are put back with the rest.
+    assert_same_training("nesterov", 2, arch="resnet18")
 
 
 def test_the_warm_up_really_trains_before_it_is_undone() -> None:

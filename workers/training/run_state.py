@@ -13,7 +13,7 @@ from torch import nn
 
 from app.jobs.records import EpochRecord, LossRecord
 from app.ml.images import normalize
-from app.ml.nets import build_model
+from app.ml.nets import BATCH_NORM_MIN_IMAGES, build_model, uses_batch_norm
 from workers.training.augment import AugmentPlan
 from workers.training.early_stopping import EarlyStopping
 from workers.training.hooks import TrainInputs
@@ -38,6 +38,17 @@ def snapshot_history(
         [LossRecord(**point) for point in snapshot["loss_history"]],
         [EpochRecord(**epoch) for epoch in snapshot["epochs"]],
     )
+
+
+def steps_per_epoch(size: int, batch_size: int, processes: int, *, batch_norm: bool) -> int:
+    """Batches of `batch_size` in an epoch of `size` images, a partial last one included; but a
+    model with batch norm leaves out a last batch that would give a process fewer than
+    BATCH_NORM_MIN_IMAGES (the next epoch's order puts those images in other batches)."""
+    steps = math.ceil(size / batch_size)
+    left = size % batch_size
+    if batch_norm and steps > 1 and 0 < left < BATCH_NORM_MIN_IMAGES * processes:
+        return steps - 1
+    return steps
 
 
 @dataclass
@@ -82,7 +93,9 @@ class RunState:
         self.validation_data = None if validation is None else validation.to(device)
         self.early_stopping = EarlyStopping(config.early_stopping_patience)
         self.size = len(self.train_data)
-        self.steps_per_epoch = math.ceil(self.size / self.batch_size)
+        self.steps_per_epoch = steps_per_epoch(
+            self.size, self.batch_size, ranks.size, batch_norm=uses_batch_norm(self.model)
+        )
         self.schedule = make_lr_schedule(
             config, self.optimizer, total_steps=config.epochs * self.steps_per_epoch
         )

@@ -1,0 +1,80 @@
+"""A torchvision network through the real service: a ResNet-18 job run by a worker process,
+registered and served; then the same job's worker killed with SIGKILL in the middle of an epoch,
+and its successor ending exactly as the uninterrupted run."""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.api.test_exports import png
+from tests.conftest import Env, synthetic_split
+from tests.e2e.conftest import Service, wait_for
+from tests.e2e.test_chaos import assert_same_run, checkpoint_dir, complete_checkpoints, run_to_end
+
+pytestmark = pytest.mark.e2e
+
+# 64 images in batches of 8: 8 steps an epoch, each a fraction of a second on a CPU.
+CONFIG = {
+    "model": "resnet18",
+    "epochs": 1,
+    "batch_size": 8,
+    "learning_rate": 0.01,
+    "max_train_samples": 64,
+    "max_test_samples": 20,
+    "log_every": 2,
+    "seed": 7,
+    "device": "cpu",
+}
+STEPS_PER_EPOCH = 8
+EARLY_IN_EPOCH_ONE = re.compile(r"^epoch0001-step0000000[1-5]\.pt$")
+
+
+def test_a_resnet_killed_mid_epoch_resumes_to_the_uninterrupted_run(
+    env: Env, service: Service, synthetic_cifar: Path
+) -> None:
+    service.overrides = {
+        "TRAINSERVE_LEASE_SECONDS": "1.5",
+        "TRAINSERVE_HEARTBEAT_SECONDS": "0.2",
+        "TRAINSERVE_CHECKPOINT_SECONDS": "0.1",  # about one checkpoint a step
+    }
+    service.start_api()
+    client = service.client()
+
+    reference_worker = service.start_worker("reference")
+    reference_id = client.post("/jobs", json=CONFIG).json()["id"]
+    reference: dict[str, Any] = run_to_end(client, reference_id)
+    assert reference["status"] == "succeeded", reference["error"]
+    assert reference["progress"]["steps_per_epoch"] == STEPS_PER_EPOCH
+    reference_metrics = client.get(f"/jobs/{reference_id}/metrics").json()
+    reference_worker.stop()
+
+    image = np.ascontiguousarray(synthetic_split(1, seed=5)[0][0].transpose(1, 2, 0))
+    answer = client.post("/predict", files={"file": ("x.png", png(image))})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["model"], answer.json()["version"]) == ("cifar10", 1)
+    assert answer.json()["job_id"] == reference_id
+
+    job_id = client.post("/jobs", json=CONFIG).json()["id"]
+    folder = checkpoint_dir(env, job_id)
+    victim = service.start_worker("victim")
+    wait_for(
+        lambda: any(EARLY_IN_EPOCH_ONE.match(name) for name in complete_checkpoints(folder)),
+        120,
+        f"no checkpoint early in epoch 1:\n{victim.log()}",
+        interval_s=0.01,
+    )
+    victim.kill()
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "running"
+    last_complete = complete_checkpoints(folder)[-1]
+    assert last_complete.startswith("epoch0001-") and last_complete != "epoch0001-step00000008.pt"
+
+    successor = service.start_worker("successor")
+    job = run_to_end(client, job_id)
+    successor.stop()
+    assert job["status"] == "succeeded", successor.log()
+    assert job["attempts"] == 2
+    assert f"job {job_id}: resuming from checkpoint {last_complete} " in successor.log()
+    assert_same_run(client, job_id, reference_metrics, abs=1e-6)

@@ -79,7 +79,7 @@ function showError(error) {
 function showSummary(found) {
   const config = found.config;
   $("#job-summary").textContent =
-    `${config.epochs} epochs, batch ${config.batch_size}, ${config.optimizer} ` +
+    `${config.model}, ${config.epochs} epochs, batch ${config.batch_size}, ${config.optimizer} ` +
     `lr ${config.learning_rate}, on ${found.device || "a worker's device"}`;
 }
 

@@ -219,7 +219,10 @@ def test_filters_find_exactly_the_jobs_they_describe(client: TestClient, env: En
             "query.sort: Input should be 'created_at', '-created_at', 'test_accuracy' or "
             "'-test_accuracy'",
         ),
-        ({"model": "resnet"}, "query.model: Input should be 'tutorial_cnn' or 'mlp'"),
+        (
+            {"model": "resnet"},
+            "query.model: unknown architecture 'resnet'; GET /architectures lists them",
+        ),
         (
             {"dataset": "mnist"},
             "query.dataset: 'mnist' is neither \"cifar10\" nor a dataset id (ds- and 12 hex "

@@ -227,9 +227,15 @@ def test_api_with_several_server_processes(env: Env, service: Service) -> None:
             ids.add(client.post("/jobs", json={"epochs": 1}).json()["id"])
     assert len(ids) == 20  # every process writes to the one database
     assert service.client().get("/jobs").json()["total"] == 20
-    # Each process counts its own requests; a scrape of either adds up both.
-    scrape = service.client().get("/metrics").text
-    assert 'trainserve_http_requests_total{method="POST",route="/jobs",status="202"} 20.0' in scrape
+    # Each process counts its own requests; a scrape of either adds up both. A request is
+    # counted once its answer has gone, so the last one may land a moment after the client
+    # has it.
+    counted = 'trainserve_http_requests_total{method="POST",route="/jobs",status="202"} 20.0'
+    wait_for(
+        lambda: counted in service.client().get("/metrics").text,
+        10,
+        "the scrape never added up both processes' requests",
+    )
 
 
 def test_the_worker_of_up_stops_when_up_is_killed(env: Env, service: Service) -> None:

@@ -138,6 +138,32 @@ def test_a_body_answered_before_it_was_read_does_not_hold_the_connection(
     assert took < 2, f"still open after {took:.1f} s ({dripped} bytes dripped)"
 
 
+def test_a_client_that_sends_its_whole_body_before_reading_still_gets_the_answer(
+    service: Service,
+) -> None:
+    # As most clients do (httpx, requests, curl): the server answers 413 from the headers
+    # alone, and the client reads only once its body is sent. Were the server to close with that
+    # body unread, the kernel's reset would reach the client before it read the 413, and lose it.
+    service.start_api()
+    sock = connect(service)
+    body = b'{"pad": "' + b"x" * 200_000 + b'"}'
+    sock.sendall(
+        b"POST /jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+    )
+    time.sleep(0.5)  # answered by now
+    sock.sendall(body)
+    time.sleep(0.5)
+    sock.settimeout(5)
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    sock.close()
+    head, _, detail = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 "), answer
+    assert json.loads(detail) == {"detail": "request body too large: the limit here is 65536 bytes"}
+
+
 def test_connections_beyond_the_limit_are_answered_503(service: Service) -> None:
     service.overrides["TRAINSERVE_MAX_CONNECTIONS"] = "4"
     service.start_api()

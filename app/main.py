@@ -32,6 +32,7 @@ from app.api import (
 from app.assets import ASSETS_PREFIX
 from app.errors import install_error_handlers
 from app.jobs.event_hub import EventHub
+from app.lingering_close import CloseUnreadBodies
 from app.metrics import RequestMetrics
 from app.middleware import ApiKeys, BodyLimit, RequestId
 from app.migrations import upgrade_to_head
@@ -139,6 +140,7 @@ def create_app() -> FastAPI:
             expose_headers=["X-Request-ID"],
         )
     # Outermost: every answer carries its id, a CORS preflight's too, and so do its log lines.
+    app.add_middleware(CloseUnreadBodies)  # outside every layer that may answer unread bodies
     app.add_middleware(RequestId)
     return app
 

@@ -14,17 +14,12 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from app.lingering_close import LingeringReader, LingeringTransport
 from app.logs import request_id
 from app.middleware import answer_refusals
 from app.settings import get_settings
 
 REQUEST_TIMEOUT = 408
-# After answering a request whose body it did not read, how long and how much of the rest the
-# server reads and drops before it closes (a "lingering close", as web servers do): closing a
-# socket with unread data makes the kernel send a reset, which can reach a client still sending
-# its body before it reads the answer, and lose the answer.
-LINGER_SECONDS = 2.0
-LINGER_MAX_BYTES = 64 * 1024 * 1024
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -42,7 +37,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.header_timeout_s = get_settings().header_timeout_seconds
         self.header_deadline: asyncio.TimerHandle | None = None
         self.request_body_complete = True
-        self.lingered_bytes: int | None = None  # counting once the connection is lingering
+        self.lingering: LingeringReader | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -52,10 +47,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         # asyncio may run this in the context of the request that last resumed reading: the
         # lines uvicorn logs from here belong to no request.
         request_id.set(None)
-        if self.lingered_bytes is not None:
-            self.lingered_bytes += len(data)  # the rest of a body already answered: dropped
-            if self.lingered_bytes > LINGER_MAX_BYTES:
-                self.transport.close()
+        if self.lingering is not None:
+            self.lingering.drop(data)  # the rest of a body already answered
             return
         super().data_received(data)
 
@@ -67,6 +60,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle.transport is self.transport:  # not an upgrade
+            # The request's cycle closes the connection after an answer that says
+            # `Connection: close`; lingering first if the body was not all read.
+            self.cycle.transport = LingeringTransport(self.transport, self)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self.request_body_complete = True
@@ -74,25 +71,21 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.request_body_complete and not self.transport.is_closing():
-            # Answered before its body was read (a 401, a 413, a 404...): the rest of the body
-            # would hold the connection open at the client's pace, so it is closed instead,
-            # after a bounded linger that lets the client finish sending and read the answer.
-            self._linger()
+        if not self.request_body_complete and self.lingering is None:
+            # Answered before its body was read (a 401, a 413, a 404...) with the connection
+            # kept alive (CloseUnreadBodies said close: an answer by some other way did not):
+            # the rest of the body would hold it open at the client's pace, so it is closed.
+            self.linger()
+
+    def linger(self) -> None:
+        """Close after a bounded linger (app/lingering_close.py)."""
+        if self.lingering is None and not self.transport.is_closing():
+            self._disarm()
+            self.lingering = LingeringReader(self.transport, self.loop)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
-
-    def _linger(self) -> None:
-        self._disarm()
-        self.lingered_bytes = 0
-        if not self.transport.can_write_eof():  # TLS cannot half-close
-            self.transport.close()
-            return
-        self.transport.write_eof()  # the answer, then end of file: the client sees both
-        self.transport.resume_reading()
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _arm(self) -> None:
         if self.header_deadline is None:

@@ -161,6 +161,8 @@ def test_a_client_that_sends_its_whole_body_before_reading_still_gets_the_answer
     sock.close()
     head, _, detail = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 413 "), answer
+    # The body was not read: the connection cannot carry another request, and says so.
+    assert b"\r\nconnection: close" in head.lower()
     assert json.loads(detail) == {"detail": "request body too large: the limit here is 65536 bytes"}
 
 

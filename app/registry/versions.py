@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.errors import Conflict, NotFound
+from app.jobs.unfinished import refuse_while_needed
 from app.models import Dataset, Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
 from app.version import package_version
 
@@ -76,7 +77,8 @@ def register_job(
 
 
 def delete_version(session: Session, name: str, number: int) -> None:
-    """Remove a version; 409 while an alias names it. Its job and model file stay."""
+    """Remove a version; 409 while an alias names it or a queued or running job is to start
+    from it. Its job and model file stay."""
     model = find_model(session, name, lock=True)
     version = find_version(session, model, number)
     aliases = session.scalars(
@@ -90,6 +92,12 @@ def delete_version(session: Session, name: str, number: int) -> None:
             f"version {number} of {name!r} is named by the alias {named}: move or delete the "
             "alias first"
         )
+    refuse_while_needed(
+        session,
+        f"version {number} of {name!r}",
+        Job.config[("init_from", "model")].as_string() == name,
+        Job.config[("init_from", "version")].as_integer() == number,
+    )
     session.delete(version)
 
 
@@ -110,6 +118,9 @@ def lineage(session: Session, job: Job) -> dict[str, Any]:
             "per_class_accuracy": job.per_class_accuracy,
         },
         "weights_sha256": job.model_sha256,
+        # What it was fine-tuned from, as the job stored it at submit: {"model", "version",
+        # "sha256"} or {"weights", "sha256", "filename"}; null when trained from scratch.
+        "parent": job.config.get("init_from"),
         "package_version": package_version(),
         "trained_at": job.finished_at.isoformat() if job.finished_at else None,
     }

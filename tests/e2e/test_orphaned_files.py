@@ -60,7 +60,8 @@ def test_an_upload_orphaned_by_a_killed_api_is_swept_at_the_next_start(
     restarted = service.start_api()
     restarted.wait_for_log(
         "sweep removed 1 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
-        f"deleted jobs, 0 export folder(s) of deleted model versions: {UPLOAD_BYTES} bytes"
+        "deleted weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted "
+        f"model versions: {UPLOAD_BYTES} bytes"
     )
     assert files(env.data_dir) == []
     with service.client() as client:
@@ -103,8 +104,9 @@ def test_sweeps_while_jobs_run_remove_orphans_only(
     for orphan in orphans:
         age(orphan.parent, HOUR_S)
     api.wait_for_log(
-        "sweep removed 1 unfinished upload(s), 1 folder(s) of deleted datasets, 1 folder(s) of "
-        "deleted jobs, 1 export folder(s) of deleted model versions: 36 bytes"
+        "sweep removed 1 unfinished upload(s), 1 folder(s) of deleted datasets, 0 folder(s) of "
+        "deleted weights files, 1 folder(s) of deleted jobs, 1 export folder(s) of deleted "
+        "model versions: 36 bytes"
     )
     assert [o for o in orphans if o.exists()] == []
     # Uploads arrive while sweeps run, and are decoded.
@@ -144,10 +146,12 @@ def test_the_sweep_command_says_what_it_removed(env: Env, service: Service) -> N
 
     assert sweep() == (  # within the default grace period of an hour: all kept
         "removed 0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
-        "deleted jobs, 0 export folder(s) of deleted model versions: 0 bytes\n"
+        "deleted weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted "
+        "model versions: 0 bytes\n"
     )
     assert sweep("--grace", "0") == (
-        "removed 1 unfinished upload(s), 0 folder(s) of deleted datasets, 1 folder(s) of "
-        "deleted jobs, 0 export folder(s) of deleted model versions: 16 bytes\n"
+        "removed 1 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
+        "deleted weights files, 1 folder(s) of deleted jobs, 0 export folder(s) of deleted "
+        "model versions: 16 bytes\n"
     )
     assert files(env.data_dir) == files(env.artifacts_dir) == []

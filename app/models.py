@@ -306,8 +306,9 @@ class WeightsFile(Base):
     format: Mapped[str] = mapped_column(String(16))  # "safetensors" or "pytorch"
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    tensor_count: Mapped[int] = mapped_column(Integer)
     # Each tensor's shape by name, as read when it came in: a job is checked against them at
-    # submit without opening the file.
-    tensors: Mapped[dict[str, list[int]]] = mapped_column(JSON)
+    # submit without opening the file. Deferred: a listing shows only their count.
+    tensors: Mapped[dict[str, list[int]]] = mapped_column(JSON, deferred=True)
     parameters: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

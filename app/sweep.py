@@ -27,10 +27,10 @@ from app.datasets.files import DATASETS_FOLDER, ID_PREFIX, INCOMING_FOLDER
 from app.db import session_scope
 from app.exports.store import EXPORTS_FOLDER
 from app.jobs.files import JOBS_FOLDER
-from app.jobs.init_from import WEIGHTS_ID_PATTERN
 from app.models import JOB_ID_MAX, Dataset, Job, ModelVersion, RegisteredModel, WeightsFile
 from app.settings import Settings
 from app.weights.files import WEIGHTS_FOLDER
+from app.weights.ids import WEIGHTS_ID_PATTERN
 
 log = logging.getLogger("trainserve.sweep")
 

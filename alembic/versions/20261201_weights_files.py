@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("format", sa.String(length=16), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("tensor_count", sa.Integer(), nullable=False),
         sa.Column("tensors", sa.JSON(), nullable=False),
         sa.Column("parameters", sa.BigInteger(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 from app.api.deps import SessionDep, SettingsDep
 from app.errors import ErrorOut
 from app.jobs.fields import COUNT_MAX
-from app.jobs.init_from import WEIGHTS_ID_PATTERN
 from app.models import WeightsFile
+from app.weights.ids import WEIGHTS_ID_PATTERN
 from app.weights.schemas import WeightsDetailOut, WeightsList, weights_detail, weights_view
 from app.weights.uploads import accept_weights
 from app.weights.usage import find_weights, remove_weights

@@ -6,20 +6,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from app.cli import render
-from app.cli.connection import DEFAULT_URL, AsJson, Url, err, fail, out, server
+from app.cli.connection import DEFAULT_URL, AsJson, Url, fail, out, server
 from app.cli.remote import Remote
-from app.cli.resources import delete_one, print_one, print_page
+from app.cli.resources import delete_one, print_one, print_page, upload_with_bar
 
 PANEL = "Datasets"
 WAIT_POLL_S = 1.0
@@ -79,28 +71,6 @@ def dataset_table(dataset: dict[str, Any]) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
-
-
-def upload_with_bar(
-    remote: Remote, file: Path, fields: dict[str, str], path: str = "/datasets"
-) -> dict[str, Any]:
-    """Upload `file` to `path`, with a bar on stderr while it goes when stderr is a terminal."""
-    bar = Progress(
-        TextColumn("uploading"),
-        BarColumn(bar_width=20),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(compact=True),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-    with bar:
-        task = bar.add_task("upload", total=file.stat().st_size)
-        answer: dict[str, Any] = remote.upload(
-            path, file, fields, lambda sent: bar.advance(task, sent)
-        )
-    return answer
 
 
 def wait_until_decoded(remote: Remote, dataset: dict[str, Any]) -> dict[str, Any]:

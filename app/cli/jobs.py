@@ -10,12 +10,12 @@ from app.cli import render
 from app.cli.connection import DEFAULT_URL, AsJson, JobId, Url, err, key_values, out, server
 from app.cli.live import follow_job
 from app.cli.remote import FINISHED
+from app.weights.ids import WEIGHTS_ID_PREFIX  # a module of constants: nothing heavy loads
 
 PANEL = "Training jobs"
 
 Follow = Annotated[bool, typer.Option("--follow", "-f", help="Follow the job live until it ends.")]
 SORTS = ("created_at", "-created_at", "test_accuracy", "-test_accuracy")
-WEIGHTS_ID_PREFIX = "wt-"  # the service's, not imported: the command does not load its modules
 
 
 def parse_settings(pairs: list[str]) -> dict[str, Any]:

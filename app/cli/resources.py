@@ -1,14 +1,24 @@
 """What the command does alike for every uploaded resource it lists, shows and deletes (datasets,
-weights files): print a page of them or one of them, as a table or as the server's JSON, or
-delete one."""
+weights files): upload one with a progress bar, print a page of them or one of them, as a table
+or as the server's JSON, or delete one."""
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import RenderableType
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from app.cli import render
-from app.cli.connection import out, server
+from app.cli.connection import err, out, server
+from app.cli.remote import Remote
 
 
 def print_page(
@@ -44,3 +54,25 @@ def delete_one(url: str, path: str, what: str) -> None:
     with server(url) as remote:
         remote.request("DELETE", path)
     out.print(f"{what} deleted")
+
+
+def upload_with_bar(
+    remote: Remote, file: Path, fields: dict[str, str], path: str = "/datasets"
+) -> dict[str, Any]:
+    """Upload `file` to `path`, with a bar on stderr while it goes when stderr is a terminal."""
+    bar = Progress(
+        TextColumn("uploading"),
+        BarColumn(bar_width=20),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(compact=True),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+    with bar:
+        task = bar.add_task("upload", total=file.stat().st_size)
+        answer: dict[str, Any] = remote.upload(
+            path, file, fields, lambda sent: bar.advance(task, sent)
+        )
+    return answer

@@ -10,10 +10,10 @@ from rich.table import Table
 
 from app.cli import render
 from app.cli.connection import DEFAULT_URL, AsJson, Url, out, server
-from app.cli.datasets import upload_with_bar
-from app.cli.resources import delete_one, print_one, print_page
+from app.cli.resources import delete_one, print_one, print_page, upload_with_bar
 
-PANEL = "Datasets"
+# Listed in --help beside the datasets: both are files uploaded to train on.
+UPLOADS_PANEL = "Datasets"
 # Tensors `weights show` lists; --json gives them all.
 TENSORS_SHOWN = 20
 
@@ -64,7 +64,7 @@ def register(cli: typer.Typer) -> None:
     group = typer.Typer(
         no_args_is_help=True, help="Upload, list, inspect and delete weights to fine-tune from."
     )
-    cli.add_typer(group, name="weights", rich_help_panel=PANEL)
+    cli.add_typer(group, name="weights", rich_help_panel=UPLOADS_PANEL)
 
     @group.command()
     def upload(

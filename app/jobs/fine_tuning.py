@@ -21,8 +21,9 @@ from app.jobs.init_from import (
     VersionParent,
     WeightsParent,
 )
-from app.ml.architectures import meta_model
+from app.ml.architectures import architecture, meta_model
 from app.ml.checkpoints import read_saved_weights
+from app.ml.torchvision_nets import RESNET_FAMILY, SMALL_INPUT_MAX_PX
 from app.ml.transfer import UnsupportedHead, WeightsMismatch, check_fits, head_of
 from app.models import Dataset, ModelVersion
 from app.registry.aliases import alias_version
@@ -56,6 +57,8 @@ class Target:
 
 
 CIFAR10_TARGET = Target(classes=10, image_px=32, in_features=None)
+# The first convolution of a ResNet, whose shape depends on the image size.
+STEM = "conv1.weight"
 
 
 def find_parent(
@@ -65,10 +68,12 @@ def find_parent(
     starts from; 404 when there is none."""
     try:
         if isinstance(init_from, WeightsParent):
-            row = find_weights(session, init_from.weights)
+            # Held shared until the job is committed; a deletion waits for it, then sees the job.
+            row = find_weights(session, init_from.weights, share=True)
             resolved = ResolvedWeights(weights=row.id, sha256=row.sha256, filename=row.filename)
             return Parent(resolved, shapes=row.tensors)
-        model = find_model(session, init_from.model)
+        # As for a weights file: a deletion of the version waits for the job to be committed.
+        model = find_model(session, init_from.model, share=True)
         if isinstance(init_from, AliasParent):
             number = alias_version(session, model, init_from.alias)
             if number is None:
@@ -155,4 +160,17 @@ def check_parent_fits(parent: Parent, config: JobConfig, target: Target) -> None
     try:
         check_fits(parent.shapes, model, head_of(model, config.model), network=network)
     except (UnsupportedHead, WeightsMismatch) as exc:
-        raise InvalidInput(f"init_from: {parent.describe()}: {exc}") from None
+        hint = _stem_hint(parent, config.model, list(model.state_dict()[STEM].shape))
+        raise InvalidInput(f"init_from: {parent.describe()}: {exc}{hint}") from None
+
+
+def _stem_hint(parent: Parent, arch: str, stem: list[int]) -> str:
+    # A ResNet's first convolution depends on the image size (app/ml/torchvision_nets.py): the
+    # commonest misfit, between ImageNet weights and CIFAR-sized images, is told plainly.
+    if architecture(arch).family != RESNET_FAMILY or parent.shapes.get(STEM, stem) == stem:
+        return ""
+    return (
+        f"; a ResNet's {STEM} is the 3x3 stem on images of {SMALL_INPUT_MAX_PX} pixels or "
+        f"fewer and ImageNet's 7x7 stem on larger ones: weights with the 7x7 stem need a "
+        f"dataset of images over {SMALL_INPUT_MAX_PX} pixels"
+    )

@@ -9,9 +9,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from app.jobs.fields import Integer
 from app.registry.names import VERSION_MAX, Name
+from app.weights.ids import WEIGHTS_ID_PATTERN
 
-WEIGHTS_ID_PREFIX = "wt-"
-WEIGHTS_ID_PATTERN = rf"^{WEIGHTS_ID_PREFIX}[0-9a-f]{{12}}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
 WeightsId = Annotated[

@@ -7,17 +7,18 @@ weights_only=True), which refuses any reference to code before it could be calle
 
 import io
 import pickle
-import pickletools
 import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors
+
+from app.ml.torch_zip import ArchiveRefused, check_torch_zip
 
 WeightsFormat = Literal["safetensors", "pytorch"]
 
@@ -31,8 +32,10 @@ PICKLE_PROTO = b"\x80"
 SNIFF_BYTES = SAFETENSORS_LENGTH_BYTES + 1
 # At most this many names in a message about entries that are not tensors.
 NAMES_SHOWN = 5
-# What torch.save itself refers to in a state_dict's pickle: never the code a refusal names.
-_TENSOR_GLOBALS = ("torch.", "collections.OrderedDict")
+# Bounds on what reading a file's names and shapes may cost, far above any real model's.
+SAFETENSORS_HEADER_MAX_BYTES = 16 * 1024 * 1024
+TENSORS_MAX = 100_000
+DIMS_MAX = 8
 # At most this much of a reader's own words in a message.
 REASON_MAX_CHARS = 200
 # How torch's weights-only unpickler names the code a pickle refers to.
@@ -77,34 +80,112 @@ def sniff_format(head: bytes, size: int) -> WeightsFormat:
 
 
 def inspect_weights(path: Path) -> WeightsSummary:
-    """The format and the tensor shapes of the weights file at `path`, read without loading the
-    tensors where the format allows (safetensors, and torch.save's zip archives)."""
+    """The format and the tensor shapes of the weights file at `path`, checked as the worker
+    reads it (read_state_dict); a safetensors file's tensors are not loaded."""
     size = path.stat().st_size
     with path.open("rb") as file:
-        fmt = sniff_format(file.read(SNIFF_BYTES), size)
+        head = file.read(SNIFF_BYTES)
+    fmt = sniff_format(head, size)
     if fmt == "safetensors":
+        _check_safetensors_header(head)
         try:
             with safe_open(str(path), framework="pt") as tensors:  # type: ignore[no-untyped-call]
                 names = tensors.keys()  # a safe_open is not iterable itself
                 shapes = {name: list(tensors.get_slice(name).get_shape()) for name in names}
         except (SafetensorError, OSError, ValueError) as exc:
             raise WeightsRejected(f"file: a damaged safetensors file ({exc})") from None
+        _check_count(len(shapes))
     else:
-        state = state_dict_of(_torch_load(path, mmap=_is_zip(path)))
+        with path.open("rb") as file:
+            state = _read_pytorch(file, size)
         shapes = {name: list(tensor.shape) for name, tensor in state.items()}
+    _check_shapes(shapes)
     if not shapes:
         raise WeightsRejected("file: the file holds no tensors")
     return WeightsSummary(fmt, shapes)
 
 
 def read_state_dict(data: bytes, fmt: WeightsFormat) -> dict[str, torch.Tensor]:
-    """The tensors of a weights file's bytes (checked by inspect_weights when it came in)."""
+    """The tensors of a weights file's bytes, under the checks inspect_weights made when it came
+    in."""
     if fmt == "safetensors":
+        _check_safetensors_header(data[:SNIFF_BYTES])
         try:
-            return load_safetensors(data)
+            state = load_safetensors(data)
         except (SafetensorError, ValueError) as exc:
-            raise WeightsRejected(f"a damaged safetensors file ({exc})") from None
-    return state_dict_of(_torch_load(io.BytesIO(data)))
+            raise WeightsRejected(f"file: a damaged safetensors file ({exc})") from None
+        _check_count(len(state))
+    else:
+        state = _read_pytorch(io.BytesIO(data), len(data))
+    _check_shapes({name: list(tensor.shape) for name, tensor in state.items()})
+    return state
+
+
+def _check_safetensors_header(head: bytes) -> None:
+    header_bytes = int.from_bytes(head[:SAFETENSORS_LENGTH_BYTES], "little")
+    if header_bytes > SAFETENSORS_HEADER_MAX_BYTES:
+        raise WeightsRejected(
+            f"file: a safetensors header of {header_bytes} bytes; at most "
+            f"{SAFETENSORS_HEADER_MAX_BYTES // 1024**2} MiB are read"
+        )
+
+
+def _check_count(tensors: int) -> None:
+    if tensors > TENSORS_MAX:
+        raise WeightsRejected(f"file: {tensors} tensors; at most {TENSORS_MAX} are read")
+
+
+def _check_shapes(shapes: Mapping[str, list[int]]) -> None:
+    for name, shape in shapes.items():
+        if len(shape) > DIMS_MAX:
+            raise WeightsRejected(
+                f"file: tensor {name!r} has {len(shape)} dimensions; at most {DIMS_MAX} are read"
+            )
+
+
+def _read_pytorch(file: BinaryIO, size: int) -> dict[str, torch.Tensor]:
+    """A torch.save zip archive's state_dict, its archive checked before torch reads it and its
+    tensors after (app/ml/torch_zip.py)."""
+    if file.read(len(ZIP_MAGIC)) != ZIP_MAGIC:
+        raise WeightsRejected(
+            "file: a PyTorch file in torch.save's legacy format (before PyTorch 1.6), which is "
+            "not read here; save it again with torch.save's default (zip) format, or as "
+            "safetensors"
+        )
+    try:
+        check_torch_zip(file, size, max_entries=TENSORS_MAX)
+    except ArchiveRefused as exc:
+        raise WeightsRejected(f"file: not a PyTorch file written by torch.save: {exc}") from None
+    file.seek(0)
+    state = state_dict_of(_torch_load(file))
+    _check_count(len(state))
+    _check_storages(state, size)
+    return state
+
+
+def _check_storages(state: Mapping[str, torch.Tensor], size: int) -> None:
+    """Refuse tensors that claim more numbers than their storage holds (an expanded view, with
+    a zero stride, makes a few bytes look like 2**62 numbers), and storages that add up to more
+    than the file."""
+    storage_bytes: dict[int, int] = {}
+    for name, tensor in state.items():
+        storage = tensor.untyped_storage()
+        item_bytes = tensor.element_size()
+        dims = list(zip(tensor.shape, tensor.stride(), strict=True))
+        last = tensor.storage_offset() + sum((length - 1) * stride for length, stride in dims)
+        zero_stride = any(stride == 0 and length > 1 for length, stride in dims)
+        if tensor.numel() > 0 and (
+            zero_stride
+            or tensor.numel() * item_bytes > storage.nbytes()
+            or (last + 1) * item_bytes > storage.nbytes()
+        ):
+            raise WeightsRejected(
+                f"file: tensor {name!r} claims more numbers than its storage holds (an expanded "
+                "or overlapping view); save it with .contiguous() or .clone()"
+            )
+        storage_bytes[storage.data_ptr()] = storage.nbytes()
+    if sum(storage_bytes.values()) > size:
+        raise WeightsRejected("file: its tensors claim more bytes than the file holds")
 
 
 def state_dict_of(loaded: object) -> dict[str, torch.Tensor]:
@@ -132,25 +213,19 @@ def _is_named_tensor(name: object, value: object) -> bool:
     return isinstance(name, str) and isinstance(value, torch.Tensor)
 
 
-def _is_zip(path: Path) -> bool:
-    with path.open("rb") as file:
-        return file.read(len(ZIP_MAGIC)) == ZIP_MAGIC
-
-
-def _torch_load(source: Path | io.BytesIO, *, mmap: bool = False) -> Any:
+def _torch_load(source: BinaryIO) -> Any:
     """torch.load with weights_only=True: a pickle that refers to code is refused, unrun."""
     try:
         with warnings.catch_warnings():
             # Older pickle protocols draw a warning about the unpickler's coverage; a file it
             # cannot read is refused below all the same.
             warnings.simplefilter("ignore", UserWarning)
-            return torch.load(source, map_location="cpu", weights_only=True, mmap=mmap)
+            return torch.load(source, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as exc:
         refused = _REFUSED_GLOBAL.search(str(exc))
-        code = refused[1] if refused is not None else _first_global(source)
-        if code is not None:
+        if refused is not None:
             raise WeightsRejected(
-                f"file: its pickle refers to {code}, which is code, not a tensor; only "
+                f"file: its pickle refers to {refused[1]}, which is code, not a tensor; only "
                 "tensors are read from a PyTorch file (torch.load with weights_only=True) and "
                 "nothing in this one was run"
             ) from None
@@ -164,25 +239,3 @@ def _torch_load(source: Path | io.BytesIO, *, mmap: bool = False) -> Any:
         raise WeightsRejected(
             f"file: not a tensor file: not a PyTorch state_dict saved with torch.save ({reason})"
         ) from None
-
-
-def _first_global(source: Path | io.BytesIO) -> str | None:
-    """The first code (module.name) a bare pickle refers to, read from its opcodes without
-    unpickling anything; None when it names none or is not a pickle. torch's unpickler may stop
-    at an opcode it does not take before it meets the reference."""
-    data = source.read_bytes() if isinstance(source, Path) else source.getvalue()
-    strings: list[str] = []  # the last strings pushed: STACK_GLOBAL takes its names from them
-    try:
-        for opcode, argument, _ in pickletools.genops(data):
-            name = None
-            if opcode.name in ("GLOBAL", "INST"):
-                name = str(argument).replace(" ", ".")
-            elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
-                name = f"{strings[-2]}.{strings[-1]}"
-            elif isinstance(argument, str):
-                strings = [*strings[-1:], argument]
-            if name is not None and not name.startswith(_TENSOR_GLOBALS):
-                return name
-    except Exception:  # not a pickle after all, or a damaged one
-        return None
-    return None

@@ -26,9 +26,13 @@ class Registered:
     created: bool  # false: the job was registered under this name already
 
 
-def find_model(session: Session, name: str, *, lock: bool = False) -> RegisteredModel:
-    """The model called `name` (its row locked for the transaction with `lock`), else 404."""
-    model = _model_named(session, name, lock=lock)
+def find_model(
+    session: Session, name: str, *, lock: bool = False, share: bool = False
+) -> RegisteredModel:
+    """The model called `name`, else 404; its row locked for the transaction with `lock`, or
+    with `share` against changes only (PostgreSQL's FOR SHARE: a job that starts from one of its
+    versions is then submitted wholly before or after a deletion of that version)."""
+    model = _model_named(session, name, lock=lock, share=share)
     if model is None:
         raise NotFound(f"model {name!r} not found (GET /models lists them)")
     return model
@@ -132,9 +136,13 @@ def _dataset_kind(session: Session, dataset_id: str) -> str | None:
     return session.scalar(select(Dataset.kind).where(Dataset.id == dataset_id))
 
 
-def _model_named(session: Session, name: str, *, lock: bool) -> RegisteredModel | None:
+def _model_named(
+    session: Session, name: str, *, lock: bool, share: bool = False
+) -> RegisteredModel | None:
     query = select(RegisteredModel).where(RegisteredModel.name == name)
-    return session.scalars(query.with_for_update() if lock else query).first()
+    if lock or share:  # ignored by SQLite, whose writes take the whole database in turn
+        query = query.with_for_update(read=share and not lock)
+    return session.scalars(query).first()
 
 
 def _locked_or_created(session: Session, name: str) -> RegisteredModel:

@@ -1,19 +1,13 @@
 """Where an uploaded weights file lives: under incoming/ while it is received and checked, then
 in weights/<id>/, named for its format."""
 
-import secrets
 from pathlib import Path
 
 from app.datasets.files import INCOMING_FOLDER
-from app.jobs.init_from import WEIGHTS_ID_PREFIX
 from app.ml.weight_files import WeightsFormat
 
 WEIGHTS_FOLDER = "weights"
 FILE_NAMES: dict[str, str] = {"safetensors": "weights.safetensors", "pytorch": "weights.pt"}
-
-
-def new_weights_id() -> str:
-    return WEIGHTS_ID_PREFIX + secrets.token_hex(6)
 
 
 def weights_folder(data_dir: Path, weights_id: str) -> Path:

@@ -50,7 +50,7 @@ def _fields(row: WeightsFile) -> dict[str, object]:
         "format": row.format,
         "size_bytes": row.size_bytes,
         "sha256": row.sha256,
-        "tensor_count": len(row.tensors),
+        "tensor_count": row.tensor_count,
         "parameters": row.parameters,
         "created_at": row.created_at,
     }

@@ -17,12 +17,8 @@ from app.db import session_scope, utcnow
 from app.errors import InvalidInput
 from app.ml.weight_files import WeightsRejected, inspect_weights
 from app.models import WeightsFile
-from app.weights.files import (
-    incoming_weights_path,
-    new_weights_id,
-    weights_folder,
-    weights_path,
-)
+from app.weights.files import incoming_weights_path, weights_folder, weights_path
+from app.weights.ids import new_weights_id
 
 COPY_CHUNK_BYTES = 1024 * 1024
 FILENAME_MAX_CHARS = 255
@@ -53,6 +49,7 @@ def accept_weights(data_dir: Path, filename: str, body: BinaryIO) -> WeightsFile
                 format=summary.format,
                 size_bytes=size,
                 sha256=digest.hexdigest(),
+                tensor_count=len(summary.shapes),
                 tensors=summary.shapes,
                 parameters=summary.parameters,
                 created_at=utcnow(),

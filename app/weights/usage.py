@@ -17,9 +17,13 @@ from app.models import Job, WeightsFile
 from app.weights.files import weights_folder
 
 
-def find_weights(session: Session, weights_id: str) -> WeightsFile:
-    """The weights file's row; 404 when there is none."""
-    row = session.get(WeightsFile, weights_id)
+def find_weights(
+    session: Session, weights_id: str, *, lock: bool = False, share: bool = False
+) -> WeightsFile:
+    """The weights file's row, else 404; locked for the transaction with `lock`, or with
+    `share` against its deletion only (PostgreSQL; SQLite's writes take turns)."""
+    locking = {"read": not lock} if lock or share else None
+    row = session.get(WeightsFile, weights_id, with_for_update=locking)
     if row is None:
         raise NotFound(f"weights {weights_id} not found (GET /weights lists them)")
     return row
@@ -28,7 +32,9 @@ def find_weights(session: Session, weights_id: str) -> WeightsFile:
 def remove_weights(data_dir: Path, weights_id: str) -> None:
     """Its row and file; 409 while a queued or running job starts from it."""
     with session_scope(write=True) as session:
-        row = find_weights(session, weights_id)
+        # Locked before the jobs are counted: a submit that starts from the file holds it shared
+        # until its job is committed, so the job is counted or the submit finds the file gone.
+        row = find_weights(session, weights_id, lock=True)
         refuse_while_needed(
             session,
             f"weights {weights_id}",

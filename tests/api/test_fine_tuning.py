@@ -194,6 +194,22 @@ def test_what_init_from_names_must_exist_and_fit(
         "extra.2, extra.3, extra.4, extra.5, extra.6, extra.7, extra.8, extra.9 and 2 more); "
         "1 mis-shaped (fc1.weight [120, 2704] where the model has [120, 400])",
     )
+    # ImageNet-stem ResNet weights for CIFAR-sized images: the stem is named as the cause.
+    imagenet_stem = upload_weights(
+        client, "r.pt", torch_bytes({"conv1.weight": torch.zeros(64, 3, 7, 7)})
+    )
+    stem = refusal(
+        client.post(
+            "/jobs", json={"init_from": {"weights": imagenet_stem["id"]}, "model": "resnet18"}
+        )
+    )
+    assert stem[0] == 422
+    assert "1 mis-shaped (conv1.weight [64, 3, 7, 7] where the model has [64, 3, 3, 3])" in stem[1]
+    assert stem[1].endswith(
+        "; a ResNet's conv1.weight is the 3x3 stem on images of 64 pixels or fewer and "
+        "ImageNet's 7x7 stem on larger ones: weights with the 7x7 stem need a dataset of images "
+        "over 64 pixels"
+    )
     # Nothing was queued by any of them.
     assert client.get("/jobs").json()["total"] == 1
 

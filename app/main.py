@@ -27,6 +27,7 @@ from app.api import (
     registry,
     torchserve,
     v2,
+    weights,
     workers,
 )
 from app.assets import ASSETS_PREFIX
@@ -105,6 +106,7 @@ def create_app() -> FastAPI:
     app.include_router(architectures.router)
     app.include_router(datasets.router)
     app.include_router(dataset_images.router)
+    app.include_router(weights.router)
     app.include_router(registry.router)
     app.include_router(exports.router)
     app.include_router(v2.router)

@@ -23,6 +23,7 @@ PREDICT_PREFIX = "/predict"
 TORCHSERVE_PREFIX = "/predictions/"
 BATCH_PREDICT_PATH = "/predict/batch"
 DATASETS_PATH = "/datasets"
+WEIGHTS_PATH = "/weights"
 PROTOCOL_MODELS_PREFIX = "/v2/models/"
 PROTOCOL_INFER_SUFFIX = "/infer"
 # The probes; the dashboard's page and the API documentation with its schema (their files are
@@ -172,6 +173,7 @@ class BodyLimit:
         self.predict_limit = settings.max_predict_bytes
         self.batch_limit = settings.max_batch_predict_bytes
         self.dataset_limit = settings.max_dataset_bytes
+        self.weights_limit = settings.max_weights_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in READ_METHODS:
@@ -186,6 +188,8 @@ class BodyLimit:
             limit = self.predict_limit
         elif path == DATASETS_PATH:
             limit = self.dataset_limit
+        elif path == WEIGHTS_PATH:
+            limit = self.weights_limit
         elif path.startswith(PREDICT_PREFIX):  # /predict and /predictions/...
             limit = self.predict_limit
         else:

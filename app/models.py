@@ -1,6 +1,6 @@
 """ORM tables: a job, its tags, its loss points, its per-epoch results and its event log; the
-live workers; uploaded datasets; the model registry (models, their versions, aliases and every
-alias move)."""
+live workers; uploaded datasets and weights files; the model registry (models, their versions,
+aliases and every alias move)."""
 
 from datetime import datetime
 from enum import StrEnum
@@ -294,3 +294,21 @@ class AliasMove(Base):
     # "admin" (the admin key), "open" (no keys configured), "job N" (its promote policy) or
     # "upgrade" (the migration that registered what served /predict before the registry).
     moved_by: Mapped[str] = mapped_column(String(32))
+
+
+class WeightsFile(Base):
+    """An uploaded weights file (safetensors or a PyTorch state_dict) jobs may start from."""
+
+    __tablename__ = "weights_file"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    format: Mapped[str] = mapped_column(String(16))  # "safetensors" or "pytorch"
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    tensor_count: Mapped[int] = mapped_column(Integer)
+    # Each tensor's shape by name, as read when it came in: a job is checked against them at
+    # submit without opening the file. Deferred: a listing shows only their count.
+    tensors: Mapped[dict[str, list[int]]] = mapped_column(JSON, deferred=True)
+    parameters: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

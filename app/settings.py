@@ -148,6 +148,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest dataset upload (POST /datasets request body), in bytes.",
     )
+    max_weights_bytes: int = Field(
+        default=2 * 1024**3,
+        ge=1024,
+        description="Largest weights file upload (POST /weights request body), in bytes.",
+    )
     max_predict_bytes: int = Field(
         default=20 * 1024 * 1024,
         ge=1024,

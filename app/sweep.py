@@ -1,5 +1,6 @@
 """Removing files that no row refers to: uploads a crash left before their row was created, the
-folders of datasets and jobs whose rows are gone, the exports of deleted model versions.
+folders of datasets, weights files and jobs whose rows are gone, the exports of deleted model
+versions.
 
 It never removes what a row refers to, and leaves alone anything changed within the grace
 period: an upload being received and checked, a dataset folder whose row is being committed.
@@ -26,12 +27,19 @@ from app.datasets.files import DATASETS_FOLDER, ID_PREFIX, INCOMING_FOLDER
 from app.db import session_scope
 from app.exports.store import EXPORTS_FOLDER
 from app.jobs.files import JOBS_FOLDER
-from app.models import JOB_ID_MAX, Dataset, Job, ModelVersion, RegisteredModel
+from app.models import JOB_ID_MAX, Dataset, Job, ModelVersion, RegisteredModel, WeightsFile
 from app.settings import Settings
+from app.weights.files import WEIGHTS_FOLDER
+from app.weights.ids import WEIGHTS_ID_PATTERN
 
 log = logging.getLogger("trainserve.sweep")
 
 DATASET_ID = re.compile(rf"^{re.escape(ID_PREFIX)}[0-9a-f]{{12}}$")
+# Uploads kept in a folder of their own, named by their row's id: (kind, folder, id, table).
+UPLOAD_FOLDERS: tuple[tuple[str, str, re.Pattern[str], type[Dataset | WeightsFile]], ...] = (
+    ("datasets", DATASETS_FOLDER, DATASET_ID, Dataset),
+    ("weights", WEIGHTS_FOLDER, re.compile(WEIGHTS_ID_PATTERN), WeightsFile),
+)
 VERSION_FOLDER = re.compile(r"^v(\d+)$")
 
 
@@ -39,9 +47,9 @@ VERSION_FOLDER = re.compile(r"^v(\d+)$")
 class SweepReport:
     """What one sweep removed: entries of each kind, and the bytes their files held."""
 
-    # uploads: left under incoming/ by a crash before their row; datasets and jobs: folders
-    # whose row is gone (a job's models, checkpoints and test predictions); exports: of deleted
-    # model versions.
+    # uploads: left under incoming/ by a crash before their row; datasets, weights and jobs:
+    # folders whose row is gone (a job's models, checkpoints and test predictions); exports: of
+    # deleted model versions.
     removed: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
 
@@ -65,8 +73,9 @@ class SweepReport:
         counts = self.removed
         return (
             f"{counts['uploads']} unfinished upload(s), {counts['datasets']} folder(s) of "
-            f"deleted datasets, {counts['jobs']} folder(s) of deleted jobs, {counts['exports']} "
-            f"export folder(s) of deleted model versions: {self.bytes} bytes"
+            f"deleted datasets, {counts['weights']} folder(s) of deleted weights files, "
+            f"{counts['jobs']} folder(s) of deleted jobs, {counts['exports']} export folder(s) "
+            f"of deleted model versions: {self.bytes} bytes"
         )
 
 
@@ -78,13 +87,14 @@ def sweep_unreferenced_files(data_dir: Path, artifacts_dir: Path, grace_s: float
         for entry in _children(data_dir / INCOMING_FOLDER):
             if _settled(entry, cutoff):
                 report.remove("uploads", entry)
-        for entry in _children(data_dir / DATASETS_FOLDER):
-            if (
-                DATASET_ID.match(entry.name)
-                and session.get(Dataset, entry.name) is None
-                and _settled(entry, cutoff)
-            ):
-                report.remove("datasets", entry)
+        for kind, folder, named, table in UPLOAD_FOLDERS:
+            for entry in _children(data_dir / folder):
+                if (
+                    named.match(entry.name)
+                    and session.get(table, entry.name) is None
+                    and _settled(entry, cutoff)
+                ):
+                    report.remove(kind, entry)
         for entry in _children(artifacts_dir / JOBS_FOLDER):
             if (
                 entry.name.isdigit()

@@ -27,6 +27,7 @@ TABLES = {
     "worker",
     "job_event",
     "dataset",
+    "weights_file",
 }
 
 

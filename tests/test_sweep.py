@@ -71,6 +71,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     # No row: removed.
     write(data / "incoming/ds-00000000000a", 5)  # an upload whose API died before its row
     write(data / "datasets/ds-00000000000b/upload", 7)  # a dataset row never committed
+    write(data / "weights/wt-00000000000c/weights.pt", 9)  # a weights row never committed
     write(artifacts / "jobs/3/model-attempt1.pt", 11)  # a deleted job's
     write(artifacts / "jobs/3/test-predictions-attempt1.pt", 19)
     write(artifacts / "exports/cats/v2/cats-v2.onnx", 13)  # a deleted version's
@@ -81,8 +82,9 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     report = sweep_unreferenced_files(data, artifacts, grace_s=HOUR_S)
 
     assert str(report) == (
-        "1 unfinished upload(s), 1 folder(s) of deleted datasets, 1 folder(s) of deleted jobs, "
-        "2 export folder(s) of deleted model versions: 72 bytes"
+        "1 unfinished upload(s), 1 folder(s) of deleted datasets, 1 folder(s) of deleted "
+        "weights files, 1 folder(s) of deleted jobs, 2 export folder(s) of deleted model "
+        "versions: 81 bytes"
     )
     assert files(data) == [
         "cifar-10-batches-py/data_batch_1",
@@ -101,8 +103,9 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     age(artifacts / "exports/gone", 2 * HOUR_S)
     again = sweep_unreferenced_files(data, artifacts, grace_s=HOUR_S)
     assert (str(again), (artifacts / "exports/gone").exists()) == (
-        "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted jobs, "
-        "0 export folder(s) of deleted model versions: 0 bytes",
+        "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted "
+        "weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted model "
+        "versions: 0 bytes",
         False,
     )
 

@@ -7,12 +7,22 @@ from pathlib import Path
 
 from app.jobs.config import StoredConfigInvalid
 from app.ml.cifar10 import DatasetError
+from app.ml.transfer import UnsupportedHead, WeightsMismatch
+from workers.parents import ParentUnavailable
 from workers.training.hooks import TrainingDiverged
 from workers.training.runtime import UnsupportedOption
 
 log = logging.getLogger("trainserve.worker")
 
-USER_ERRORS = (DatasetError, StoredConfigInvalid, TrainingDiverged, UnsupportedOption)
+USER_ERRORS = (
+    DatasetError,
+    StoredConfigInvalid,
+    TrainingDiverged,
+    UnsupportedOption,
+    ParentUnavailable,
+    UnsupportedHead,
+    WeightsMismatch,
+)
 
 
 def failure_message(exc: Exception, job_id: int, artifacts_dir: Path) -> str:

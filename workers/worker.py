@@ -43,6 +43,7 @@ from workers.failures import failure_message
 from workers.ingest import claim_dataset, ingest
 from workers.job_run import JobRun, TrainedImages
 from workers.offer import detect_offer
+from workers.parents import load_parent
 from workers.training.data_parallel import train_data_parallel
 from workers.training.hooks import (
     StopReason,
@@ -242,13 +243,19 @@ class Worker:
                 config.max_test_samples,
             )
             training, validation = hold_out(dataset.train, config)
+            resume = run.load_checkpoint()
+            # Read once, before the first checkpoint: a resumed job has its weights there.
+            initial = None
+            if config.init_from is not None and resume is None:
+                initial = load_parent(self.settings, config.init_from)
             inputs = TrainInputs(
                 config,
                 training,
                 dataset.test,
                 dataset.classes,
                 validation_set=validation,
-                resume=run.load_checkpoint(),
+                resume=resume,
+                initial_weights=initial,
             )
             run.batch_size, run.train_images = inputs.batch_size, len(training)
             if config.processes == 1:

@@ -33,6 +33,15 @@ SUBMIT_EXAMPLES: dict[str, Any] = {
         "summary": "The fast recipe (about 64% in 6 epochs), with two more epochs",
         "value": {"recipe": "fast", "epochs": 8},
     },
+    "fine_tune": {
+        "summary": "Fine-tune the production CIFAR-10 model's head on an uploaded dataset",
+        "value": {
+            "init_from": {"model": "cifar10", "alias": "production"},
+            "dataset": "ds-0123456789ab",
+            "freeze": "backbone",
+            "epochs": 3,
+        },
+    },
     "labelled": {
         "summary": "A named, tagged trial",
         "value": {
@@ -55,13 +64,21 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     response_model=JobOut,
     responses={
         200: {"model": JobOut, "description": "Idempotent replay: the job made for this key."},
-        404: {"model": ErrorOut, "description": "The job names a dataset that does not exist."},
+        404: {
+            "model": ErrorOut,
+            "description": "The job names a dataset, or init_from a model, version, alias or "
+            "weights file, that does not exist.",
+        },
         409: {
             "model": ErrorOut,
             "description": "The Idempotency-Key was used with another body, or the job's "
             "dataset is not ready.",
         },
-        422: {"model": ErrorOut, "description": "A field is unknown, mistyped or out of range."},
+        422: {
+            "model": ErrorOut,
+            "description": "A field is unknown, mistyped or out of range, or init_from's "
+            "weights do not fit the model.",
+        },
     },
     summary="Submit a training job",
 )
@@ -85,6 +102,7 @@ def submit_job(
         spec or JobCreate(),
         max_attempts=settings.max_attempts,
         idempotency_key=idempotency_key,
+        artifacts_dir=settings.artifacts_dir,
     )
     # Read inside the write transaction: another one after commit would queue for the lock.
     view = job_view(session, settings.lease_seconds, submitted.job)

@@ -122,13 +122,18 @@ def patch_version(
     "/{name}/versions/{version}",
     status_code=204,
     responses={
-        409: {"model": ErrorOut, "description": "An alias names this version."},
+        409: {
+            "model": ErrorOut,
+            "description": "An alias names this version, or a queued or running job is to "
+            "start from it.",
+        },
         **NOT_FOUND,
     },
     summary="Delete a version",
 )
 def remove_version(session: WriteSessionDep, name: ModelName, version: VersionNumber) -> Response:
-    """The version goes; its job and model file stay. Refused while an alias names it."""
+    """The version goes; its job and model file stay. Refused while an alias names it, or
+    while a queued or running job is to start from it (init_from)."""
     delete_version(session, name, version)
     session.commit()
     return Response(status_code=204)

@@ -4,7 +4,17 @@ from typing import Annotated
 
 import typer
 
-from app.cli import comparison, datasets, jobs, labels, models, predicting, server, workers
+from app.cli import (
+    comparison,
+    datasets,
+    jobs,
+    labels,
+    models,
+    predicting,
+    server,
+    weights,
+    workers,
+)
 from app.version import package_version
 
 cli = typer.Typer(
@@ -44,6 +54,7 @@ comparison.register(cli)
 workers.register(cli)
 predicting.register(cli)
 datasets.register(cli)
+weights.register(cli)
 models.register(cli)
 
 

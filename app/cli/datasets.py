@@ -6,19 +6,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Group
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 from rich.table import Table
 
 from app.cli import render
-from app.cli.connection import DEFAULT_URL, AsJson, Url, err, fail, out, server
+from app.cli.connection import DEFAULT_URL, AsJson, Url, fail, out, server
 from app.cli.remote import Remote
+from app.cli.resources import delete_one, print_one, print_page, upload_with_bar
 
 PANEL = "Datasets"
 WAIT_POLL_S = 1.0
@@ -78,26 +71,6 @@ def dataset_table(dataset: dict[str, Any]) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
-
-
-def upload_with_bar(remote: Remote, file: Path, fields: dict[str, str]) -> dict[str, Any]:
-    """Upload `file`, with a bar on stderr while it goes when stderr is a terminal."""
-    bar = Progress(
-        TextColumn("uploading"),
-        BarColumn(bar_width=20),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(compact=True),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-    with bar:
-        task = bar.add_task("upload", total=file.stat().st_size)
-        answer: dict[str, Any] = remote.upload(
-            "/datasets", file, fields, lambda sent: bar.advance(task, sent)
-        )
-    return answer
 
 
 def wait_until_decoded(remote: Remote, dataset: dict[str, Any]) -> dict[str, Any]:
@@ -183,26 +156,14 @@ def register(cli: typer.Typer) -> None:
         as_json: AsJson = False,
     ) -> None:
         """List datasets, newest first."""
-        with server(url) as remote:
-            page = remote.request("GET", "/datasets", params={"limit": limit})
-        if as_json:
-            render.print_json(out, page)
-        else:
-            out.print(datasets_table(page["items"], page["total"], out.width))
+        print_page(url, "/datasets", limit, as_json, datasets_table)
 
     @group.command()
     def show(dataset_id: DatasetId, url: Url = DEFAULT_URL, as_json: AsJson = False) -> None:
         """One dataset: status, classes, images per split, or why it failed."""
-        with server(url) as remote:
-            dataset = remote.request("GET", f"/datasets/{dataset_id}")
-        if as_json:
-            render.print_json(out, dataset)
-        else:
-            out.print(dataset_table(dataset))
+        print_one(url, f"/datasets/{dataset_id}", as_json, dataset_table)
 
     @group.command()
     def delete(dataset_id: DatasetId, url: Url = DEFAULT_URL) -> None:
         """Delete a dataset and its files (refused while a queued or running job uses it)."""
-        with server(url) as remote:
-            remote.request("DELETE", f"/datasets/{dataset_id}")
-        out.print(f"dataset {dataset_id} deleted")
+        delete_one(url, f"/datasets/{dataset_id}", f"dataset {dataset_id}")

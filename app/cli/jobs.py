@@ -10,6 +10,7 @@ from app.cli import render
 from app.cli.connection import DEFAULT_URL, AsJson, JobId, Url, err, key_values, out, server
 from app.cli.live import follow_job
 from app.cli.remote import FINISHED
+from app.weights.ids import WEIGHTS_ID_PREFIX  # a module of constants: nothing heavy loads
 
 PANEL = "Training jobs"
 
@@ -26,6 +27,23 @@ def parse_settings(pairs: list[str]) -> dict[str, Any]:
         except json.JSONDecodeError:
             fields[key] = value
     return fields
+
+
+def parse_init_from(text: str) -> dict[str, Any]:
+    """--init-from as the job's init_from: MODEL:VERSION, MODEL@ALIAS or weights:ID."""
+    kind, colon, rest = text.partition(":")
+    if colon and kind == "weights" and rest.startswith(WEIGHTS_ID_PREFIX):
+        return {"weights": rest}
+    if colon and rest.isdigit():
+        return {"model": kind, "version": int(rest)}
+    model, at, alias = text.partition("@")
+    if at and model and alias:
+        return {"model": model, "alias": alias}
+    raise typer.BadParameter(
+        f"{text!r} is none of MODEL:VERSION (cifar10:3), MODEL@ALIAS (cifar10@production) "
+        "or weights:ID (weights:wt-...)",
+        param_hint="--init-from",
+    )
 
 
 def print_queued(job: dict[str, Any], as_json: bool, what: str = "") -> None:
@@ -70,6 +88,18 @@ def register(cli: typer.Typer) -> None:
         dataset: Annotated[
             str | None, typer.Option(help="An uploaded dataset's id (default: CIFAR-10).")
         ] = None,
+        init_from: Annotated[
+            str | None,
+            typer.Option(
+                metavar="MODEL:VERSION|MODEL@ALIAS|weights:ID",
+                help="Fine-tune from a registered version (cifar10:3, cifar10@production) or "
+                "an uploaded weights file (weights:wt-...).",
+            ),
+        ] = None,
+        freeze: Annotated[
+            str | None,
+            typer.Option(help="backbone: train only the classifier head (with --init-from)."),
+        ] = None,
         settings: Annotated[
             list[str] | None,
             typer.Option("--set", metavar="KEY=VALUE", help="Any other job field (repeatable)."),
@@ -100,6 +130,8 @@ def register(cli: typer.Typer) -> None:
             "max_test_samples": max_test_samples,
             "log_every": log_every,
             "dataset": dataset,
+            "init_from": None if init_from is None else parse_init_from(init_from),
+            "freeze": freeze,
             "name": name,
             "tags": key_values(tags, "--tag") if tags else None,
             "notes": notes,

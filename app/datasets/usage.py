@@ -3,13 +3,13 @@
 import shutil
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.datasets.files import dataset_folder
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
-from app.models import Dataset, DatasetStatus, Job, JobStatus
+from app.jobs.unfinished import refuse_while_needed
+from app.models import Dataset, DatasetStatus, Job
 
 
 def find_dataset(session: Session, dataset_id: str) -> Dataset:
@@ -47,18 +47,8 @@ def remove_dataset(data_dir: Path, dataset_id: str) -> None:
     """Its row and files; 409 while a queued or running job trains on it."""
     with session_scope(write=True) as session:
         dataset = find_dataset(session, dataset_id)
-        users = session.scalars(
-            select(Job.id)
-            .where(
-                Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
-                Job.config["dataset"].as_string() == dataset_id,
-            )
-            .order_by(Job.id)
-        ).all()
-        if users:
-            raise Conflict(
-                f"dataset {dataset_id} is used by unfinished job(s) {', '.join(map(str, users))}; "
-                "cancel them or wait for them to end"
-            )
+        refuse_while_needed(
+            session, f"dataset {dataset_id}", Job.config["dataset"].as_string() == dataset_id
+        )
         session.delete(dataset)
     shutil.rmtree(dataset_folder(data_dir, dataset_id), ignore_errors=True)

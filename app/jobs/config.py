@@ -22,6 +22,13 @@ from app.jobs.fields import (
     Toggle,
     Width,
 )
+from app.jobs.init_from import (
+    Freeze,
+    InitFrom,
+    ResolvedInitFrom,
+    ResolvedVersion,
+    ResolvedWeights,
+)
 from app.jobs.labels import JobName, JobNotes, JobTags, Labels
 from app.jobs.recipes import RECIPES, RecipeName
 from app.jobs.rules import broken_rule, rules_json_schema
@@ -66,6 +73,31 @@ class JobFields(BaseModel):
     dataset: DatasetName = Field(
         default="cifar10",
         description='"cifar10", or the id of a ready uploaded dataset (POST /datasets).',
+    )
+    init_from: InitFrom | None = Field(
+        default=None,
+        description="Fine-tune: start from these weights rather than random ones. A registered "
+        'version, {"model": "cifar10", "version": 3} or {"model": "cifar10", "alias": '
+        '"production"} (the job stores the version the alias names at submit, with its '
+        'sha256), or an uploaded weights file, {"weights": "wt-..."} (POST /weights). A '
+        "version's architecture is the job's model unless the job names one (it must be the "
+        "same). The weights must fit the model built for this dataset (422 naming the tensors "
+        "that do not); the classifier head is replaced by a fresh one when it does not fit "
+        "the dataset's classes (a version's head also when its classes are others).",
+    )
+    freeze: Freeze | None = Field(
+        default=None,
+        description='"backbone": train only the classifier head; everything else keeps '
+        "init_from's weights, its batch norms their running statistics (they stay in eval "
+        "mode). null: train everything.",
+    )
+    backbone_learning_rate: float | None = Field(
+        default=None,
+        gt=0,
+        le=10,
+        description="With init_from: the learning rate of everything but the classifier head, "
+        "which trains at learning_rate (two parameter groups; schedules scale both). Absent: "
+        "learning_rate for all.",
     )
     epochs: Integer = Field(default=2, ge=1, le=1000)
     batch_size: BatchSize | None = Field(
@@ -175,6 +207,11 @@ class JobConfig(JobFields):
     model_config = ConfigDict(frozen=True)
 
     seed: Seed = Field(description="Drawn at submit when the request gave none.")
+    init_from: ResolvedInitFrom | None = Field(
+        default=None,
+        description="The weights the job starts from, as submit found them: a version by its "
+        "number (an alias resolved), or a weights file, each with its sha256.",
+    )
 
     @classmethod
     def from_stored(cls, stored: dict[str, Any]) -> "JobConfig":
@@ -254,9 +291,12 @@ class JobCreate(JobFields):
             values["register_as"] = CIFAR10_MODEL
         return values
 
-    def resolved(self) -> JobConfig:
-        """The job's config: its recipe applied, and a random seed drawn if it gives none."""
-        values = self._values()
+    def resolved(self, parent: ResolvedVersion | ResolvedWeights | None = None) -> JobConfig:
+        """The job's config: its recipe applied, a random seed drawn if it gives none, and
+        init_from as `parent`, what submit resolved it to (app/jobs/fine_tuning.py)."""
+        if (parent is None) != (self.init_from is None):
+            raise ValueError("a job with init_from is resolved with its parent, and only then")
+        values = {**self._values(), "init_from": parent}
         if values["seed"] is None:
             values["seed"] = secrets.randbelow(SEED_MAX + 1)
         return JobConfig.model_validate(values)

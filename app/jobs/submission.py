@@ -5,6 +5,7 @@ and labels."""
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.datasets.usage import check_usable
 from app.errors import Conflict
+from app.jobs import fine_tuning
 from app.jobs.architectures import check_fits
 from app.jobs.config import JobConfig, JobCreate
 from app.jobs.labels import labels_of, write_labels
@@ -29,18 +31,20 @@ class Submitted:
 
 
 def submit_job(
-    session: Session, spec: JobCreate, *, max_attempts: int, idempotency_key: str | None
+    session: Session,
+    spec: JobCreate,
+    *,
+    max_attempts: int,
+    idempotency_key: str | None,
+    artifacts_dir: Path,
 ) -> Submitted:
     """Queue the job `spec` asks for, or find the one an earlier request with the same key made.
+    A fine-tuning job's parent is read from `artifacts_dir` (a version's model file).
 
     Runs in the caller's write transaction, which the caller commits (a lost race for the key
     rolls back what it had written).
     """
-    config = spec.resolved()
-    if spec.dataset == "cifar10":
-        check_fits(config, spec.dataset, CIFAR10_IMAGE_PX)
-    elif (image_px := check_usable(session, spec.dataset, spec.model)) is not None:
-        check_fits(config, spec.dataset, image_px)
+    config = _resolved(session, spec, artifacts_dir)
     fingerprint = request_fingerprint(spec) if idempotency_key else None
     if idempotency_key:
         existing = find_idempotent(session, idempotency_key, fingerprint)
@@ -65,6 +69,25 @@ def submit_job(
         return Submitted(existing, replayed=True)
     write_labels(session, job, spec.labels())
     return Submitted(job, replayed=False)
+
+
+def _resolved(session: Session, spec: JobCreate, artifacts_dir: Path) -> JobConfig:
+    """The job's config, refused (4xx) when it cannot train: its dataset, its architecture on
+    that dataset, and what it starts from (app/jobs/fine_tuning.py)."""
+    parent = None
+    if spec.init_from is not None:
+        parent = fine_tuning.find_parent(session, artifacts_dir, spec.init_from)
+        spec = fine_tuning.with_parent_model(spec, parent)
+    config = spec.resolved(None if parent is None else parent.resolved)
+    fine_tuning.check_options(config)
+    if config.dataset == "cifar10":
+        check_fits(config, config.dataset, CIFAR10_IMAGE_PX)
+    elif (image_px := check_usable(session, config.dataset, config.model)) is not None:
+        check_fits(config, config.dataset, image_px)
+    if parent is not None:
+        target = fine_tuning.dataset_target(session, config.dataset)
+        fine_tuning.check_parent_fits(parent, config, target)
+    return config
 
 
 def retry_job(session: Session, job: Job, *, max_attempts: int) -> Job:

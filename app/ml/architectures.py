@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any, Literal
 
 import torch
+from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from app.ml.nets import ARCHITECTURES, TUTORIAL_CNN_MIN_PX, build_model, uses_batch_norm
@@ -80,6 +81,19 @@ def reference_size(sizes: InputSizes) -> int:
     return -(-size // step) * step
 
 
+def meta_model(
+    name: str,
+    num_classes: int,
+    image_size: int = REFERENCE_IMAGE_PX,
+    in_features: int | None = None,
+    hidden_layers: list[int] | None = None,
+) -> nn.Module:
+    """`name` as build_model builds it, with its weights on the meta device: every tensor's
+    name and shape, without the memory or the time real weights take."""
+    with _WeightsOnMeta():
+        return build_model(name, num_classes, image_size, in_features, hidden_layers)
+
+
 @cache
 def architecture(name: str) -> Architecture:
     """The architecture `name` (one of known_names())."""
@@ -90,8 +104,7 @@ def architecture(name: str) -> Architecture:
     else:
         family, sizes = family_of(name), sizes_of(name)
     size = reference_size(sizes)
-    with _WeightsOnMeta():
-        model = build_model(name, num_classes=REFERENCE_CLASSES, image_size=size)
+    model = meta_model(name, num_classes=REFERENCE_CLASSES, image_size=size)
     parameters = sum(parameter.numel() for parameter in model.parameters())
     return Architecture(name, family, "images", sizes, parameters, size, uses_batch_norm(model))
 

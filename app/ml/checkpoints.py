@@ -126,6 +126,32 @@ def load_model(source: Path | BinaryIO, device: torch.device | str = "cpu") -> S
     )
 
 
+@dataclass(frozen=True)
+class SavedWeights:
+    """A saved model's weights and what they were trained as, without a model built."""
+
+    arch: str
+    classes: list[str]
+    hidden_layers: list[int] | None
+    state_dict: dict[str, torch.Tensor]
+
+
+def read_saved_weights(source: Path | bytes) -> SavedWeights:
+    """The weights of a model file written by save_model: from its bytes, or from its path with
+    the tensors mapped rather than read (their shapes cost nothing; their values are read when
+    used)."""
+    if isinstance(source, Path):
+        payload = torch.load(source, map_location="cpu", weights_only=True, mmap=True)
+    else:
+        payload = torch.load(io.BytesIO(source), map_location="cpu", weights_only=True)
+    return SavedWeights(
+        arch=payload["arch"],
+        classes=list(payload["classes"]),
+        hidden_layers=payload.get("hidden_layers"),
+        state_dict=dict(payload["state_dict"]),
+    )
+
+
 _CHECKPOINT_NAME = re.compile(r"^epoch(\d{4})-step(\d{8})\.pt$")
 
 

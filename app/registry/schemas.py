@@ -57,7 +57,9 @@ class VersionOut(BaseModel):
     lineage: dict[str, Any] = Field(
         description="Where the model came from: job_id, the job's resolved config, the dataset "
         "(id, kind, sha256 of its files), test_images, the test metrics (overall and per "
-        "class), weights_sha256, package_version and trained_at."
+        "class), weights_sha256, parent (what it was fine-tuned from: {model, version, "
+        "sha256} or {weights, sha256, filename}; null when trained from scratch), "
+        "package_version and trained_at."
     )
     created_at: datetime
 

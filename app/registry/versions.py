@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.errors import Conflict, NotFound
+from app.jobs.unfinished import refuse_while_needed
 from app.models import Dataset, Job, JobStatus, ModelAlias, ModelVersion, RegisteredModel
 from app.version import package_version
 
@@ -25,9 +26,13 @@ class Registered:
     created: bool  # false: the job was registered under this name already
 
 
-def find_model(session: Session, name: str, *, lock: bool = False) -> RegisteredModel:
-    """The model called `name` (its row locked for the transaction with `lock`), else 404."""
-    model = _model_named(session, name, lock=lock)
+def find_model(
+    session: Session, name: str, *, lock: bool = False, share: bool = False
+) -> RegisteredModel:
+    """The model called `name`, else 404; its row locked for the transaction with `lock`, or
+    with `share` against changes only (PostgreSQL's FOR SHARE: a job that starts from one of its
+    versions is then submitted wholly before or after a deletion of that version)."""
+    model = _model_named(session, name, lock=lock, share=share)
     if model is None:
         raise NotFound(f"model {name!r} not found (GET /models lists them)")
     return model
@@ -76,7 +81,8 @@ def register_job(
 
 
 def delete_version(session: Session, name: str, number: int) -> None:
-    """Remove a version; 409 while an alias names it. Its job and model file stay."""
+    """Remove a version; 409 while an alias names it or a queued or running job is to start
+    from it. Its job and model file stay."""
     model = find_model(session, name, lock=True)
     version = find_version(session, model, number)
     aliases = session.scalars(
@@ -90,6 +96,12 @@ def delete_version(session: Session, name: str, number: int) -> None:
             f"version {number} of {name!r} is named by the alias {named}: move or delete the "
             "alias first"
         )
+    refuse_while_needed(
+        session,
+        f"version {number} of {name!r}",
+        Job.config[("init_from", "model")].as_string() == name,
+        Job.config[("init_from", "version")].as_integer() == number,
+    )
     session.delete(version)
 
 
@@ -110,6 +122,9 @@ def lineage(session: Session, job: Job) -> dict[str, Any]:
             "per_class_accuracy": job.per_class_accuracy,
         },
         "weights_sha256": job.model_sha256,
+        # What it was fine-tuned from, as the job stored it at submit: {"model", "version",
+        # "sha256"} or {"weights", "sha256", "filename"}; null when trained from scratch.
+        "parent": job.config.get("init_from"),
         "package_version": package_version(),
         "trained_at": job.finished_at.isoformat() if job.finished_at else None,
     }
@@ -121,9 +136,13 @@ def _dataset_kind(session: Session, dataset_id: str) -> str | None:
     return session.scalar(select(Dataset.kind).where(Dataset.id == dataset_id))
 
 
-def _model_named(session: Session, name: str, *, lock: bool) -> RegisteredModel | None:
+def _model_named(
+    session: Session, name: str, *, lock: bool, share: bool = False
+) -> RegisteredModel | None:
     query = select(RegisteredModel).where(RegisteredModel.name == name)
-    return session.scalars(query.with_for_update() if lock else query).first()
+    if lock or share:  # ignored by SQLite, whose writes take the whole database in turn
+        query = query.with_for_update(read=share and not lock)
+    return session.scalars(query).first()
 
 
 def _locked_or_created(session: Session, name: str) -> RegisteredModel:

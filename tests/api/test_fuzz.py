@@ -39,9 +39,10 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
     schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(), headers=AUTH)
     operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
     # jobs (10: their comparison, mistakes and labels among them), events, plots (2), workers,
-    # architectures, datasets (5: an image of one among them), models (11) and their export,
-    # predict (3) and TorchServe's (4), the Open Inference Protocol (9), 3 probes and metrics
-    assert len(operations) == 51
+    # architectures, datasets (5: an image of one among them), weights (4), models (11) and
+    # their export, predict (3) and TorchServe's (4), the Open Inference Protocol (9), 3 probes
+    # and metrics
+    assert len(operations) == 55
     calls = 0
 
     for operation in operations:
@@ -65,14 +66,15 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
             # which classes it has (/errors?true=).
             data_dependent = (
                 case.path.startswith("/predict")
-                or (case.path == "/datasets" and case.method == "POST")
+                or (case.path in ("/datasets", "/weights") and case.method == "POST")
                 or case.path.endswith("/infer")
                 or case.path.endswith("/errors")
             )
             response = case.call(headers=AUTH)
             # Nor can the job's schema say which image sizes each torchvision architecture
-            # takes, or that batch norm needs two images a process: submit checks those.
-            refused = data_dependent or architecture_refusal(case.path, response)
+            # takes, or that batch norm needs two images a process, or whether the weights a
+            # job starts from fit its model: submit checks those.
+            refused = data_dependent or submit_refusal(case.path, response)
             excluded: list[Any] = [positive_data_acceptance] if refused else []
             case.validate_response(response, excluded_checks=excluded)
 
@@ -81,15 +83,17 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
     print(f"\nschemathesis: {calls} examples over {len(operations)} operations, 0 failures")
 
 
-ARCHITECTURE_REFUSAL = re.compile(
-    rb'^\{"detail":"(model: [a-z0-9_]+ takes images |batch_size: [a-z0-9_]+ trains with batch norm)'
+SUBMIT_REFUSAL = re.compile(
+    rb'^\{"detail":"(model: [a-z0-9_]+ takes images |batch_size: [a-z0-9_]+ trains with batch norm'
+    rb"|init_from: |freeze: |backbone_learning_rate: )"
 )
 
 
-def architecture_refusal(path: str, response: schemathesis.Response) -> bool:
-    """A job refused for its architecture (app/jobs/architectures.py check_fits)."""
+def submit_refusal(path: str, response: schemathesis.Response) -> bool:
+    """A job refused for its architecture (app/jobs/architectures.py check_fits) or for what it
+    starts from (app/jobs/fine_tuning.py)."""
     return (
         path == "/jobs"
         and response.status_code == 422
-        and ARCHITECTURE_REFUSAL.match(response.content) is not None
+        and SUBMIT_REFUSAL.match(response.content) is not None
     )

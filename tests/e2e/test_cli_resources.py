@@ -1,4 +1,5 @@
-"""The command's datasets, workers, predict-rows, retry and delete against a real server."""
+"""The command's datasets, weights, workers, predict-rows, retry and delete against a real
+server."""
 
 import json
 import subprocess
@@ -6,8 +7,10 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import torch
 
 from app.cli.predicting import ranked
+from app.ml.nets import TutorialCNN
 from tests.api.test_datasets import colour_archive
 from tests.api.test_tabular import small_table
 from tests.e2e.cli import admin_client, run
@@ -167,3 +170,51 @@ def test_retry_delete_and_workers(keyed_service: Service) -> None:
     assert lines[0] == "1 live worker"
     assert lines[2].split()[:3] == [worker["id"], str(worker["cpus"]), "-"]
     assert max(map(len, lines)) <= 80
+
+
+def test_weights_and_a_fine_tuning_job_from_the_command_line(
+    keyed_service: Service, synthetic_cifar: Path, tmp_path: Path
+) -> None:
+    service = keyed_service
+    weights_file = tmp_path / "cnn.pt"
+    torch.save(TutorialCNN(num_classes=10).state_dict(), weights_file)
+    printed = succeeded(run(service, "weights", "upload", str(weights_file)))
+    with admin_client(service) as client:
+        [listed] = client.get("/weights").json()["items"]
+        weights = client.get(f"/weights/{listed['id']}").json()
+    assert printed == f"weights {weights['id']} uploaded: 10 tensors, 62,006 parameters (pytorch)\n"
+    lines = succeeded(run(service, "weights", "list")).splitlines()
+    assert lines[0] == "1 weights file"
+    assert lines[2].split() == [
+        weights["id"],
+        "pytorch",
+        "10",
+        "62,006",
+        f"{len(weights_file.read_bytes()):,}",
+        "cnn.pt",
+    ]
+    shown = succeeded(run(service, "weights", "show", weights["id"]))
+    # In 80 columns the sha256 folds onto a second line.
+    assert weights["sha256"][:48] in shown and "fc1.weight" in shown and "120x400" in shown
+    assert (
+        json.loads(succeeded(run(service, "weights", "show", weights["id"], "--json"))) == weights
+    )
+
+    job = json.loads(
+        succeeded(
+            run(service, "submit", "--init-from", f"weights:{weights['id']}", "--freeze",
+                "backbone", "--epochs", "1", "--max-train-samples", "40", "--follow", "--json")
+        )
+    )  # fmt: skip
+    assert job["status"] == "succeeded", job["error"]
+    assert job["config"]["init_from"] == {
+        "weights": weights["id"],
+        "sha256": weights["sha256"],
+        "filename": "cnn.pt",
+    }
+    assert job["config"]["freeze"] == "backbone"
+    unclear = run(service, "submit", "--init-from", "cifar10")
+    assert unclear.returncode == 2 and "is none of MODEL:VERSION" in unclear.stderr
+    assert succeeded(run(service, "weights", "delete", weights["id"])) == (
+        f"weights {weights['id']} deleted\n"
+    )

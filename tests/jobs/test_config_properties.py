@@ -35,6 +35,8 @@ NULLABLE = {
     "cpu_processes",
     "early_stopping_patience",
     "validation_fraction",
+    "freeze",
+    "backbone_learning_rate",
 }
 FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
     "learning_rate": (0.0, False, 10.0, True),
@@ -42,6 +44,7 @@ FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
     "weight_decay": (0.0, True, 1.0, True),
     "label_smoothing": (0.0, True, 1.0, False),
     "validation_fraction": (0.0, False, 0.5, True),
+    "backbone_learning_rate": (0.0, False, 10.0, True),
 }
 CHOICES = {
     # "mlp" alone breaks a rule: it needs a tabular dataset.
@@ -52,6 +55,7 @@ CHOICES = {
     "recipe": {"tutorial", "fast"},
     "lr_schedule": {"constant", "onecycle", "cosine"},
     "precision": {"auto", "fp32", "bf16", "fp16"},
+    "freeze": {"backbone"},
 }
 BOOLEANS = {"nesterov", "random_flip"}
 TOGGLES = {"channels_last", "compile", "cuda_graphs"}  # true, false or "auto"
@@ -95,6 +99,8 @@ def expected_valid(field: str, value: Any) -> bool:
         return type(value) is bool
     if field in TOGGLES:
         return type(value) is bool or value == "auto"
+    if value is None:
+        return field in NULLABLE
     return value in CHOICES[field] if isinstance(value, str) else False
 
 

@@ -142,12 +142,14 @@ def test_the_same_seed_gives_the_same_batches(augment: dict[str, Any]) -> None:
 
 
 def test_nesterov_without_momentum_is_plain_sgd_and_adam_ignores_it() -> None:
-    model = torch.nn.Linear(2, 2)
-    plain = make_optimizer(job_config(momentum=0.0, nesterov=True), model, capturable=False)
+    def groups() -> list[dict[str, Any]]:  # an optimizer writes its settings into its groups
+        return [{"params": list(torch.nn.Linear(2, 2).parameters())}]
+
+    plain = make_optimizer(job_config(momentum=0.0, nesterov=True), groups(), capturable=False)
     assert plain.param_groups[0]["nesterov"] is False  # PyTorch refuses nesterov without it
-    with_momentum = make_optimizer(job_config(nesterov=True), model, capturable=False)
+    with_momentum = make_optimizer(job_config(nesterov=True), groups(), capturable=False)
     assert with_momentum.param_groups[0]["nesterov"] is True
-    adam = make_optimizer(job_config(optimizer="adam", nesterov=True), model, capturable=False)
+    adam = make_optimizer(job_config(optimizer="adam", nesterov=True), groups(), capturable=False)
     assert isinstance(adam, torch.optim.Adam)
 
 
@@ -167,13 +169,13 @@ def test_the_one_cycle_schedule_is_pytorchs_exactly(total_steps: int) -> None:
     theirs = one_cycle_rates(
         OneCycleLR, total_steps, max_lr=0.1, pct_start=0.25, cycle_momentum=False
     )
-    assert one_cycle_rates(OneCycle, total_steps, peak_lr=0.1) == theirs
+    assert one_cycle_rates(OneCycle, total_steps) == theirs
 
 
 def test_the_one_cycle_schedule_also_runs_where_pytorchs_divides_by_zero() -> None:
     with pytest.raises(ZeroDivisionError):
         one_cycle_rates(OneCycleLR, 4, max_lr=0.1, pct_start=0.25, cycle_momentum=False)
-    used = one_cycle_rates(OneCycle, 4, peak_lr=0.1)[:4]  # the last one is set after the run
+    used = one_cycle_rates(OneCycle, 4)[:4]  # the last one is set after the run
     assert used[0] == 0.1  # the warm-up ends at step 0: the run starts at the peak
     assert used == sorted(used, reverse=True) and used[-1] < 0.1 / 100
     # A whole job of 4 steps (1 per epoch) with the fast recipe's schedule trains.

@@ -10,6 +10,7 @@ from torch import nn
 from app.jobs.config import JobConfig
 from app.jobs.records import EpochRecord
 from app.ml.images import ImageSet
+from app.ml.transfer import InitialWeights
 from workers.training.evaluate import Evaluation
 
 
@@ -41,6 +42,9 @@ class TrainInputs:
     classes: list[str]
     validation_set: ImageSet | None = None  # held-out training images, when the job has some
     resume: dict[str, Any] | None = None  # a snapshot the loop handed to save_checkpoint
+    # Fine-tuning: the weights to start from, loaded once before the first step (a resumed run
+    # continues from its snapshot's weights instead).
+    initial_weights: InitialWeights | None = None
 
     @property
     def batch_size(self) -> int:

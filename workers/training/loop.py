@@ -90,7 +90,7 @@ def _train_epochs(
     evaluation: Evaluation | None = None
     while run.at.epoch <= config.epochs and not run.early_stopping.stopped:
         at = run.at
-        run.model.train()
+        run.train_mode()
         run.start_epoch()
         while at.step < run.steps_per_epoch:
             step(*run.batch())

@@ -1,12 +1,14 @@
 """The optimizer and learning-rate schedule a job's config names."""
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import CosineAnnealingLR, LRScheduler
 
 from app.jobs.config import JobConfig
+from app.ml.transfer import split_parameters
 
 ONE_CYCLE_WARMUP_FRACTION = 0.25
 ONE_CYCLE_START_DIVISOR = 25.0  # the warm-up starts at learning_rate / 25 ...
@@ -20,34 +22,51 @@ def _cosine(start: float, end: float, fraction: float) -> float:
 class OneCycle(LRScheduler):
     """PyTorch's OneCycleLR (cosine up to the peak, then down; momentum left alone), computed
     the same way, but defined for runs of any length: OneCycleLR divides by zero when its
-    warm-up ends exactly at step 0, as in a run of 4 steps.
+    warm-up ends exactly at step 0, as in a run of 4 steps. Each parameter group peaks at the
+    learning rate it was made with.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, peak_lr: float, total_steps: int) -> None:
-        self.peak_lr, self.total_steps = peak_lr, total_steps
-        self.start_lr = peak_lr / ONE_CYCLE_START_DIVISOR
-        self.end_lr = self.start_lr / ONE_CYCLE_END_DIVISOR
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
+        self.total_steps = total_steps
         self.peak_step = ONE_CYCLE_WARMUP_FRACTION * total_steps - 1
         super().__init__(optimizer)
 
     def get_lr(self) -> list[float | torch.Tensor]:
+        return [self._lr(float(peak_lr)) for peak_lr in self.base_lrs]
+
+    def _lr(self, peak_lr: float) -> float:
         step = self.last_epoch
+        start_lr = peak_lr / ONE_CYCLE_START_DIVISOR
         if self.peak_step > 0 and step <= self.peak_step:
-            lr = _cosine(self.start_lr, self.peak_lr, step / self.peak_step)
-        else:  # a warm-up that ends at step 0 or before has nothing to climb
-            fraction = (step - self.peak_step) / (self.total_steps - 1 - self.peak_step)
-            lr = _cosine(self.peak_lr, self.end_lr, fraction)
-        return [lr for _ in self.optimizer.param_groups]
+            return _cosine(start_lr, peak_lr, step / self.peak_step)
+        # A warm-up that ends at step 0 or before has nothing to climb.
+        fraction = (step - self.peak_step) / (self.total_steps - 1 - self.peak_step)
+        return _cosine(peak_lr, start_lr / ONE_CYCLE_END_DIVISOR, fraction)
+
+
+def parameter_groups(
+    model: nn.Module, head: str | None, backbone_learning_rate: float | None
+) -> list[dict[str, Any]]:
+    """What the optimizer trains: every parameter that needs a gradient (a frozen backbone's do
+    not), in one group at the job's learning rate; with `backbone_learning_rate`, the head's
+    (named `head`) in that group and the backbone's in a second one at that rate."""
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    if backbone_learning_rate is None:
+        return [{"params": trainable}]
+    assert head is not None
+    head_parameters, backbone = split_parameters(model, head)
+    return [{"params": head_parameters}, {"params": backbone, "lr": backbone_learning_rate}]
 
 
 def make_optimizer(
-    config: JobConfig, model: nn.Module, *, capturable: bool
+    config: JobConfig, groups: list[dict[str, Any]], *, capturable: bool
 ) -> torch.optim.Optimizer:
-    """SGD or Adam over the model's parameters; `capturable` when a CUDA graph will replay it."""
+    """SGD or Adam over the parameter groups (learning_rate where a group sets none);
+    `capturable` when a CUDA graph will replay it."""
     if config.optimizer == "sgd":
         # SGD keeps no step count on the host, so its step replays in a graph as it is.
         return torch.optim.SGD(
-            model.parameters(),
+            groups,
             lr=config.learning_rate,
             momentum=config.momentum,
             # Without momentum Nesterov's step is plain SGD's, which PyTorch insists on.
@@ -56,7 +75,7 @@ def make_optimizer(
         )
     if config.optimizer == "adam":
         return torch.optim.Adam(
-            model.parameters(),
+            groups,
             lr=config.learning_rate,
             weight_decay=config.weight_decay,
             capturable=capturable,
@@ -71,7 +90,7 @@ def make_lr_schedule(
     if config.lr_schedule == "constant":
         return None
     if config.lr_schedule == "onecycle":
-        return OneCycle(optimizer, peak_lr=config.learning_rate, total_steps=total_steps)
+        return OneCycle(optimizer, total_steps=total_steps)
     if config.lr_schedule == "cosine":
         return CosineAnnealingLR(optimizer, T_max=total_steps)
     raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")

@@ -14,10 +14,11 @@ from torch import nn
 from app.jobs.records import EpochRecord, LossRecord
 from app.ml.images import normalize
 from app.ml.nets import BATCH_NORM_MIN_IMAGES, build_model, uses_batch_norm
+from app.ml.transfer import freeze_backbone, head_of, load_initial_weights
 from workers.training.augment import AugmentPlan
 from workers.training.early_stopping import EarlyStopping
 from workers.training.hooks import TrainInputs
-from workers.training.optim import make_lr_schedule, make_optimizer
+from workers.training.optim import make_lr_schedule, make_optimizer, parameter_groups
 from workers.training.ranks import SINGLE, Ranks
 from workers.training.rng import restore_rng_states, rng_states
 from workers.training.runtime import Runtime
@@ -78,6 +79,7 @@ class RunState:
             in_features=examples[1] if len(examples) == 2 else None,
             hidden_layers=config.hidden_layers,
         )
+        self.head, self.frozen_norms = self._fine_tuned(inputs, ranks)
         self.model.to(device).to(memory_format=runtime.memory_format)
         self.wrapped: nn.Module | None = None
         if ranks.size > 1:
@@ -86,7 +88,8 @@ class RunState:
             self.wrapped = nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[device.index] if device.type == "cuda" else None
             )
-        self.optimizer = make_optimizer(config, self.model, capturable=runtime.cuda_graphs)
+        groups = parameter_groups(self.model, self.head, config.backbone_learning_rate)
+        self.optimizer = make_optimizer(config, groups, capturable=runtime.cuda_graphs)
         self.train_data = inputs.train_set.to(device)
         self.test_data = inputs.test_set.to(device)
         validation = inputs.validation_set
@@ -110,6 +113,35 @@ class RunState:
         self._scaler_state: dict[str, Any] | None = None
         self._elapsed_before = 0.0  # training seconds of earlier attempts
         self._started = time.monotonic()
+
+    def _fine_tuned(self, inputs: TrainInputs, ranks: Ranks) -> tuple[str | None, list[nn.Module]]:
+        """For a job with init_from: the model's classifier head, with the initial weights
+        loaded unless the run resumes (its snapshot has its weights), and the batch norms of a
+        frozen backbone, which train_mode keeps in eval mode. (None, []) for other jobs."""
+        config = inputs.config
+        if config.init_from is None:
+            return None, []
+        head = head_of(self.model, config.model)
+        if inputs.resume is None:
+            initial = inputs.initial_weights
+            if initial is None:
+                raise ValueError("a job with init_from starts from its initial weights")
+            replaced = load_initial_weights(self.model, config.model, initial, inputs.classes)
+            if ranks.leader:
+                fresh = f"; its classifier head ({head}) starts afresh" if replaced else ""
+                log.info("starting from %s%s", initial.source, fresh)
+        if config.freeze == "backbone":
+            # Frozen before DistributedDataParallel wraps the model: it leaves out, once and
+            # for all, the parameters that need no gradient.
+            return head, freeze_backbone(self.model, head)
+        return head, []
+
+    def train_mode(self) -> None:
+        """The model in training mode; a frozen backbone's batch norms stay in eval mode, so
+        that they normalise with, and keep, the running statistics they came with."""
+        self.model.train()
+        for norm in self.frozen_norms:
+            norm.eval()
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Continue from `snapshot` (made by `snapshot` on the same data): weights, optimizer,
@@ -175,8 +207,10 @@ class RunState:
         return self._elapsed_before + time.monotonic() - self._started
 
     def make_step(self) -> TrainStep | GraphedStep:
-        """The training step, made after any restore: a CUDA graph captures the state it sees."""
+        """The training step, made after any restore: a CUDA graph captures the state it sees,
+        and the mode it trains in (a frozen backbone's batch norms in eval mode)."""
         config = self.config
+        self.train_mode()
         # Ranks sum their share's losses; `batch` says how to scale the sum (see there).
         reduction = "mean" if self.ranks.size == 1 else "sum"
         criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction=reduction)

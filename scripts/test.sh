@@ -4,8 +4,8 @@
 # (`export TRAINSERVE_TEST_POSTGRES_URL=$(scripts/postgres.sh)` starts one on loopback).
 # The browser tests (Debian's chromium and chromium-driver; skipped without them) leave their
 # screenshots in docs/: dashboard.png (the picture in the README and docs/operations.md),
-# compare.png and gallery.png (docs/operations.md), registry.png (docs/registry.md); the wine example leaves its loss curve in docs/wine-loss.png
-# (docs/datasets.md).
+# compare.png and gallery.png (docs/operations.md), registry.png (docs/registry.md); the wine
+# example leaves its loss curve in docs/wine-loss.png (docs/datasets.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev

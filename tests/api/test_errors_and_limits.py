@@ -22,7 +22,7 @@ def test_an_unexpected_error_is_a_bare_500_with_a_request_id(
         with get_engine().begin() as db:
             for table in (
                 *("alias_move", "model_alias", "model_version", "registered_model"),
-                *("loss_point", "epoch_result", "job_event", "worker", "job"),
+                *("job_tag", "loss_point", "epoch_result", "job_event", "worker", "job"),
             ):
                 db.execute(text(f"DROP TABLE {table}"))
         caplog.handler.addFilter(ContextFields())  # as the service's own handler has

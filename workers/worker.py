@@ -14,9 +14,8 @@ from types import FrameType
 from app.db import in_write_session, session_scope
 from app.db_outages import DatabaseOutage, OutageLog, outage_of, retry_through_outages
 from app.jobs.config import JobConfig
-from app.jobs.files import checkpoint_folder, model_file, predictions_file
+from app.jobs.files import checkpoint_folder
 from app.jobs.transitions import (
-    FinalResults,
     Lease,
     LostJob,
     cancel_running_job,
@@ -34,13 +33,12 @@ from app.jobs.worker_registry import (
 )
 from app.logs import configure_logging, logging_job
 from app.migrations import schema_is_current
-from app.ml.checkpoints import save_model
-from app.ml.example_predictions import ExamplePredictions, save_example_predictions
 from app.models import Job
 from app.settings import Settings, get_settings
 from workers.dataset_cache import DatasetCache, hold_out, limit_samples
 from workers.failures import failure_message
 from workers.ingest import claim_dataset, ingest
+from workers.job_results import save_results
 from workers.job_run import JobRun, TrainedImages
 from workers.offer import detect_offer
 from workers.parents import load_parent
@@ -264,42 +262,8 @@ class Worker:
                 # A validation split is refused for several processes: `training` is all of it.
                 result = train_data_parallel(inputs, run)
             run.confirm_lease()
-            relative_path = model_file(lease.job_id, lease.attempt)
-            sha256 = save_model(
-                self.settings.artifacts_dir / relative_path,
-                result.model,
-                arch=config.model,
-                classes=dataset.classes,
-                image_size=dataset.image_size,
-                standardizer=dataset.standardizer,
-                hidden_layers=config.hidden_layers,
-            )
-            # Beside the model and before the job succeeds: a succeeded job always has them.
-            save_example_predictions(
-                self.settings.artifacts_dir / predictions_file(lease.job_id, lease.attempt),
-                ExamplePredictions(
-                    index=dataset.test_positions(),
-                    true=dataset.test.labels,
-                    predicted=result.final.predicted.cpu(),
-                    confidence=result.final.confidence.cpu(),
-                ),
-            )
-            run.write(
-                lambda: in_write_session(
-                    finish_job,
-                    lease,
-                    FinalResults(
-                        test_accuracy=result.final.accuracy,
-                        per_class_accuracy=result.final.per_class_accuracy,
-                        confusion_matrix=result.final.confusion_matrix,
-                        model_path=relative_path.as_posix(),
-                        model_sha256=sha256,
-                        dataset_sha256=dataset.content_sha256,
-                        test_images=len(dataset.test),
-                        best_epoch=result.best_epoch,
-                    ),
-                )
-            )
+            final = save_results(self.settings, lease, config, dataset, result)
+            run.write(lambda: in_write_session(finish_job, lease, final))
         shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
         log.info(
             "job %s succeeded: test accuracy %.2f%%", lease.job_id, 100 * result.final.accuracy

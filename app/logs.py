@@ -89,7 +89,11 @@ def logging_config(level: str, log_format: LogFormat = "text") -> dict[str, Any]
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
-        "loggers": {name: {"handlers": [], "propagate": True} for name in UVICORN_LOGGERS},
+        "loggers": {
+            **{name: {"handlers": [], "propagate": True} for name in UVICORN_LOGGERS},
+            # boto3 says at INFO where it found credentials, for every client it makes.
+            "botocore.credentials": {"level": "WARNING"},
+        },
     }
 
 

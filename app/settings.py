@@ -42,7 +42,37 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("./var/data"), description="Where datasets live.")
     artifacts_dir: Path = Field(
-        default=Path("./var/artifacts"), description="Where trained models are written."
+        default=Path("./var/artifacts"),
+        description="Where trained models, checkpoints and exports are written; with a bucket "
+        "(TRAINSERVE_ARTIFACTS_URL), this process's cache of it.",
+    )
+    artifacts_url: str | None = Field(
+        default=None,
+        description="Where trained models, checkpoints and exports are kept: a local folder "
+        "(default: TRAINSERVE_ARTIFACTS_DIR) or an S3-compatible bucket, s3://BUCKET/PREFIX, "
+        "which machines that share nothing else can share.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The S3 API of a bucket outside AWS (MinIO, SeaweedFS, Ceph...); default: "
+        "AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS S3 itself.",
+    )
+    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto",
+        description="How the bucket is named in requests: path (MinIO, SeaweedFS) puts it in "
+        "the path, virtual in the host name.",
+    )
+    s3_multipart_threshold_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=5 * 1024 * 1024,  # S3's smallest part
+        description="Files larger than this go to the bucket as a multipart upload, in parts of "
+        "this size.",
+    )
+    artifacts_cache_bytes: int = Field(
+        default=8 * 1024**3,
+        ge=0,
+        description="Largest size of this process's cache of the bucket (files in use are "
+        "kept beyond it); the least recently used files go first.",
     )
     download: bool = Field(
         default=True, description="Download CIFAR-10 when its files are missing."
@@ -237,6 +267,26 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.admin_key is not None or self.predict_key is not None
+
+    @model_validator(mode="after")
+    def _artifacts_location(self) -> "Settings":
+        """A local folder given as the URL is the artifacts folder; a bucket is s3://."""
+        url = self.artifacts_url
+        if not url:
+            self.artifacts_url = None
+        elif url.startswith("s3://"):
+            bucket = url.removeprefix("s3://").partition("/")[0]
+            if not bucket:
+                raise ValueError(
+                    f"TRAINSERVE_ARTIFACTS_URL ({url}) names no bucket: s3://BUCKET/PREFIX"
+                )
+        elif "://" in url and not url.startswith("file://"):
+            raise ValueError(
+                f"TRAINSERVE_ARTIFACTS_URL ({url}) must be a local folder or s3://BUCKET/PREFIX"
+            )
+        else:
+            self.artifacts_dir, self.artifacts_url = Path(url.removeprefix("file://")), None
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> "Settings":

@@ -128,6 +128,33 @@ def test_bad_values_name_their_variables(env: Env) -> None:
     )
 
 
+def test_the_artifacts_url_is_a_local_folder_or_a_bucket(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for given in (str(env.root / "elsewhere"), f"file://{env.root}/elsewhere"):
+        monkeypatch.setenv("TRAINSERVE_ARTIFACTS_URL", given)
+        get_settings.cache_clear()
+        settings = get_settings()
+        assert (settings.artifacts_dir, settings.artifacts_url) == (env.root / "elsewhere", None)
+    monkeypatch.setenv("TRAINSERVE_ARTIFACTS_URL", "s3://models/team-a")
+    get_settings.cache_clear()
+    settings = get_settings()
+    assert (settings.artifacts_dir, settings.artifacts_url) == (
+        env.artifacts_dir,  # this process's cache of the bucket
+        "s3://models/team-a",
+    )
+    monkeypatch.delenv("TRAINSERVE_ARTIFACTS_URL")
+    assert settings_error(TRAINSERVE_ARTIFACTS_URL="gs://models/a").problem == (
+        "TRAINSERVE_ARTIFACTS_URL (gs://models/a) must be a local folder or s3://BUCKET/PREFIX"
+    )
+    assert settings_error(TRAINSERVE_ARTIFACTS_URL="s3:///a").problem == (
+        "TRAINSERVE_ARTIFACTS_URL (s3:///a) names no bucket: s3://BUCKET/PREFIX"
+    )
+    assert settings_error(TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES="1000").problem == (
+        "TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES: Input should be greater than or equal to 5242880"
+    )
+
+
 @pytest.mark.parametrize(
     "command",
     [[TRAINSERVE, "api", "--port", "1"], [TRAINSERVE, "up"], [sys.executable, "-m", "workers"]],

@@ -33,7 +33,8 @@ class SavedModel:
     standardizer: Standardizer | None = None  # tabular models: their feature columns
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Make the entries of `folder` (a rename into it) durable."""
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
@@ -67,7 +68,7 @@ def atomic_torch_save(payload: dict[str, Any], path: Path, *, pause_s: float = 0
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)  # makes the rename itself durable
+    fsync_folder(path.parent)  # makes the rename itself durable
     return hashlib.sha256(data).hexdigest()
 
 

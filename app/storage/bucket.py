@@ -1,0 +1,253 @@
+"""The artifact store as an S3-compatible bucket (AWS S3, MinIO, SeaweedFS, Ceph...), through
+boto3: its endpoint, region and credentials come from the standard AWS variables and files, the
+endpoint also from TRAINSERVE_S3_ENDPOINT_URL.
+
+A publication is one PUT, or a multipart upload above TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES
+(boto3's managed transfer, which reads the file part by part): S3 shows an object only once it
+is complete. Its sha256 goes in the object's metadata, and both it and the size are checked once
+it is stored. Reads go through a local cache named by sha256 (app/storage/cache.py), filled only
+by files whose bytes match the sha256 the database recorded.
+"""
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from app.storage.cache import FileCache
+from app.storage.store import (
+    ArtifactMissing,
+    ArtifactStore,
+    Published,
+    StoredObject,
+    StoreError,
+    check_key,
+    damaged,
+    file_digest,
+)
+
+log = logging.getLogger("trainserve.storage")
+
+SHA256_METADATA = "sha256"  # x-amz-meta-sha256
+MAX_TRANSFER_THREADS = 4
+RETRIES = 5
+PROBE_CONNECT_TIMEOUT_S = 3
+PROBE_READ_TIMEOUT_S = 5
+DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
+MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+REFUSED_CODES = frozenset(
+    {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
+)
+
+
+def parse_bucket_url(url: str) -> tuple[str, str]:
+    """(bucket, prefix) of s3://bucket/prefix; ValueError without a bucket."""
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    if not url.startswith("s3://") or not bucket:
+        raise ValueError(f"{url!r} is not s3://BUCKET or s3://BUCKET/PREFIX")
+    return bucket, prefix.strip("/")
+
+
+class Bucket(ArtifactStore):
+    def __init__(
+        self,
+        url: str,
+        cache: FileCache,
+        *,
+        endpoint_url: str | None = None,
+        addressing_style: str = "auto",
+        multipart_threshold_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
+        self.bucket, self.prefix = parse_bucket_url(url)
+        self.cache = cache
+        session = boto3.session.Session()
+
+        def client(**config: Any) -> Any:
+            # endpoint_url None: boto3 reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS.
+            options = Config(s3={"addressing_style": addressing_style}, **config)
+            return session.client("s3", endpoint_url=endpoint_url or None, config=options)
+
+        self.client = client(
+            retries={"mode": "standard", "max_attempts": RETRIES},
+            max_pool_connections=2 * MAX_TRANSFER_THREADS,
+        )
+        # The health probe answers fast: one try, short timeouts.
+        self.probe = client(
+            retries={"mode": "standard", "max_attempts": 1},
+            connect_timeout=PROBE_CONNECT_TIMEOUT_S,
+            read_timeout=PROBE_READ_TIMEOUT_S,
+        )
+        self.transfer = TransferConfig(
+            multipart_threshold=multipart_threshold_bytes,
+            multipart_chunksize=multipart_threshold_bytes,
+            max_concurrency=MAX_TRANSFER_THREADS,
+        )
+        location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.description = f"artifact store {location} at {self.client.meta.endpoint_url}"
+
+    def _object(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _key(self, name: str) -> str:
+        return name[len(self.prefix) + 1 :] if self.prefix else name
+
+    def _failed(self, what: str, exc: Exception) -> StoreError:
+        return StoreError(f"{self.description}: {what}: {self.explain(exc)}")
+
+    def staging_path(self, key: str) -> Path:
+        check_key(key)
+        return self.cache.temporary_path()
+
+    def publish(self, staged: Path, key: str) -> Published:
+        name = self._object(key)
+        with staged.open("rb") as file:
+            size, sha256 = file_digest(file)
+        try:
+            self.client.upload_file(
+                str(staged),
+                self.bucket,
+                name,
+                ExtraArgs={"Metadata": {SHA256_METADATA: sha256}},
+                Config=self.transfer,
+            )
+            stored = self.client.head_object(Bucket=self.bucket, Key=name)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed(f"could not store {key}", exc) from exc
+        held = (stored["ContentLength"], stored.get("Metadata", {}).get(SHA256_METADATA))
+        if held != (size, sha256):
+            raise StoreError(
+                f"{self.description}: {key} was not stored as sent: the bucket holds {held[0]} "
+                f"bytes with sha256 {held[1]}, not {size} bytes with sha256 {sha256}"
+            )
+        return Published(key, size, sha256)
+
+    @contextlib.contextmanager
+    def open(self, key: str, sha256: str | None) -> Iterator[BinaryIO]:
+        expected = sha256 or self._recorded_sha256(key)
+        file = None if expected is None else self.cache.open(expected)
+        if file is None:
+            file = self._download(key, expected)
+        with file:
+            yield file
+
+    def _recorded_sha256(self, key: str) -> str | None:
+        """The sha256 the publisher kept in the object's metadata (None for another's object)."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._object(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._read_error(key, exc) from exc
+        return head.get("Metadata", {}).get(SHA256_METADATA)
+
+    def _read_error(self, key: str, exc: Exception) -> StoreError:
+        if isinstance(exc, ClientError) and _code(exc) in MISSING_CODES:
+            return ArtifactMissing(f"{self.description}: {key} is missing")
+        return self._failed(f"could not read {key}", exc)
+
+    def _download(self, key: str, expected: str | None) -> BinaryIO:
+        temporary = self.cache.temporary_path()
+        try:
+            try:
+                self.client.download_file(
+                    self.bucket, self._object(key), str(temporary), Config=self.transfer
+                )
+            except (BotoCoreError, ClientError) as exc:
+                raise self._read_error(key, exc) from exc
+            if expected is None:  # not published here: read once, not cached
+                return temporary.open("rb")
+            with temporary.open("rb") as file:
+                _, actual = file_digest(file)
+            if actual != expected:
+                refused = damaged(self.description, key, actual, expected)
+                log.error("%s", refused)
+                raise refused
+            return self.cache.add(temporary, expected)
+        finally:
+            temporary.unlink(missing_ok=True)  # an open file keeps its bytes
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed(f"could not delete {key}", exc) from exc
+
+    def delete_prefix(self, prefix: str) -> None:
+        keys = [stored.key for stored in self.list(prefix)]
+        try:
+            for start in range(0, len(keys), DELETE_BATCH):
+                batch = keys[start : start + DELETE_BATCH]
+                self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": self._object(k)} for k in batch], "Quiet": True},
+                )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed(f"could not delete {prefix}/", exc) from exc
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._object(prefix) + "/"
+        )
+        try:
+            for page in pages:
+                for item in page.get("Contents", []):
+                    modified: datetime = item["LastModified"]
+                    yield StoredObject(self._key(item["Key"]), item["Size"], modified.timestamp())
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed(f"could not list {prefix}/", exc) from exc
+
+    def abort_unfinished_uploads(self, started_before: float) -> int:
+        """Abort the multipart uploads under the prefix begun before this POSIX time (a process
+        that died mid-upload leaves its parts, unseen); how many."""
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""
+        )
+        aborted = 0
+        try:
+            for page in pages:
+                for upload in page.get("Uploads", []):
+                    if upload["Initiated"].timestamp() < started_before:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                        )
+                        aborted += 1
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed("could not list or abort unfinished uploads", exc) from exc
+        return aborted
+
+    def problem(self) -> str | None:
+        # Listing checks the endpoint, the credentials, the bucket and the right to list at once.
+        try:
+            self.probe.list_objects_v2(
+                Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", MaxKeys=1
+            )
+        except (BotoCoreError, ClientError) as exc:
+            return f"{self.description}: {self.explain(exc)}"
+        return None
+
+    def explain(self, exc: Exception) -> str:
+        """What a failed request means, in words."""
+        if isinstance(exc, NoCredentialsError):
+            return (
+                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or another "
+                "source boto3 reads: AWS_PROFILE, an instance role...)"
+            )
+        if isinstance(exc, ClientError):
+            code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
+            detail = f"{code}: {message}" if message else code
+            if code == "NoSuchBucket":
+                return f"the bucket {self.bucket} does not exist"
+            if code in REFUSED_CODES:
+                return f"the credentials were refused ({detail})"
+            return detail
+        return f"cannot be reached ({exc})"
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,97 @@
+"""Verified copies of a bucket's objects on this machine, named by their sha256: a file enters
+whole (fsynced, then renamed into place) and only once its digest matched; beyond a size, the
+least recently used go, never one that is open.
+
+The processes of one machine may share the folder: a reader holds a shared lock on the file it
+has open, and eviction removes only a file it can lock exclusively.
+"""
+
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import BinaryIO
+
+log = logging.getLogger("trainserve.storage")
+
+PARTIAL_PREFIX = ".partial-"
+# A download or a staged upload left this long is one a killed process left behind.
+STALE_TEMPORARY_S = 24 * 3600.0
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class FileCache:
+    def __init__(self, folder: Path, max_bytes: int) -> None:
+        self.folder, self.max_bytes = folder, max_bytes
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def open(self, sha256: str) -> BinaryIO | None:
+        """The cached file with this digest, opened and marked as used now; None when absent."""
+        path = self.folder / sha256
+        try:
+            file = path.open("rb")
+        except FileNotFoundError:
+            return None
+        # Evicted between the open and the lock: unlinked, but whole, and ours until closed.
+        fcntl.flock(file, fcntl.LOCK_SH)
+        with contextlib.suppress(FileNotFoundError):
+            now = time.time()  # finer than the filesystem's own clock: uses stay in order
+            os.utime(path, (now, now))
+        return file
+
+    def temporary_path(self) -> Path:
+        """Where to download a file before `add` takes it."""
+        return self.folder / f"{PARTIAL_PREFIX}{uuid.uuid4().hex}"
+
+    def add(self, temporary: Path, sha256: str) -> BinaryIO:
+        """Take the verified file at `temporary` in under its digest; it, opened."""
+        with temporary.open("rb") as file:
+            os.fsync(file.fileno())  # a power cut must not leave a short file under the name
+        os.replace(temporary, self.folder / sha256)
+        opened = self.open(sha256)
+        assert opened is not None, "a cached file went before it could be opened"
+        self.evict()
+        return opened
+
+    def evict(self) -> None:
+        """Remove least recently used files until the cache fits its size, skipping the ones
+        open anywhere on this machine; and temporaries a killed process left."""
+        entries, now = [], time.time()
+        for path in self.folder.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                status = path.stat()
+                if _SHA256.match(path.name):
+                    entries.append((status.st_mtime, status.st_size, path))
+                elif (
+                    path.name.startswith(PARTIAL_PREFIX)
+                    and status.st_mtime < now - STALE_TEMPORARY_S
+                ):
+                    path.unlink()
+        total = sum(size for _, size, _ in entries)
+        for _, size, path in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            if _remove_unless_open(path):
+                total -= size
+
+    def size(self) -> int:
+        """The bytes of the cached files."""
+        return sum(p.stat().st_size for p in self.folder.iterdir() if _SHA256.match(p.name))
+
+
+def _remove_unless_open(path: Path) -> bool:
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        return False
+    with file:
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # being read
+        path.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,90 @@
+"""The artifact store as a folder on this machine (the default): a key is a path under it.
+
+A file is published by renaming it into place from a temporary file beside it, fsynced first,
+so that a reader finds the old file or the whole new one, and a crash leaves only a `.tmp` file.
+"""
+
+import contextlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from app.ml.checkpoints import fsync_folder
+from app.storage.store import (
+    ArtifactMissing,
+    ArtifactStore,
+    Published,
+    StoredObject,
+    check_key,
+    damaged,
+    file_digest,
+)
+
+log = logging.getLogger("trainserve.storage")
+
+TEMP_SUFFIX = ".tmp"
+
+
+class LocalFolder(ArtifactStore):
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.description = f"artifact store {root}"
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def staging_path(self, key: str) -> Path:
+        # Beside the file it becomes, so that publishing is a rename on one filesystem.
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}"
+
+    def publish(self, staged: Path, key: str) -> Published:
+        target = self.path(key)
+        with staged.open("rb") as file:
+            size, sha256 = file_digest(file)
+            os.fsync(file.fileno())
+        os.replace(staged, target)
+        fsync_folder(target.parent)
+        return Published(key, size, sha256)
+
+    @contextlib.contextmanager
+    def open(self, key: str, sha256: str | None) -> Iterator[BinaryIO]:
+        try:
+            file = self.path(key).open("rb")
+        except (FileNotFoundError, NotADirectoryError):
+            raise ArtifactMissing(f"{self.description}: {key} is missing") from None
+        with file:
+            if sha256 is not None:
+                # Checked on the open file: the bytes used are the bytes checked.
+                _, actual = file_digest(file)
+                if actual != sha256:
+                    raise damaged(self.description, key, actual, sha256)
+                file.seek(0)
+            yield file
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+    def delete_prefix(self, prefix: str) -> None:
+        # Its folder goes with it, half-written temporaries included.
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.path(prefix))
+
+    def list(self, prefix: str) -> Iterator[StoredObject]:
+        folder = self.path(prefix)
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.rglob("*")):
+            with contextlib.suppress(FileNotFoundError):
+                status = path.stat()
+                if path.is_file():
+                    key = path.relative_to(self.root).as_posix()
+                    yield StoredObject(key, status.st_size, status.st_mtime)
+
+    def problem(self) -> str | None:
+        return None  # a folder that cannot be written says so where it is written

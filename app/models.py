@@ -75,8 +75,14 @@ class Job(Base):
     confusion_matrix: Mapped[list[list[int]] | None] = mapped_column(JSON)
     # Early stopping: the epoch whose weights were kept.
     best_epoch: Mapped[int | None] = mapped_column(Integer)
+    # Keys in the artifact store (app/storage): the model, recorded when the job succeeds; its
+    # test predictions, at predictions_key(id, attempts), with their sha256; and while it runs,
+    # its newest checkpoint, which a resumed attempt loads (on whatever machine).
     model_path: Mapped[str | None] = mapped_column(String(500))
     model_sha256: Mapped[str | None] = mapped_column(String(64))
+    predictions_sha256: Mapped[str | None] = mapped_column(String(64))
+    checkpoint_key: Mapped[str | None] = mapped_column(String(500))
+    checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
     # What the model was tested on: the sha256 of the dataset's files and how many of its test
     # images (max_test_samples takes a fixed, class-balanced prefix): together, the test set.
     dataset_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -1,9 +1,11 @@
-"""Whether the API is ready to serve: its database's schema is current and it takes a write.
-Both probes ask this, `/readyz` and the Open Inference Protocol's `/v2/health/ready`."""
+"""Whether the API is ready to serve: its database's schema is current and it takes a write, and
+its artifact store answers. Both probes ask this, `/readyz` and the Open Inference Protocol's
+`/v2/health/ready`."""
 
 from app.db_outages import database_outage
 from app.errors import API_OUTAGES
 from app.migrations import schema_is_current
+from app.storage.config import get_store
 
 SCHEMA_PROBLEM = "database unreachable or schema not current"
 
@@ -17,4 +19,4 @@ def readiness_problem() -> str | None:
         API_OUTAGES.failed(outage, RuntimeError("the readiness probe's write failed"))
         return str(outage)
     API_OUTAGES.succeeded()
-    return None
+    return get_store().problem()

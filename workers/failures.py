@@ -1,5 +1,6 @@
 """What a user reads in a failed job's `error`: their own mistake as it was said, a full disk
-with the file and the folder, anything else with its type (and its traceback in the log)."""
+with the file and the folder, an artifact store that failed as it said (naming itself),
+anything else with its type (and its traceback in the log)."""
 
 import errno
 import logging
@@ -9,6 +10,7 @@ from app.jobs.config import StoredConfigInvalid
 from app.ml.cifar10 import DatasetError
 from app.ml.transfer import UnsupportedHead, WeightsMismatch
 from workers.parents import ParentUnavailable
+from app.storage.store import StoreError
 from workers.training.hooks import TrainingDiverged
 from workers.training.runtime import UnsupportedOption
 
@@ -28,6 +30,9 @@ USER_ERRORS = (
 def failure_message(exc: Exception, job_id: int, artifacts_dir: Path) -> str:
     """The job's `error` for an exception that ended its training."""
     if isinstance(exc, USER_ERRORS):
+        return str(exc)
+    if isinstance(exc, StoreError):  # its message names the store and what failed
+        log.error("job %s failed", job_id, exc_info=exc)
         return str(exc)
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return (

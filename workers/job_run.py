@@ -1,4 +1,5 @@
-"""One claimed job as the worker runs it: its lease heartbeat, its records and its checkpoints."""
+"""One claimed job as the worker runs it: its lease heartbeat, its records and its checkpoints
+(published to the artifact store, then recorded on the job's row)."""
 
 import contextvars
 import logging
@@ -9,18 +10,20 @@ from typing import Any, TypeVar
 
 from app.db import in_write_session, session_scope
 from app.db_outages import OutageLog, outage_of, retry_through_outages
-from app.jobs.files import checkpoint_folder
 from app.jobs.progress import (
     heartbeat,
+    record_checkpoint,
     record_epoch,
     record_loss_point,
     record_start,
+    recorded_checkpoint,
     restore_history,
 )
 from app.jobs.records import LossRecord
 from app.jobs.transitions import Lease, LostJob
-from app.ml.checkpoints import CheckpointStore
 from app.settings import Settings
+from app.storage.store import ArtifactStore
+from workers.job_checkpoints import JobCheckpoints, checkpoint_name
 from workers.training.hooks import EpochMetrics, StopReason
 from workers.training.run_state import snapshot_history
 
@@ -51,6 +54,7 @@ class JobRun:
         settings: Settings,
         shutdown: threading.Event,
         trained: TrainedImages,
+        store: ArtifactStore,
     ) -> None:
         self.lease, self.settings, self.shutdown = lease, settings, shutdown
         self.trained = trained
@@ -59,10 +63,10 @@ class JobRun:
         self.batch_size: int | None = None
         self.train_images: int | None = None
         self._rate_mark: tuple[float, int] | None = None  # (time, images) at the last beat
-        self.checkpoints = CheckpointStore(
-            checkpoint_folder(settings.artifacts_dir, lease.job_id),
-            pause_s=settings.failpoint_checkpoint_pause_seconds,
+        self.checkpoints = JobCheckpoints(
+            store, lease, pause_s=settings.failpoint_checkpoint_pause_seconds
         )
+        self._checkpoint: str | None = None  # the key the job's row records
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self._finished = threading.Event()
@@ -160,20 +164,27 @@ class JobRun:
     # -- resume ------------------------------------------------------------------------------
 
     def load_checkpoint(self) -> dict[str, Any] | None:
-        """The newest usable checkpoint, with the stored history made to match it."""
-        self.checkpoints.remove_stale_temporaries()
-        loaded = self.checkpoints.load_latest()
-        snapshot, epoch, step = (
-            (None, 0, 0) if loaded is None else (loaded[0], loaded[0]["epoch"], loaded[0]["step"])
-        )
+        """The checkpoint the job's row records, if usable, with the stored history made to
+        match it."""
+
+        def read() -> tuple[str, str | None] | None:
+            with session_scope() as session:
+                return recorded_checkpoint(session, self.lease.job_id)
+
+        recorded = self.write(read)  # a read, waited out like the writes
+        snapshot = None
+        if recorded is not None:
+            self._checkpoint = recorded[0]
+            snapshot = self.checkpoints.load(*recorded)
+        epoch, step = (0, 0) if snapshot is None else (snapshot["epoch"], snapshot["step"])
         loss_points, epochs = snapshot_history(snapshot)
         history = {"epoch": epoch, "step": step, "loss_points": loss_points, "epochs": epochs}
         self.write(lambda: self._in_session(restore_history, **history))
-        if loaded is not None:
+        if recorded is not None and snapshot is not None:
             log.info(
                 "job %s: resuming from checkpoint %s (epoch %d, step %d), attempt %d",
                 self.lease.job_id,
-                loaded[1].name,
+                checkpoint_name(recorded[0]),
                 epoch,
                 step,
                 self.lease.attempt,
@@ -234,6 +245,19 @@ class JobRun:
     def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
         # Another worker may own the job by now; its checkpoints are not ours to touch.
         self.confirm_lease()
-        path = self.checkpoints.save(snapshot, epoch, step)
+        published = self.checkpoints.publish(snapshot, epoch, step)
+        try:
+            self.write(
+                lambda: self._in_session(
+                    record_checkpoint, key=published.key, sha256=published.sha256
+                )
+            )
+        except LostJob:
+            self.lost.set()
+            self.checkpoints.discard(published.key)  # under this attempt's name: no one's else
+            raise
+        previous, self._checkpoint = self._checkpoint, published.key
+        if previous is not None and previous != published.key:
+            self.checkpoints.discard(previous)
         self._last_checkpoint = time.monotonic()
-        log.info("job %s: checkpoint %s written", self.lease.job_id, path.name)
+        log.info("job %s: checkpoint %s written", self.lease.job_id, checkpoint_name(published.key))

@@ -2,7 +2,6 @@
 
 import logging
 import os
-import shutil
 import signal
 import socket
 import threading
@@ -14,7 +13,6 @@ from types import FrameType
 from app.db import in_write_session, session_scope
 from app.db_outages import DatabaseOutage, OutageLog, outage_of, retry_through_outages
 from app.jobs.config import JobConfig
-from app.jobs.files import checkpoint_folder
 from app.jobs.transitions import (
     Lease,
     LostJob,
@@ -35,9 +33,12 @@ from app.logs import configure_logging, logging_job
 from app.migrations import schema_is_current
 from app.models import Job
 from app.settings import Settings, get_settings
+from app.storage.config import open_store
+from app.storage.store import ArtifactStore
 from workers.dataset_cache import DatasetCache, hold_out, limit_samples
 from workers.failures import failure_message
 from workers.ingest import claim_dataset, ingest
+from workers.job_checkpoints import JobCheckpoints
 from workers.job_results import save_results
 from workers.job_run import JobRun, TrainedImages
 from workers.offer import detect_offer
@@ -52,17 +53,21 @@ from workers.training.loop import train
 
 log = logging.getLogger("trainserve.worker")
 
-SCHEMA_WAIT_LOG_INTERVAL_S = 10.0
-# Failures whose message is written for the user as it is.
+WAIT_LOG_INTERVAL_S = 10.0
 
 
 class Worker:
     """Runs queued jobs one at a time until asked to stop."""
 
     def __init__(
-        self, settings: Settings, worker_id: str | None = None, offer: WorkerOffer | None = None
+        self,
+        settings: Settings,
+        worker_id: str | None = None,
+        offer: WorkerOffer | None = None,
+        store: ArtifactStore | None = None,
     ) -> None:
         self.settings = settings
+        self.store = store or open_store(settings)
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.offer = offer or detect_offer()
         self.stop = threading.Event()
@@ -84,14 +89,37 @@ class Worker:
 
     def wait_for_schema(self) -> bool:
         """Wait until the migrations have been applied (by the API or `trainserve migrate`)."""
-        last_log = -SCHEMA_WAIT_LOG_INTERVAL_S
+        return self._wait_until(
+            lambda: (
+                None
+                if schema_is_current()
+                else "waiting for the database schema (start the API or run `trainserve migrate`)"
+            ),
+            logging.INFO,
+        )
+
+    def wait_for_store(self) -> bool:
+        """Wait until the artifact store answers (a bucket reachable, the credentials taken):
+        no job or dataset is claimed before."""
+        return self._wait_until(
+            lambda: (
+                None
+                if (problem := self.store.problem()) is None
+                else f"worker {self.worker_id}: {problem}; claiming nothing until it answers"
+            ),
+            logging.ERROR,
+        )
+
+    def _wait_until(self, problem: Callable[[], str | None], level: int) -> bool:
+        """Poll until `problem()` is None (True), saying it every WAIT_LOG_INTERVAL_S, or
+        until the worker is stopped (False)."""
+        last_log = -WAIT_LOG_INTERVAL_S
         while not self.stop.is_set():
-            if schema_is_current():
+            waiting_for = problem()
+            if waiting_for is None:
                 return True
-            if time.monotonic() - last_log >= SCHEMA_WAIT_LOG_INTERVAL_S:
-                log.info(
-                    "waiting for the database schema (start the API or run `trainserve migrate`)"
-                )
+            if time.monotonic() - last_log >= WAIT_LOG_INTERVAL_S:
+                log.log(level, "%s", waiting_for)
                 last_log = time.monotonic()
             self.stop.wait(self.settings.worker_poll_seconds)
         return False
@@ -123,8 +151,14 @@ class Worker:
     def run_forever(self) -> None:
         """Claim and run jobs until stopped."""
         gpus = ", ".join(f"{g.name} ({g.memory_mb} MiB)" for g in self.offer.gpus) or "no GPU"
-        log.info("worker %s started: %d CPUs, %s", self.worker_id, self.offer.cpus, gpus)
-        if not self.wait_for_schema():
+        log.info(
+            "worker %s started: %d CPUs, %s; %s",
+            self.worker_id,
+            self.offer.cpus,
+            gpus,
+            self.store.description,
+        )
+        if not (self.wait_for_schema() and self.wait_for_store()):
             return
         self._register()
         heartbeat = threading.Thread(target=self._beat, name="worker-heartbeat", daemon=True)
@@ -218,7 +252,7 @@ class Worker:
             lambda: in_write_session(cancel_running_job if cancelled else release_job, lease)
         )
         if cancelled:
-            shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
+            JobCheckpoints(self.store, lease).clear()
 
     def _fail(self, lease: Lease, message: str) -> None:
         log.error("job %s failed: %s", lease.job_id, message)
@@ -234,7 +268,7 @@ class Worker:
             job = session.get(Job, lease.job_id)
             assert job is not None
             config = JobConfig.from_stored(job.config)
-        with JobRun(lease, self.settings, self.stop, self.trained) as run:
+        with JobRun(lease, self.settings, self.stop, self.trained, self.store) as run:
             dataset = limit_samples(
                 self.datasets.load(config.dataset),
                 config.max_train_samples,
@@ -262,9 +296,9 @@ class Worker:
                 # A validation split is refused for several processes: `training` is all of it.
                 result = train_data_parallel(inputs, run)
             run.confirm_lease()
-            final = save_results(self.settings, lease, config, dataset, result)
+            final = save_results(self.store, lease, config, dataset, result)
             run.write(lambda: in_write_session(finish_job, lease, final))
-        shutil.rmtree(checkpoint_folder(self.settings.artifacts_dir, lease.job_id), True)
+        JobCheckpoints(self.store, lease).clear()
         log.info(
             "job %s succeeded: test accuracy %.2f%%", lease.job_id, 100 * result.final.accuracy
         )

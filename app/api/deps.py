@@ -15,6 +15,8 @@ from app.serving.lookup import ServingJobs, Target
 from app.serving.model_cache import ModelCache
 from app.serving.service import Predictions
 from app.settings import Settings, get_settings
+from app.storage.config import get_store
+from app.storage.store import ArtifactStore
 
 
 def _session() -> Iterator[Session]:
@@ -30,6 +32,7 @@ def _write_session() -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(_session)]
 WriteSessionDep = Annotated[Session, Depends(_write_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 
 
 JobIdPath = Annotated[int, Path(ge=1, le=JOB_ID_MAX)]
@@ -59,7 +62,7 @@ async def _predictions(request: Request) -> Predictions:
     state = request.app.state
     models: ModelCache = state.model_cache
     serving: ServingJobs = state.serving_jobs
-    return Predictions(serving, models, get_settings().artifacts_dir)
+    return Predictions(serving, models, get_store())
 
 
 PredictionsDep = Annotated[Predictions, Depends(_predictions)]

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import SessionDep, StoreDep
 from app.errors import ErrorOut
 from app.exports.formats import ExportFormat
 from app.exports.service import export
@@ -27,13 +27,17 @@ SHA256_HEADER = "X-Content-SHA256"
             "description": f"The file; its sha256 in the {SHA256_HEADER} header.",
         },
         404: {"model": ErrorOut, "description": "No such model or version."},
-        503: {"model": ErrorOut, "description": "The model file is missing or damaged."},
+        503: {
+            "model": ErrorOut,
+            "description": "The model file is missing or damaged, or the artifact store does "
+            "not answer.",
+        },
     },
     summary="Download a version as safetensors, TorchScript, ONNX or a model card",
 )
 def export_version(
     session: SessionDep,
-    settings: SettingsDep,
+    store: StoreDep,
     name: Annotated[Name, Path(description="The registered model's name.")],
     version: Annotated[int, Path(ge=1, le=VERSION_MAX)],
     export_format: Annotated[
@@ -50,7 +54,7 @@ def export_version(
     model = find_model(session, name)
     found = find_version(session, model, version)
     view, model_path = version_view(session, model, found), found.model_path
-    made = export(view, model_path, settings.artifacts_dir, export_format)
+    made = export(view, model_path, store, export_format)
     return Response(
         made.data,
         media_type=made.media_type,

@@ -23,17 +23,20 @@ def healthz() -> HealthOut:
 @router.get(
     "/readyz",
     response_model=HealthOut,
-    summary="The database can be written and its schema is current",
+    summary="The database can be written, its schema is current and the artifact store answers",
     responses={
         503: {
             "model": HealthOut,
-            "description": "Database down, out of space, or its schema out of date.",
+            "description": "Database down, out of space, or its schema out of date; or the "
+            "artifact store (a bucket) unreachable, missing or refusing the credentials.",
         }
     },
 )
 def readyz() -> HealthOut | JSONResponse:
-    """Ready when the schema is current and the database takes a write (a full disk or a lost
-    server makes it not ready until that passes)."""
+    """Ready when the schema is current, the database takes a write (a full disk or a lost
+    server makes it not ready until that passes) and the artifact store answers (`detail`
+    names the store and what is wrong: the endpoint unreachable, the bucket missing, the
+    credentials refused)."""
     problem = readiness_problem()
     if problem is not None:
         return _not_ready(problem)

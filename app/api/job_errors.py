@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import JobDep, SettingsDep
+from app.api.deps import JobDep, StoreDep
 from app.errors import ErrorOut
 from app.jobs.fields import COUNT_MAX
 from app.jobs.mistakes import MistakeList, list_mistakes
@@ -21,6 +21,10 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "was trained before jobs kept them.",
     },
     422: {"model": ErrorOut, "description": "A class the job does not have, or a bad limit."},
+    503: {
+        "model": ErrorOut,
+        "description": "The stored predictions are damaged, or the artifact store does not answer.",
+    },
 }
 
 
@@ -32,7 +36,7 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 )
 def list_job_errors(
     job: JobDep,
-    settings: SettingsDep,
+    store: StoreDep,
     true: Annotated[
         str | None, Query(max_length=CLASS_NAME_MAX, description="Only examples of this class.")
     ] = None,
@@ -49,7 +53,7 @@ def list_job_errors(
     diagonal's cells count correct answers, which are not mistakes)."""
     return list_mistakes(
         job,
-        settings.artifacts_dir,
+        store,
         true=true,
         predicted=predicted,
         limit=limit,

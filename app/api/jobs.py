@@ -5,7 +5,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Response
 
-from app.api.deps import JobDep, JobIdPath, SessionDep, SettingsDep, WriteJobDep, WriteSessionDep
+from app.api.deps import (
+    JobDep,
+    JobIdPath,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    WriteJobDep,
+    WriteSessionDep,
+)
 from app.errors import Conflict, ErrorOut, NotFound
 from app.jobs import removal, submission
 from app.jobs.config import JobCreate
@@ -264,10 +272,10 @@ def retry_job(
     },
     summary="Delete a finished job",
 )
-def delete_job(session: WriteSessionDep, settings: SettingsDep, job_id: JobIdPath) -> Response:
+def delete_job(session: WriteSessionDep, store: StoreDep, job_id: JobIdPath) -> Response:
     """Its rows (loss history, epochs, events) and its files go. Refused while it is queued or
     running, and while a registered model version serves its model."""
     removal.delete_job(session, job_id)
     session.commit()
-    removal.remove_job_files(settings.artifacts_dir, job_id)
+    removal.remove_job_files(store, job_id)
     return Response(status_code=204)

@@ -57,13 +57,15 @@ def live() -> LiveOut:
     responses={
         503: {
             "model": ReadyOut,
-            "description": "Database down, out of space, or its schema out of date.",
+            "description": "Database down, out of space, or its schema out of date; or the "
+            "artifact store does not answer.",
         }
     },
     summary="The server is ready",
 )
 def ready() -> ReadyOut | JSONResponse:
-    """As /readyz: the schema is current and the database takes a write."""
+    """As /readyz: the schema is current, the database takes a write and the artifact store
+    answers."""
     if readiness_problem() is None:
         return ReadyOut(ready=True)
     return JSONResponse({"ready": False}, status_code=503)

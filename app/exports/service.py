@@ -1,10 +1,10 @@
 """Making a version's export: its model file verified and loaded, then the format asked for."""
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
+from app.errors import Unavailable
 from app.exports.card import model_card
 from app.exports.formats import (
     EXTENSIONS,
@@ -14,10 +14,11 @@ from app.exports.formats import (
     safetensors_bytes,
     torchscript_bytes,
 )
-from app.exports.store import export_path, kept
+from app.exports.store import export_key, kept
 from app.registry.schemas import VersionOut
 from app.serving.lookup import ServedModel
 from app.serving.model_cache import load_verified
+from app.storage.store import ArtifactStore, StoreError
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,7 @@ class Export:
     media_type: str
 
 
-def export(version: VersionOut, model_path: str, artifacts_dir: Path, fmt: ExportFormat) -> Export:
+def export(version: VersionOut, model_path: str, store: ArtifactStore, fmt: ExportFormat) -> Export:
     """The export of `version` in `fmt`; the model formats are made once and kept (the card is
     made each time: it shows the version's description and tags, which can change)."""
     served = ServedModel(
@@ -36,7 +37,7 @@ def export(version: VersionOut, model_path: str, artifacts_dir: Path, fmt: Expor
     filename = f"{version.model}-v{version.version}.{EXTENSIONS[fmt]}"
 
     def make() -> bytes:
-        saved = load_verified(served, artifacts_dir, torch.device("cpu")).saved
+        saved = load_verified(served, store, torch.device("cpu")).saved
         if fmt == "card":
             return model_card(version, saved).encode()
         if fmt == "safetensors":
@@ -48,6 +49,9 @@ def export(version: VersionOut, model_path: str, artifacts_dir: Path, fmt: Expor
     if fmt == "card":
         data = make()
     else:
-        path = export_path(artifacts_dir, version.model, version.version, EXTENSIONS[fmt])
-        data = kept(path, make)
+        key = export_key(version.model, version.version, EXTENSIONS[fmt])
+        try:
+            data = kept(store, key, make)
+        except StoreError as exc:
+            raise Unavailable(f"{served.label}: its {fmt} export cannot be kept: {exc}") from None
     return Export(data, filename, MEDIA_TYPES[fmt])

@@ -1,38 +1,36 @@
-"""Exports are made once per version and kept: a version never changes, nor does its number."""
+"""Exports are made once per version and kept in the artifact store: a version never changes, nor
+does its number."""
 
-import os
-import tempfile
+import logging
 from collections.abc import Callable
-from pathlib import Path
+
+from app.storage.store import ArtifactDamaged, ArtifactMissing, ArtifactStore
+
+log = logging.getLogger("trainserve.api")
 
 EXPORTS_FOLDER = "exports"
 
 
-def export_folder(artifacts_dir: Path, model: str, version: int) -> Path:
+def export_prefix(model: str, version: int) -> str:
     """Where a version's exports are kept."""
-    return artifacts_dir / EXPORTS_FOLDER / model / f"v{version}"
+    return f"{EXPORTS_FOLDER}/{model}/v{version}"
 
 
-def export_path(artifacts_dir: Path, model: str, version: int, extension: str) -> Path:
-    return export_folder(artifacts_dir, model, version) / f"{model}-v{version}.{extension}"
+def export_key(model: str, version: int, extension: str) -> str:
+    return f"{export_prefix(model, version)}/{model}-v{version}.{extension}"
 
 
-def kept(path: Path, make: Callable[[], bytes]) -> bytes:
-    """The file at `path`, made by `make` and written atomically the first time."""
+def kept(store: ArtifactStore, key: str, make: Callable[[], bytes]) -> bytes:
+    """The export under `key`, made by `make` and published the first time (or again, when the
+    kept one is damaged). Two servers may make the same export at once: the last publication
+    wins, and both are whole."""
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
+        with store.open(key, None) as file:
+            return file.read()
+    except ArtifactMissing:
         pass
+    except ArtifactDamaged as exc:
+        log.warning("%s; made again", exc)
     data = make()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as file:
-            file.write(data)
-        # Two server processes may make the same export at once: the last rename wins, and
-        # both files are whole.
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    store.publish_bytes(key, data)
     return data

@@ -1,15 +1,14 @@
 """The test images a job's model gets wrong, most confident mistakes first, from the predictions
 its worker stored beside the model (app/ml/example_predictions.py)."""
 
-from pathlib import Path
-
 from pydantic import BaseModel, Field
 
-from app.errors import Conflict, InvalidInput
+from app.errors import Conflict, InvalidInput, Unavailable
 from app.jobs.config import JobFields
-from app.jobs.files import predictions_file
+from app.jobs.files import predictions_key
 from app.ml.example_predictions import ExamplePredictions, load_example_predictions, rank_mistakes
 from app.models import Job, JobStatus
+from app.storage.store import ArtifactMissing, ArtifactStore, StoreError
 
 # What the list needs of a job's stored config (an old one without a field had its default).
 FIELDS = ("dataset", "model")
@@ -38,7 +37,7 @@ class MistakeList(BaseModel):
 
 def list_mistakes(
     job: Job,
-    artifacts_dir: Path,
+    store: ArtifactStore,
     *,
     true: str | None,
     predicted: str | None,
@@ -48,7 +47,7 @@ def list_mistakes(
     """The job's wrongly predicted test examples, of class `true` and given class `predicted`
     when these are set, most confident first; 409 when it has no stored predictions, 422 for
     a class it does not have."""
-    predictions = _stored_predictions(job, artifacts_dir)
+    predictions = _stored_predictions(job, store)
     classes = job.classes or []
     rows = rank_mistakes(
         predictions, _class_index(job, "true", true), _class_index(job, "predicted", predicted)
@@ -71,7 +70,7 @@ def list_mistakes(
     return MistakeList(job_id=job.id, dataset=str(dataset), total=len(rows), items=items)
 
 
-def _stored_predictions(job: Job, artifacts_dir: Path) -> ExamplePredictions:
+def _stored_predictions(job: Job, store: ArtifactStore) -> ExamplePredictions:
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         raise Conflict(
             f"job {job.id} is {job.status}: its test predictions are stored when it succeeds"
@@ -82,14 +81,18 @@ def _stored_predictions(job: Job, artifacts_dir: Path) -> ExamplePredictions:
             f"job {job.id} {ended}: only a job that succeeds stores its test predictions"
         )
     try:
-        return load_example_predictions(artifacts_dir / predictions_file(job.id, job.attempts))
-    except FileNotFoundError:
+        key = predictions_key(job.id, job.attempts)
+        with store.open(key, job.predictions_sha256) as file:
+            return load_example_predictions(file)
+    except ArtifactMissing:
         # Trained before jobs kept them (or deleted since this request read its row: a rare race
         # that is no reason for a 500).
         raise Conflict(
             f"job {job.id} has no stored test predictions: it was trained before jobs kept "
             "them; submit its config again to get them"
         ) from None
+    except StoreError as exc:  # damaged, or the store does not answer
+        raise Unavailable(f"job {job.id}: its test predictions cannot be read: {exc}") from None
 
 
 def _class_index(job: Job, field: str, name: str | None) -> int | None:

@@ -129,3 +129,16 @@ def record_epoch(session: Session, lease: Lease, result: EpochRecord, steps: int
     update_leased(session, lease, progress_epoch=result.epoch, progress_step=steps)
     session.execute(insert(EpochResult).values(job_id=lease.job_id, **result.model_dump()))
     append_event(session, lease.job_id, EventKind.EPOCH, result.model_dump())
+
+
+def record_checkpoint(session: Session, lease: Lease, *, key: str, sha256: str) -> None:
+    """The job's newest checkpoint is the one published under `key`: a resumed attempt loads it."""
+    update_leased(session, lease, checkpoint_key=key, checkpoint_sha256=sha256)
+
+
+def recorded_checkpoint(session: Session, job_id: int) -> tuple[str, str | None] | None:
+    """The key and sha256 of the job's newest checkpoint, or None when it has none."""
+    key, sha256 = session.execute(
+        select(Job.checkpoint_key, Job.checkpoint_sha256).where(Job.id == job_id)
+    ).one()
+    return None if key is None else (key, sha256)

@@ -1,8 +1,6 @@
 """Deleting a finished job: its rows and its files, never a model a registered version serves."""
 
 import logging
-import shutil
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -10,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, NotFound
 from app.jobs.events import FINISHED
-from app.jobs.files import job_folder
+from app.jobs.files import job_prefix
 from app.models import Job, ModelVersion, RegisteredModel
+from app.storage.store import ArtifactStore, StoreError
 
 log = logging.getLogger("trainserve.api")
 
@@ -46,14 +45,12 @@ def delete_job(session: Session, job_id: int) -> None:
         raise Conflict(_registered_message(job_id, ["a model version"])) from None
 
 
-def remove_job_files(artifacts_dir: Path, job_id: int) -> None:
-    folder = job_folder(artifacts_dir, job_id)
+def remove_job_files(store: ArtifactStore, job_id: int) -> None:
+    """Remove the deleted job's files from the artifact store; what fails, the sweep removes."""
     try:
-        shutil.rmtree(folder)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("job %s was deleted but its files at %s were not: %s", job_id, folder, exc)
+        store.delete_prefix(job_prefix(job_id))
+    except (StoreError, OSError) as exc:
+        log.warning("job %s was deleted but its files were not: %s", job_id, exc)
 
 
 def _registered_message(job_id: int, versions: list[str]) -> str:

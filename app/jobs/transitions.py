@@ -36,16 +36,21 @@ class Lease:
     attempt: int
 
 
+# A job that succeeded or was cancelled has no use for its checkpoints: its worker removes them.
+NO_CHECKPOINT: dict[str, Any] = {"checkpoint_key": None, "checkpoint_sha256": None}
+
+
 @dataclass(frozen=True)
 class FinalResults:
     test_accuracy: float
     per_class_accuracy: dict[str, float]
     confusion_matrix: list[list[int]]
-    model_path: str
+    model_path: str  # its key in the artifact store
     model_sha256: str
     dataset_sha256: str  # the dataset's files, as app/ml's loaders read them
     test_images: int
     best_epoch: int | None = None
+    predictions_sha256: str | None = None  # of the test predictions, at predictions_key(...)
 
 
 def create_job(
@@ -185,9 +190,11 @@ def finish_job(session: Session, lease: Lease, results: FinalResults) -> None:
         confusion_matrix=results.confusion_matrix,
         model_path=results.model_path,
         model_sha256=results.model_sha256,
+        predictions_sha256=results.predictions_sha256,
         dataset_sha256=results.dataset_sha256,
         test_images=results.test_images,
         best_epoch=results.best_epoch,
+        **NO_CHECKPOINT,
     )
     job = session.get_one(Job, lease.job_id, populate_existing=True)
     config = JobConfig.from_stored(job.config)
@@ -221,7 +228,12 @@ def fail_job(session: Session, lease: Lease, message: str) -> None:
 def cancel_running_job(session: Session, lease: Lease) -> None:
     """End a running job whose cancel was requested."""
     update_leased(
-        session, lease, status=JobStatus.CANCELLED, finished_at=utcnow(), lease_expires_at=None
+        session,
+        lease,
+        status=JobStatus.CANCELLED,
+        finished_at=utcnow(),
+        lease_expires_at=None,
+        **NO_CHECKPOINT,
     )
     status_event(session, lease.job_id, JobStatus.CANCELLED)
 

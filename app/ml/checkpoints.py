@@ -1,10 +1,9 @@
-"""Models and training checkpoints on disk: plain dicts of tensors and names, written atomically."""
+"""Models and training checkpoints as files: plain dicts of tensors and names."""
 
 import hashlib
 import io
 import logging
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -42,38 +41,46 @@ def fsync_folder(folder: Path) -> None:
         os.close(dir_fd)
 
 
-def atomic_torch_save(payload: dict[str, Any], path: Path, *, pause_s: float = 0.0) -> str:
-    """Write payload so that readers see the old file or the whole new one; its sha256.
+def write_torch_file(payload: dict[str, Any], path: Path, *, pause_s: float = 0.0) -> str:
+    """Write payload to `path` (created, or emptied first) and fsync it; its sha256.
 
-    The bytes go to a temporary file beside `path`, are fsynced, then renamed into place. On any
-    failure (a full disk, say) the temporary file is removed and `path` is left as it was.
     `pause_s` holds the write open half-way, for fault-injection tests.
     """
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     data = buffer.getvalue()
+    with path.open("wb") as f:
+        half = len(data) // 2
+        f.write(data[:half])
+        if pause_s:
+            f.flush()
+            time.sleep(pause_s)
+        f.write(data[half:])
+        f.flush()
+        os.fsync(f.fileno())
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_torch_save(payload: dict[str, Any], path: Path, *, pause_s: float = 0.0) -> str:
+    """Write payload so that readers see the old file or the whole new one; its sha256.
+
+    The bytes go to a temporary file beside `path`, are fsynced, then renamed into place. On any
+    failure (a full disk, say) the temporary file is removed and `path` is left as it was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            half = len(data) // 2
-            f.write(data[:half])
-            if pause_s:
-                f.flush()
-                time.sleep(pause_s)
-            f.write(data[half:])
-            f.flush()
-            os.fsync(f.fileno())
+        sha256 = write_torch_file(payload, Path(tmp_name), pause_s=pause_s)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     fsync_folder(path.parent)  # makes the rename itself durable
-    return hashlib.sha256(data).hexdigest()
+    return sha256
 
 
-def save_model(
-    path: Path,
+def model_payload(
     model: nn.Module,
     *,
     arch: str,
@@ -81,24 +88,26 @@ def save_model(
     image_size: tuple[int, int],
     standardizer: Standardizer | None = None,
     hidden_layers: list[int] | None = None,
-) -> str:
-    """Save the trained weights with what is needed to serve them; the file's sha256. A tabular
-    model keeps its feature columns and their standardisation."""
+) -> dict[str, Any]:
+    """The trained weights with what is needed to serve them; a tabular model keeps its feature
+    columns and their standardisation."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    return atomic_torch_save(
-        {
-            "format_version": FORMAT_VERSION,
-            "arch": arch,
-            "classes": list(classes),
-            "image_size": list(image_size),
-            "normalize_mean": list(NORMALIZE_MEAN),
-            "normalize_std": list(NORMALIZE_STD),
-            "standardizer": None if standardizer is None else standardizer.state(),
-            "hidden_layers": hidden_layers,
-            "state_dict": state,
-        },
-        path,
-    )
+    return {
+        "format_version": FORMAT_VERSION,
+        "arch": arch,
+        "classes": list(classes),
+        "image_size": list(image_size),
+        "normalize_mean": list(NORMALIZE_MEAN),
+        "normalize_std": list(NORMALIZE_STD),
+        "standardizer": None if standardizer is None else standardizer.state(),
+        "hidden_layers": hidden_layers,
+        "state_dict": state,
+    }
+
+
+def save_model(path: Path, model: nn.Module, **described: Any) -> str:
+    """Save a model (model_payload's fields) to `path` atomically; the file's sha256."""
+    return atomic_torch_save(model_payload(model, **described), path)
 
 
 def load_model(source: Path | BinaryIO, device: torch.device | str = "cpu") -> SavedModel:
@@ -153,44 +162,8 @@ def read_saved_weights(source: Path | bytes) -> SavedWeights:
     )
 
 
-_CHECKPOINT_NAME = re.compile(r"^epoch(\d{4})-step(\d{8})\.pt$")
-
-
-class CheckpointStore:
-    """A job's training checkpoints: the newest two are kept, named by position."""
-
-    KEEP = 2
-
-    def __init__(self, folder: Path, *, pause_s: float = 0.0) -> None:
-        self.folder = folder
-        self.pause_s = pause_s
-
-    def _checkpoints(self) -> list[Path]:
-        """Checkpoint files, newest position first."""
-        if not self.folder.is_dir():
-            return []
-        found = [p for p in self.folder.iterdir() if _CHECKPOINT_NAME.match(p.name)]
-        return sorted(found, key=lambda p: p.name, reverse=True)
-
-    def remove_stale_temporaries(self) -> None:
-        """Delete half-written files left by a worker that died while writing."""
-        if self.folder.is_dir():
-            for leftover in self.folder.glob(f".*{TEMP_SUFFIX}"):
-                leftover.unlink(missing_ok=True)
-
-    def save(self, state: dict[str, Any], epoch: int, step: int) -> Path:
-        """Write a checkpoint for position (epoch, step) and prune all but the newest two."""
-        path = self.folder / f"epoch{epoch:04d}-step{step:08d}.pt"
-        atomic_torch_save(state, path, pause_s=self.pause_s)
-        for old in self._checkpoints()[self.KEEP :]:
-            old.unlink(missing_ok=True)
-        return path
-
-    def load_latest(self) -> tuple[dict[str, Any], Path] | None:
-        """The newest checkpoint that loads (onto the CPU), else older ones; None if none does."""
-        for path in self._checkpoints():
-            try:
-                return torch.load(path, map_location="cpu", weights_only=True), path
-            except Exception as exc:
-                log.warning("checkpoint %s does not load (%s); trying the one before", path, exc)
-        return None
+def load_checkpoint(source: BinaryIO) -> dict[str, Any]:
+    """A training checkpoint (RunState.snapshot), onto the CPU; only tensors and plain values
+    are unpickled."""
+    payload: dict[str, Any] = torch.load(source, map_location="cpu", weights_only=True)
+    return payload

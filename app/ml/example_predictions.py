@@ -3,6 +3,7 @@ and that class's probability, so its mistakes can be listed without running it a
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import torch
 
@@ -29,23 +30,26 @@ class ExamplePredictions:
         return int(self.index.shape[0])
 
 
+def predictions_payload(predictions: ExamplePredictions) -> dict[str, Any]:
+    """What their file holds."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "index": predictions.index.to("cpu", torch.int64),
+        "true": predictions.true.to("cpu", torch.int64),
+        "predicted": predictions.predicted.to("cpu", torch.int64),
+        "confidence": predictions.confidence.to("cpu", torch.float32),
+    }
+
+
 def save_example_predictions(path: Path, predictions: ExamplePredictions) -> str:
     """Write them atomically (the old file or the whole new one); the file's sha256."""
-    return atomic_torch_save(
-        {
-            "format_version": FORMAT_VERSION,
-            "index": predictions.index.to("cpu", torch.int64),
-            "true": predictions.true.to("cpu", torch.int64),
-            "predicted": predictions.predicted.to("cpu", torch.int64),
-            "confidence": predictions.confidence.to("cpu", torch.float32),
-        },
-        path,
-    )
+    return atomic_torch_save(predictions_payload(predictions), path)
 
 
-def load_example_predictions(path: Path) -> ExamplePredictions:
-    """What save_example_predictions wrote (only tensors and plain values are unpickled)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+def load_example_predictions(source: Path | BinaryIO) -> ExamplePredictions:
+    """What predictions_payload made, from a path or an open file (only tensors and plain
+    values are unpickled)."""
+    payload = torch.load(source, map_location="cpu", weights_only=True)
     return ExamplePredictions(
         index=payload["index"],
         true=payload["true"],

@@ -1,15 +1,14 @@
 """Trained models held in memory by the API, loaded once each, least recently used dropped.
 
-A model file is trusted only after its sha256 matches the one the worker stored with the job.
-Each cached model comes with the batcher that serves its predictions.
+A model file is trusted only after its sha256 matches the one the worker stored with the job
+(the artifact store checks it). Each cached model comes with the batcher that serves its
+predictions.
 """
 
-import hashlib
 import logging
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import torch
 
@@ -17,6 +16,7 @@ from app.errors import Unavailable
 from app.ml.predictor import Predictor
 from app.serving.batcher import Batcher
 from app.serving.lookup import ServedModel
+from app.storage.store import ArtifactDamaged, ArtifactMissing, ArtifactStore, StoreError
 
 log = logging.getLogger("trainserve.api")
 
@@ -36,13 +36,13 @@ class ModelCache:
         self._models: OrderedDict[tuple[int, str | None], Batcher] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, served: ServedModel, artifacts_dir: Path) -> Batcher:
+    def get(self, served: ServedModel, store: ArtifactStore) -> Batcher:
         """The batcher serving a job's model, verified and loaded from its file on first use."""
         key = (served.job_id, served.model_sha256)
         with self._lock:
             batcher = self._models.get(key)
             if batcher is None:
-                predictor = load_verified(served, artifacts_dir, self.device)
+                predictor = load_verified(served, store, self.device)
                 batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
                 self._models[key] = batcher
                 while len(self._models) > self.capacity:
@@ -64,23 +64,25 @@ class ModelCache:
         return len(self._models)
 
 
-def load_verified(served: ServedModel, artifacts_dir: Path, device: torch.device) -> Predictor:
+def load_verified(served: ServedModel, store: ArtifactStore, device: torch.device) -> Predictor:
     """The served model's file, checked against its sha256 and loaded; 503 naming it if not."""
-    path = artifacts_dir / served.model_path
+    key = served.model_path
     try:
-        data = path.read_bytes()
-    except OSError:
-        raise Unavailable(f"{served.label}: its model file is missing ({path})") from None
-    # Hashed and loaded from the same bytes: one read, and no window in which the file could
-    # change between the check and the load.
-    sha256 = served.model_sha256
-    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        # Checked and loaded from the same open file: no window in which it could change.
+        with store.open(key, served.model_sha256) as file:
+            data = file.read()
+    except ArtifactMissing as exc:
+        raise Unavailable(f"{served.label}: its model file is missing ({exc})") from None
+    except ArtifactDamaged as exc:
+        log.error("%s: %s", served.label, exc)
         raise Unavailable(
             f"{served.label}: its model file is damaged: its sha256 does not match the one "
             "recorded when it was written"
-        )
+        ) from None
+    except StoreError as exc:
+        raise Unavailable(f"{served.label}: its model file cannot be read: {exc}") from None
     try:
         return Predictor.from_bytes(data, device)
     except Exception as exc:
-        log.error("%s: model file %s does not load: %s", served.label, path, exc)
+        log.error("%s: model file %s does not load: %s", served.label, key, exc)
         raise Unavailable(f"{served.label}: its model file cannot be loaded") from None

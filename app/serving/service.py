@@ -3,7 +3,6 @@
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +15,7 @@ from app.serving.batcher import Batcher, UploadRejected
 from app.serving.lookup import ServedModel, ServingJobs, Target
 from app.serving.model_cache import ModelCache
 from app.serving.rows import column_values
+from app.storage.store import ArtifactStore
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,12 @@ class Predictions:
     """Classifies images and table rows with the model a request names (a job's, or a
     registered model's version; by default the default model's production version).
 
-    The database and the disk are touched only on a cache miss, and then off the event loop.
+    The database and the artifact store are touched only on a cache miss, and then off the
+    event loop.
     """
 
-    def __init__(self, lookup: ServingJobs, models: ModelCache, artifacts_dir: Path) -> None:
-        self.lookup, self.models, self.artifacts_dir = lookup, models, artifacts_dir
+    def __init__(self, lookup: ServingJobs, models: ModelCache, store: ArtifactStore) -> None:
+        self.lookup, self.models, self.store = lookup, models, store
 
     async def classify_images(
         self, target: Target, uploads: list[tuple[str, bytes]], *, resize: bool = True
@@ -109,5 +110,5 @@ class Predictions:
             served = await run_in_threadpool(self.lookup.find, target)
         batcher = self.models.cached(served)
         if batcher is None:
-            batcher = await run_in_threadpool(self.models.get, served, self.artifacts_dir)
+            batcher = await run_in_threadpool(self.models.get, served, self.store)
         return served, batcher

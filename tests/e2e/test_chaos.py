@@ -1,6 +1,6 @@
 """Chaos: workers killed with SIGKILL at random moments, some in the middle of a checkpoint write.
 
-Every job must still succeed, resumed from the last checkpoint that was complete when its worker
+Every job must still succeed, resumed from the last checkpoint its row recorded when its worker
 died, and end exactly as a run that was never interrupted.
 """
 
@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
+from app.db import session_scope
+from app.models import Job
 from tests.conftest import Env
 from tests.e2e.conftest import Process, Service, wait_for
 
@@ -22,17 +24,18 @@ KILLS = 12
 KILLS_DURING_CHECKPOINT_WRITE = 4
 MAX_TRIALS = 20
 CONFIG = {"epochs": 3, "batch_size": 4, "log_every": 10, "seed": 7, "device": "cpu"}
-CHECKPOINT_NAME = re.compile(r"^epoch\d{4}-step\d{8}\.pt$")
 
 
 def checkpoint_dir(env: Env, job_id: int) -> Path:
     return env.artifacts_dir / "jobs" / str(job_id) / "checkpoints"
 
 
-def complete_checkpoints(folder: Path) -> list[str]:
-    if not folder.is_dir():
-        return []
-    return sorted(p.name for p in folder.iterdir() if CHECKPOINT_NAME.match(p.name))
+def recorded_checkpoint(job_id: int) -> str | None:
+    """The file name of the checkpoint the job's row records: the one a resume loads."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return None if job.checkpoint_key is None else Path(job.checkpoint_key).name
 
 
 def temporaries(folder: Path) -> list[Path]:
@@ -122,7 +125,7 @@ def test_sigkill_at_random_moments_loses_nothing(
         if client.get(f"/jobs/{job_id}").json()["status"] != "running":
             continue  # it finished before the kill landed; not a kill
         kills += 1
-        last_complete = complete_checkpoints(folder)
+        last_recorded = recorded_checkpoint(job_id)
 
         successor = service.start_worker(f"successor{trials}")
         job = run_to_end(client, job_id)
@@ -131,8 +134,8 @@ def test_sigkill_at_random_moments_loses_nothing(
         assert job["status"] == "succeeded", successor.log()
         assert job["attempts"] == 2
         resumed = re.search(rf"job {job_id}: resuming from checkpoint (\S+) ", successor.log())
-        if last_complete:
-            assert resumed is not None and resumed.group(1) == last_complete[-1]
+        if last_recorded is not None:
+            assert resumed is not None and resumed.group(1) == last_recorded
             resumes += 1
         else:
             assert resumed is None  # killed before its first checkpoint: started over

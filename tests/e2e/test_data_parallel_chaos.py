@@ -8,12 +8,7 @@ import pytest
 
 from tests.conftest import Env
 from tests.e2e.conftest import Service, wait_for
-from tests.e2e.test_chaos import (
-    assert_same_run,
-    checkpoint_dir,
-    complete_checkpoints,
-    run_to_end,
-)
+from tests.e2e.test_chaos import assert_same_run, recorded_checkpoint, run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -69,13 +64,13 @@ def test_a_killed_two_process_job_resumes_on_a_new_worker(
     victim.kill()
     # The other rank dies with the worker rather than waiting for it.
     wait_for(lambda: not any(alive(pid) for pid in ranks), 30, f"ranks {ranks} outlived it")
-    last_complete = complete_checkpoints(checkpoint_dir(env, job_id))
-    assert last_complete
+    last_recorded = recorded_checkpoint(job_id)
+    assert last_recorded is not None
 
     successor = service.start_worker("successor")
     job = run_to_end(client, job_id)
     assert job["status"] == "succeeded", successor.log()
     assert job["attempts"] == 2
     resumed = re.search(rf"job {job_id}: resuming from checkpoint (\S+) ", successor.log())
-    assert resumed is not None and resumed.group(1) == last_complete[-1]
+    assert resumed is not None and resumed.group(1) == last_recorded
     assert_same_run(client, job_id, reference, rel=1e-5)

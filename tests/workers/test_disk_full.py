@@ -8,7 +8,7 @@ import pytest
 from app.db import session_scope
 from app.jobs.config import JobConfig, JobFields
 from app.jobs.transitions import create_job
-from app.ml.checkpoints import CheckpointStore
+from app.ml.checkpoints import load_checkpoint
 from app.models import Job, JobStatus
 from tests.conftest import Env, small_disk
 from workers.worker import Worker
@@ -40,7 +40,9 @@ def test_a_full_disk_fails_the_job_and_keeps_the_last_checkpoint(
         assert job.error is not None and job.error.startswith("the disk is full")
         assert "No space left on device" in job.error
         assert [e.epoch for e in job.epoch_results] == [1, 2]
+        recorded = job.checkpoint_key
     folder = small_artifacts_disk / "jobs" / str(job_id) / "checkpoints"
-    assert [p.name for p in folder.iterdir()] == ["epoch0001-step00000100.pt"]  # no temporaries
-    loaded = CheckpointStore(folder).load_latest()
-    assert loaded is not None and loaded[0]["epoch"] == 1
+    assert [p.name for p in folder.iterdir()] == ["epoch0001-step00000100-attempt1.pt"]  # only
+    assert recorded == f"jobs/{job_id}/checkpoints/epoch0001-step00000100-attempt1.pt"
+    with (small_artifacts_disk / recorded).open("rb") as file:
+        assert load_checkpoint(file)["epoch"] == 1

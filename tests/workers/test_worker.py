@@ -174,6 +174,18 @@ def images_trained(worker_id: str) -> int:
         return record.images_trained
 
 
+def assert_same_run(job: Job, reference: Job) -> None:
+    """The job ended as the reference run: every loss point (to 1e-6) and its test results."""
+    assert [(p.epoch, p.step) for p in job.loss_points] == [
+        (p.epoch, p.step) for p in reference.loss_points
+    ]
+    assert [p.loss for p in job.loss_points] == pytest.approx(
+        [p.loss for p in reference.loss_points], abs=1e-6
+    )
+    assert job.test_accuracy == reference.test_accuracy
+    assert job.confusion_matrix == reference.confusion_matrix
+
+
 def test_stop_checkpoints_and_the_next_worker_resumes_exactly(
     migrated_env: Env, synthetic_cifar: Path
 ) -> None:
@@ -196,7 +208,7 @@ def test_stop_checkpoints_and_the_next_worker_resumes_exactly(
     assert len(checkpoints) == 1
     # The first worker trained up to its checkpoint (batches of 4 of the 400 images); the second
     # from there to the end.
-    epoch, step = map(int, re.findall(r"\d+", checkpoints[0].name))
+    epoch, step = map(int, re.findall(r"(?:epoch|step)(\d+)", checkpoints[0].name))
     stopped_at = (epoch - 1) * 400 + 4 * step
     assert images_trained("w1") == stopped_at
 
@@ -204,14 +216,7 @@ def test_stop_checkpoints_and_the_next_worker_resumes_exactly(
     assert images_trained("w2") == 3 * 400 - stopped_at
     job = load(job_id)
     assert job.status == JobStatus.SUCCEEDED and job.worker_id == "w2" and job.attempts == 1
-    assert [(p.epoch, p.step) for p in job.loss_points] == [
-        (p.epoch, p.step) for p in reference.loss_points
-    ]
-    assert [p.loss for p in job.loss_points] == pytest.approx(
-        [p.loss for p in reference.loss_points], abs=1e-6
-    )
-    assert job.test_accuracy == reference.test_accuracy
-    assert job.confusion_matrix == reference.confusion_matrix
+    assert_same_run(job, reference)
     # Checkpoints are removed once the model is saved.
     assert not (migrated_env.artifacts_dir / f"jobs/{job_id}/checkpoints").exists()
 

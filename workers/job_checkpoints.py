@@ -1,0 +1,60 @@
+"""A job's training checkpoints in the artifact store: each published under a key of its own,
+the newest recorded on the job's row (by JobRun, under its lease), which is what a resumed
+attempt loads, on this machine or another."""
+
+import logging
+from pathlib import PurePosixPath
+from typing import Any
+
+from app.jobs.files import checkpoint_key, checkpoint_prefix
+from app.jobs.transitions import Lease
+from app.ml.checkpoints import load_checkpoint, write_torch_file
+from app.storage.store import ArtifactDamaged, ArtifactMissing, ArtifactStore, Published, StoreError
+
+log = logging.getLogger("trainserve.worker")
+
+
+def checkpoint_name(key: str) -> str:
+    """How the log names a checkpoint: its file name."""
+    return PurePosixPath(key).name
+
+
+class JobCheckpoints:
+    def __init__(self, store: ArtifactStore, lease: Lease, *, pause_s: float = 0.0) -> None:
+        self.store, self.lease, self.pause_s = store, lease, pause_s
+
+    def load(self, key: str, sha256: str | None) -> dict[str, Any] | None:
+        """The recorded checkpoint, verified; None (said in the log) when it is gone, damaged
+        or does not load: the job then starts over. A store that does not answer raises."""
+        job = self.lease.job_id
+        try:
+            with self.store.open(key, sha256) as file:
+                return load_checkpoint(file)
+        except (ArtifactMissing, ArtifactDamaged) as exc:
+            log.warning("job %s: its checkpoint cannot be used (%s); starting over", job, exc)
+        except StoreError:
+            raise
+        except Exception as exc:
+            log.warning("job %s: checkpoint %s does not load (%s); starting over", job, key, exc)
+        return None
+
+    def publish(self, snapshot: dict[str, Any], epoch: int, step: int) -> Published:
+        """The snapshot, stored whole under a key no other attempt writes."""
+        key = checkpoint_key(self.lease.job_id, self.lease.attempt, epoch, step)
+        return self.store.publish_new(
+            key, lambda path: write_torch_file(snapshot, path, pause_s=self.pause_s)
+        )
+
+    def discard(self, key: str) -> None:
+        """Remove a checkpoint no row records any more; on failure the sweep removes it later."""
+        try:
+            self.store.delete(key)
+        except StoreError as exc:
+            log.warning("job %s: %s", self.lease.job_id, exc)
+
+    def clear(self) -> None:
+        """Remove all the job's checkpoints (it succeeded or was cancelled)."""
+        try:
+            self.store.delete_prefix(checkpoint_prefix(self.lease.job_id))
+        except (StoreError, OSError) as exc:
+            log.warning("job %s: its checkpoints were not removed: %s", self.lease.job_id, exc)

@@ -1,6 +1,6 @@
 """Removing files that no row refers to: uploads a crash left before their row was created, the
 folders of datasets, weights files and jobs whose rows are gone, the exports of deleted model
-versions.
+versions; with a bucket as the artifact store, its objects no row refers to (app/bucket_sweep.py).
 
 It never removes what a row refers to, and leaves alone anything changed within the grace
 period: an upload being received and checked, a dataset folder whose row is being committed.
@@ -31,6 +31,9 @@ from app.models import JOB_ID_MAX, Dataset, Job, ModelVersion, RegisteredModel, 
 from app.settings import Settings
 from app.weights.files import WEIGHTS_FOLDER
 from app.weights.ids import WEIGHTS_ID_PATTERN
+from app.storage.config import get_store
+from app.storage.local import LocalFolder
+from app.storage.store import ArtifactStore
 
 log = logging.getLogger("trainserve.sweep")
 
@@ -49,9 +52,10 @@ class SweepReport:
 
     # uploads: left under incoming/ by a crash before their row; datasets, weights and jobs:
     # folders whose row is gone (a job's models, checkpoints and test predictions); exports: of
-    # deleted model versions.
+    # deleted model versions; objects and multipart: of the bucket, when the artifacts are in one.
     removed: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
+    bucket: str | None = None  # the bucket swept, as its store names it
 
     def remove(self, kind: str, entry: Path) -> None:
         """Remove `entry` (a file or a folder) and count it under `kind`."""
@@ -71,18 +75,28 @@ class SweepReport:
 
     def __str__(self) -> str:
         counts = self.removed
+        in_bucket = (
+            ""
+            if self.bucket is None
+            else f", {counts['objects']} object(s) no row refers to and {counts['multipart']} "
+            f"unfinished multipart upload(s) in the {self.bucket}"
+        )
         return (
             f"{counts['uploads']} unfinished upload(s), {counts['datasets']} folder(s) of "
             f"deleted datasets, {counts['weights']} folder(s) of deleted weights files, "
             f"{counts['jobs']} folder(s) of deleted jobs, {counts['exports']} export folder(s) "
-            f"of deleted model versions: {self.bytes} bytes"
+            f"of deleted model versions{in_bucket}: {self.bytes} bytes"
         )
 
 
-def sweep_unreferenced_files(data_dir: Path, artifacts_dir: Path, grace_s: float) -> SweepReport:
-    """Remove what no row refers to and nothing has changed for `grace_s`; what was removed."""
+def sweep_unreferenced_files(
+    data_dir: Path, artifacts_dir: Path, grace_s: float, store: ArtifactStore | None = None
+) -> SweepReport:
+    """Remove what no row refers to and nothing has changed for `grace_s`; what was removed.
+    The artifacts are the folder `artifacts_dir`, unless `store` is a bucket."""
     cutoff = time.time() - grace_s
     report = SweepReport()
+    local_artifacts = store is None or isinstance(store, LocalFolder)
     with session_scope(write=True) as session:
         for entry in _children(data_dir / INCOMING_FOLDER):
             if _settled(entry, cutoff):
@@ -95,30 +109,55 @@ def sweep_unreferenced_files(data_dir: Path, artifacts_dir: Path, grace_s: float
                     and _settled(entry, cutoff)
                 ):
                     report.remove(kind, entry)
-        for entry in _children(artifacts_dir / JOBS_FOLDER):
-            if (
-                entry.name.isdigit()
-                and int(entry.name) <= JOB_ID_MAX
-                and not _job_exists(session, int(entry.name))
-                and _settled(entry, cutoff)
-            ):
-                report.remove("jobs", entry)
-        for model_folder in _children(artifacts_dir / EXPORTS_FOLDER):
-            for entry in _children(model_folder):
-                number = VERSION_FOLDER.match(entry.name)
-                if (
-                    number
-                    and not _version_exists(session, model_folder.name, int(number[1]))
-                    and _settled(entry, cutoff)
-                ):
-                    report.remove("exports", entry)
-            _remove_if_empty(model_folder, cutoff)
+        if local_artifacts:
+            _sweep_artifacts_folder(session, artifacts_dir, cutoff, report)
+    if not local_artifacts:
+        assert store is not None
+        _sweep_bucket(store, cutoff, report)
     return report
 
 
-def sweep_and_log(data_dir: Path, artifacts_dir: Path, grace_s: float) -> SweepReport:
+def _sweep_artifacts_folder(
+    session: Session, artifacts_dir: Path, cutoff: float, report: SweepReport
+) -> None:
+    """The folders of deleted jobs, and the exports of deleted model versions."""
+    for entry in _children(artifacts_dir / JOBS_FOLDER):
+        if (
+            entry.name.isdigit()
+            and int(entry.name) <= JOB_ID_MAX
+            and not _job_exists(session, int(entry.name))
+            and _settled(entry, cutoff)
+        ):
+            report.remove("jobs", entry)
+    for model_folder in _children(artifacts_dir / EXPORTS_FOLDER):
+        for entry in _children(model_folder):
+            number = VERSION_FOLDER.match(entry.name)
+            if (
+                number
+                and not _version_exists(session, model_folder.name, int(number[1]))
+                and _settled(entry, cutoff)
+            ):
+                report.remove("exports", entry)
+        _remove_if_empty(model_folder, cutoff)
+
+
+def _sweep_bucket(store: ArtifactStore, cutoff: float, report: SweepReport) -> None:
+    # Imported here: boto3 is loaded only where a bucket is used.
+    from app.bucket_sweep import sweep_bucket
+    from app.storage.bucket import Bucket
+
+    assert isinstance(store, Bucket)
+    swept = sweep_bucket(store, cutoff)
+    report.bucket = store.description
+    report.removed += Counter(objects=swept.objects, multipart=swept.uploads)
+    report.bytes += swept.bytes
+
+
+def sweep_and_log(
+    data_dir: Path, artifacts_dir: Path, grace_s: float, store: ArtifactStore | None = None
+) -> SweepReport:
     """One sweep, reported in the log (at info when it removed something)."""
-    report = sweep_unreferenced_files(data_dir, artifacts_dir, grace_s)
+    report = sweep_unreferenced_files(data_dir, artifacts_dir, grace_s, store)
     if report.removed:
         log.info("sweep removed %s", report)
     else:
@@ -135,6 +174,7 @@ async def sweep_periodically(settings: Settings) -> None:
                 settings.data_dir,
                 settings.artifacts_dir,
                 settings.sweep_grace_seconds,
+                get_store(),
             )
         except Exception:
             log.exception(

@@ -36,6 +36,24 @@ def add_job(status: str, job_id: int) -> None:
         session.add(Job(id=job_id, status=status, config={"epochs": 1}, attempts=1))
 
 
+def add_version(name: str, job_id: int, model_path: str) -> None:
+    """Version 1 of a new registered model `name`, serving `model_path` (from job `job_id`)."""
+    with session_scope(write=True) as session:
+        model = RegisteredModel(name=name, description="", tags={}, last_version=1)
+        session.add(model)
+        session.flush()
+        session.add(
+            ModelVersion(
+                model_id=model.id,
+                version=1,
+                job_id=job_id,
+                model_path=model_path,
+                test_accuracy=0.5,
+                lineage={},
+            )
+        )
+
+
 def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) -> None:
     data, artifacts = migrated_env.data_dir, migrated_env.artifacts_dir
     with session_scope(write=True) as session:
@@ -44,20 +62,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
         )
     add_job(JobStatus.SUCCEEDED, 1)
     add_job(JobStatus.RUNNING, 2)
-    with session_scope(write=True) as session:
-        model = RegisteredModel(name="cats", description="", tags={}, last_version=1)
-        session.add(model)
-        session.flush()
-        session.add(
-            ModelVersion(
-                model_id=model.id,
-                version=1,
-                job_id=1,
-                model_path="jobs/1/model-attempt1.pt",
-                test_accuracy=0.5,
-                lineage={},
-            )
-        )
+    add_version("cats", 1, "jobs/1/model-attempt1.pt")
     # Referred to by a row: kept.
     write(data / "datasets/ds-000000000001/images.pt", 100)
     write(artifacts / "jobs/1/model-attempt1.pt", 100)

@@ -173,14 +173,20 @@ def register(cli: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Remove files no row refers to: uploads a crash left, deleted datasets' and jobs'
-        files, deleted model versions' exports (the API also does so at start and hourly)."""
+        files, deleted model versions' exports, and in a bucket any object no row names (the
+        API also does so at start and hourly). `trainserve gc` is the same command."""
+        from app.storage.config import get_store
         from app.sweep import sweep_unreferenced_files
 
         _logging()
         settings = get_settings()
         grace_s = settings.sweep_grace_seconds if grace is None else grace
-        report = sweep_unreferenced_files(settings.data_dir, settings.artifacts_dir, grace_s)
+        report = sweep_unreferenced_files(
+            settings.data_dir, settings.artifacts_dir, grace_s, get_store()
+        )
         print(f"removed {report}")
+
+    cli.command("gc", rich_help_panel=PANEL, help="The same as `trainserve sweep`.")(sweep_command)
 
     @cli.command("check", rich_help_panel=PANEL)
     def check_command(

@@ -1,0 +1,82 @@
+"""Removing the objects of a bucket that no row refers to: models, predictions and checkpoints of
+deleted jobs, checkpoints a job no longer records (a worker killed after publishing one, before
+recording it), exports of deleted model versions; and multipart uploads a process left unfinished.
+
+What a row refers to is never removed, and nothing written within the grace period is: an object
+published a moment ago whose row is being committed. The rows are read first, then the bucket
+listed: an object a row starts referring to after that read was published after it, so within
+the grace period (which must be longer than the longest upload).
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db import session_scope
+from app.exports.store import EXPORTS_FOLDER
+from app.jobs.files import JOBS_FOLDER, predictions_key
+from app.models import Job, JobStatus, ModelVersion, RegisteredModel
+from app.storage.bucket import Bucket
+
+log = logging.getLogger("trainserve.sweep")
+
+EXPORT_KEY = re.compile(rf"^{EXPORTS_FOLDER}/([^/]+)/v(\d+)/")
+
+
+@dataclass
+class BucketSweep:
+    """What one sweep of a bucket removed."""
+
+    objects: int = 0
+    bytes: int = 0
+    uploads: int = 0  # unfinished multipart uploads aborted
+
+
+@dataclass(frozen=True)
+class References:
+    keys: set[str]  # job files rows name
+    versions: set[tuple[str, int]]  # (model, version): their exports
+
+
+def references(session: Session) -> References:
+    """Every key a job or a model version refers to, and every version's exports."""
+    keys: set[str] = set()
+    jobs = session.execute(
+        select(Job.id, Job.status, Job.attempts, Job.model_path, Job.checkpoint_key)
+    )
+    for job_id, status, attempts, model_path, checkpoint in jobs:
+        keys.update(key for key in (model_path, checkpoint) if key is not None)
+        if status == JobStatus.SUCCEEDED:
+            keys.add(predictions_key(job_id, attempts))
+    keys.update(session.scalars(select(ModelVersion.model_path)))
+    versions = session.execute(
+        select(RegisteredModel.name, ModelVersion.version).join(
+            RegisteredModel, RegisteredModel.id == ModelVersion.model_id
+        )
+    )
+    return References(keys, {(name, number) for name, number in versions})
+
+
+def _referenced(key: str, refs: References) -> bool:
+    export = EXPORT_KEY.match(key)
+    if export is not None:
+        return (export[1], int(export[2])) in refs.versions
+    return key in refs.keys
+
+
+def sweep_bucket(bucket: Bucket, cutoff: float) -> BucketSweep:
+    """Remove what no row refers to and was written before `cutoff` (POSIX time)."""
+    with session_scope() as session:
+        refs = references(session)
+    swept = BucketSweep()
+    for folder in (JOBS_FOLDER, EXPORTS_FOLDER):
+        for stored in bucket.list(folder):
+            if stored.modified_at < cutoff and not _referenced(stored.key, refs):
+                bucket.delete(stored.key)
+                swept.objects += 1
+                swept.bytes += stored.size
+    swept.uploads = bucket.abort_unfinished_uploads(cutoff)
+    return swept

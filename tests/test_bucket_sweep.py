@@ -1,0 +1,90 @@
+"""The sweep of a bucket (`trainserve gc`): it removes the objects no row refers to once they are
+older than the grace period, and unfinished multipart uploads, and nothing else: a real
+S3-compatible server, real rows in the migrated database."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from app.db import session_scope
+from app.models import Job, JobStatus
+from app.storage.config import get_store
+from app.sweep import sweep_unreferenced_files
+from tests.conftest import Env
+from tests.s3 import S3Bucket
+from tests.test_sweep import add_version
+
+TRAINSERVE = str(Path(sys.executable).parent / "trainserve")
+HOUR_S = 3600.0
+KEPT = [
+    "exports/cats/v1/cats-v1.onnx",
+    "jobs/1/model-attempt1.pt",
+    "jobs/1/test-predictions-attempt1.pt",
+    "jobs/2/checkpoints/epoch0001-step00000010-attempt1.pt",  # a running job's newest
+    "jobs/4/model-attempt2.pt",  # its job is gone, but a version serves it
+]
+ORPHANS = [
+    "exports/cats/v2/cats-v2.onnx",  # a deleted version's
+    "exports/gone/v1/gone-v1.onnx",  # a deleted model's
+    "jobs/2/checkpoints/epoch0001-step00000005-attempt1.pt",  # published, never recorded
+    "jobs/3/model-attempt1.pt",  # a deleted job's
+]
+
+
+def add_rows() -> None:
+    with session_scope(write=True) as session:
+        for job_id, status, files in (
+            (1, JobStatus.SUCCEEDED, {"model_path": "jobs/1/model-attempt1.pt"}),
+            (2, JobStatus.RUNNING, {"checkpoint_key": KEPT[3]}),
+        ):
+            session.add(Job(id=job_id, status=status, config={"epochs": 1}, attempts=1, **files))
+    add_version("cats", 1, "jobs/1/model-attempt1.pt")
+    # A file of no job's: a version's own row is enough to keep it.
+    add_version("dogs", 1, "jobs/4/model-attempt2.pt")
+
+
+def test_the_sweep_removes_only_what_no_row_refers_to(
+    s3_bucket: S3Bucket, migrated_env: Env
+) -> None:
+    add_rows()
+    store = get_store()
+    for key in KEPT + ORPHANS:
+        store.publish_bytes(key, b"x" * 10)
+    client, name = s3_bucket.server.client(), s3_bucket.name("jobs/5/model-attempt1.pt")
+    upload = client.create_multipart_upload(Bucket=s3_bucket.bucket, Key=name)
+    client.upload_part(
+        Bucket=s3_bucket.bucket, Key=name, UploadId=upload["UploadId"], PartNumber=1, Body=b"y"
+    )
+    data, artifacts = migrated_env.data_dir, migrated_env.artifacts_dir
+
+    kept = sweep_unreferenced_files(data, artifacts, HOUR_S, store)
+    assert (kept.bytes, dict(kept.removed)) == (0, {})
+    assert s3_bucket.stored_keys() == sorted(KEPT + ORPHANS)
+
+    time.sleep(1.1)  # the server's times are in whole seconds
+    swept = sweep_unreferenced_files(data, artifacts, 0, store)
+    assert str(swept) == (
+        "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted jobs, "
+        "0 export folder(s) of deleted model versions, 4 object(s) no row refers to and 1 "
+        f"unfinished multipart upload(s) in the {store.description}: 40 bytes"
+    )
+    assert s3_bucket.stored_keys() == KEPT
+    assert client.list_multipart_uploads(Bucket=s3_bucket.bucket).get("Uploads", []) == []
+
+
+def test_trainserve_gc_sweeps_the_bucket(s3_bucket: S3Bucket, migrated_env: Env) -> None:
+    store = get_store()
+    store.publish_bytes("jobs/12/model-attempt1.pt", b"x" * 11)
+    time.sleep(1.1)
+    done = subprocess.run(
+        [TRAINSERVE, "gc", "--grace", "0"], env=dict(os.environ), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (
+        "removed 0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
+        "deleted jobs, 0 export folder(s) of deleted model versions, 1 object(s) no row refers "
+        f"to and 0 unfinished multipart upload(s) in the {store.description}: 11 bytes\n"
+    )
+    assert s3_bucket.stored_keys() == []

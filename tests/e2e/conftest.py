@@ -75,18 +75,20 @@ class Service:
     def environment(self) -> dict[str, str]:
         return {**os.environ, **self.env.variables(), "PYTHONUNBUFFERED": "1", **self.overrides}
 
-    def start(self, name: str, *args: str) -> Process:
-        process = Process(list(args), self.environment(), self.env.root / f"{name}.log")
+    def start(self, name: str, *args: str, private: dict[str, str] | None = None) -> Process:
+        """Start a process; `private` adds variables of its own (its machine's folders)."""
+        environment = {**self.environment(), **(private or {})}
+        process = Process(list(args), environment, self.env.root / f"{name}.log")
         self.processes.append(process)
         return process
 
-    def start_api(self) -> Process:
-        api = self.start("api", TRAINSERVE, "api", "--port", str(self.port))
+    def start_api(self, private: dict[str, str] | None = None) -> Process:
+        api = self.start("api", TRAINSERVE, "api", "--port", str(self.port), private=private)
         self.wait_until_up(api)
         return api
 
-    def start_worker(self, name: str = "worker") -> Process:
-        return self.start(name, sys.executable, "-m", "workers")
+    def start_worker(self, name: str = "worker", private: dict[str, str] | None = None) -> Process:
+        return self.start(name, sys.executable, "-m", "workers", private=private)
 
     def wait_until_up(self, process: Process) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -1,0 +1,116 @@
+"""Machines that share nothing but the database and a bucket: the API and two workers as real
+processes, each with a data and an artifacts folder of its own (its own copy of the dataset),
+and a bucket of a real S3-compatible server. A worker killed with SIGKILL mid-job leaves its
+checkpoint in the bucket; the other resumes from it and ends exactly as an uninterrupted run;
+the API serves, exports and lists the mistakes of models it never had on its disk; the sweep
+(`trainserve gc`) removes an orphan object and nothing a row refers to."""
+
+import io
+import re
+import subprocess
+import time
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.db import session_scope
+from app.models import Job
+from tests.conftest import Env, synthetic_split, write_cifar_layout
+from tests.e2e.conftest import TRAINSERVE, Service
+from tests.e2e.test_chaos import CONFIG, assert_same_run, run_to_end
+from tests.s3 import S3Bucket
+
+pytestmark = pytest.mark.e2e
+
+
+def machine(env: Env, name: str) -> dict[str, str]:
+    """The folders of a machine of its own, with its own copy of the (synthetic) CIFAR-10."""
+    root = env.root / name
+    write_cifar_layout(root / "data", synthetic_split(400, seed=1), synthetic_split(100, seed=2))
+    return {
+        "TRAINSERVE_DATA_DIR": str(root / "data"),
+        "TRAINSERVE_ARTIFACTS_DIR": str(root / "artifacts"),
+    }
+
+
+def recorded_checkpoint(job_id: int) -> str | None:
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job.checkpoint_key
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 90, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def local_job_files(env: Env) -> list[Path]:
+    """Files of jobs in any machine's own artifacts folder, outside its cache of the bucket."""
+    return [p for name in ("api", "first", "second") for p in (env.root / name).rglob("jobs/*")]
+
+
+def test_machines_sharing_only_the_database_and_a_bucket(
+    env: Env, s3_bucket: S3Bucket, service: Service
+) -> None:
+    service.overrides = {
+        "TRAINSERVE_LEASE_SECONDS": "1.5",
+        "TRAINSERVE_HEARTBEAT_SECONDS": "0.2",
+        "TRAINSERVE_CHECKPOINT_SECONDS": "0.25",
+    }
+    service.start_api(private=machine(env, "api"))
+    first = service.start_worker("first", private=machine(env, "first"))
+    client = service.client()
+    reference_id = client.post("/jobs", json=CONFIG).json()["id"]
+    assert run_to_end(client, reference_id)["status"] == "succeeded"
+    reference = client.get(f"/jobs/{reference_id}/metrics").json()
+
+    job_id = client.post("/jobs", json=CONFIG).json()["id"]
+    first.wait_for_log(f"job {job_id}: checkpoint epoch")
+    first.kill()
+    recorded = recorded_checkpoint(job_id)  # what the database says as the machine dies
+    assert recorded is not None and client.get(f"/jobs/{job_id}").json()["status"] == "running"
+
+    second = service.start_worker("second", private=machine(env, "second"))
+    job = run_to_end(client, job_id)
+    assert (job["status"], job["attempts"]) == ("succeeded", 2), second.log()
+    store = f"artifact store {s3_bucket.url} at {s3_bucket.server.endpoint}"
+    assert f"; {store}\n" in second.log()
+    resumed = re.search(rf"job {job_id}: resuming from checkpoint (\S+) ", second.log())
+    assert resumed is not None and resumed.group(1) == PurePosixPath(recorded).name
+    assert_same_run(client, job_id, reference, abs=1e-6)
+    assert recorded_checkpoint(job_id) is None
+    assert [k for k in s3_bucket.stored_keys() if k.startswith(f"jobs/{job_id}/")] == [
+        f"jobs/{job_id}/model-attempt2.pt",
+        f"jobs/{job_id}/test-predictions-attempt2.pt",
+    ]
+
+    answer = client.post("/predict", files={"file": ("x.png", png())}, params={"job_id": job_id})
+    assert answer.status_code == 200, answer.text
+    errors = client.get(f"/jobs/{job_id}/errors")
+    assert errors.status_code == 200, errors.text
+    export = client.get("/models/cifar10/versions/2/export", params={"format": "safetensors"})
+    assert export.status_code == 200, export.text
+    assert "exports/cifar10/v2/cifar10-v2.safetensors" in s3_bucket.stored_keys()
+    assert local_job_files(env) == []
+
+    kept = s3_bucket.stored_keys()
+    store_client = s3_bucket.server.client()
+    store_client.put_object(
+        Bucket=s3_bucket.bucket, Key=s3_bucket.name(f"jobs/{job_id}/stray.pt"), Body=b"z"
+    )
+    time.sleep(1.1)  # the server's times are in whole seconds
+    gc = subprocess.run(
+        [TRAINSERVE, "gc", "--grace", "0"],
+        env={**service.environment(), **machine(env, "admin")},
+        capture_output=True,
+        text=True,
+    )
+    assert gc.returncode == 0, gc.stderr
+    assert ", 1 object(s) no row refers to and 0 unfinished multipart upload(s) in" in gc.stdout
+    assert s3_bucket.stored_keys() == kept
+    again = client.get("/models/cifar10/versions/2/export", params={"format": "safetensors"})
+    assert (again.status_code, again.content) == (200, export.content)

@@ -9,8 +9,8 @@ from pathlib import Path
 from app.jobs.config import StoredConfigInvalid
 from app.ml.cifar10 import DatasetError
 from app.ml.transfer import UnsupportedHead, WeightsMismatch
-from workers.parents import ParentUnavailable
 from app.storage.store import StoreError
+from workers.parents import ParentUnavailable
 from workers.training.hooks import TrainingDiverged
 from workers.training.runtime import UnsupportedOption
 

@@ -12,7 +12,7 @@ import pytest
 from tests.api.test_exports import png
 from tests.conftest import Env, synthetic_split
 from tests.e2e.conftest import Service, wait_for
-from tests.e2e.test_chaos import assert_same_run, checkpoint_dir, complete_checkpoints, run_to_end
+from tests.e2e.test_chaos import assert_same_run, recorded_checkpoint, run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -29,7 +29,7 @@ CONFIG = {
     "device": "cpu",
 }
 STEPS_PER_EPOCH = 8
-EARLY_IN_EPOCH_ONE = re.compile(r"^epoch0001-step0000000[1-5]\.pt$")
+EARLY_IN_EPOCH_ONE = re.compile(r"^epoch0001-step0000000[1-5]-attempt1\.pt$")
 
 
 def test_a_resnet_killed_mid_epoch_resumes_to_the_uninterrupted_run(
@@ -58,18 +58,18 @@ def test_a_resnet_killed_mid_epoch_resumes_to_the_uninterrupted_run(
     assert answer.json()["job_id"] == reference_id
 
     job_id = client.post("/jobs", json=CONFIG).json()["id"]
-    folder = checkpoint_dir(env, job_id)
     victim = service.start_worker("victim")
     wait_for(
-        lambda: any(EARLY_IN_EPOCH_ONE.match(name) for name in complete_checkpoints(folder)),
+        lambda: EARLY_IN_EPOCH_ONE.match(recorded_checkpoint(job_id) or "") is not None,
         120,
         f"no checkpoint early in epoch 1:\n{victim.log()}",
         interval_s=0.01,
     )
     victim.kill()
     assert client.get(f"/jobs/{job_id}").json()["status"] == "running"
-    last_complete = complete_checkpoints(folder)[-1]
-    assert last_complete.startswith("epoch0001-") and last_complete != "epoch0001-step00000008.pt"
+    last_complete = recorded_checkpoint(job_id)
+    assert last_complete is not None and last_complete.startswith("epoch0001-")
+    assert last_complete != "epoch0001-step00000008-attempt1.pt"
 
     successor = service.start_worker("successor")
     job = run_to_end(client, job_id)

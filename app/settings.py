@@ -15,11 +15,14 @@ from pydantic_settings import (
 
 from app.logs import LogFormat
 from app.settings_sources import ENV_PREFIX, SecretFiles, SettingsError, describe
+from app.settings_storage import StorageSettings
 
 OFFICIAL_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+# Longer than the longest upload: a file published a moment ago whose row is being written.
+MIN_SWEEP_GRACE_S = 60.0
 
 
-class Settings(BaseSettings):
+class Settings(StorageSettings):
     """Everything the API and the worker can be told from outside."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
@@ -41,39 +44,6 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the job database.",
     )
     data_dir: Path = Field(default=Path("./var/data"), description="Where datasets live.")
-    artifacts_dir: Path = Field(
-        default=Path("./var/artifacts"),
-        description="Where trained models, checkpoints and exports are written; with a bucket "
-        "(TRAINSERVE_ARTIFACTS_URL), this process's cache of it.",
-    )
-    artifacts_url: str | None = Field(
-        default=None,
-        description="Where trained models, checkpoints and exports are kept: a local folder "
-        "(default: TRAINSERVE_ARTIFACTS_DIR) or an S3-compatible bucket, s3://BUCKET/PREFIX, "
-        "which machines that share nothing else can share.",
-    )
-    s3_endpoint_url: str | None = Field(
-        default=None,
-        description="The S3 API of a bucket outside AWS (MinIO, SeaweedFS, Ceph...); default: "
-        "AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL, else AWS S3 itself.",
-    )
-    s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
-        default="auto",
-        description="How the bucket is named in requests: path (MinIO, SeaweedFS) puts it in "
-        "the path, virtual in the host name.",
-    )
-    s3_multipart_threshold_bytes: int = Field(
-        default=64 * 1024 * 1024,
-        ge=5 * 1024 * 1024,  # S3's smallest part
-        description="Files larger than this go to the bucket as a multipart upload, in parts of "
-        "this size.",
-    )
-    artifacts_cache_bytes: int = Field(
-        default=8 * 1024**3,
-        ge=0,
-        description="Largest size of this process's cache of the bucket (files in use are "
-        "kept beyond it); the least recently used files go first.",
-    )
     download: bool = Field(
         default=True, description="Download CIFAR-10 when its files are missing."
     )
@@ -124,9 +94,10 @@ class Settings(BaseSettings):
     )
     sweep_grace_seconds: float = Field(
         default=3600.0,
-        ge=0,
+        ge=MIN_SWEEP_GRACE_S,
         description="The sweep leaves alone files changed more recently than this: an upload "
-        "still being received and checked, a folder whose row is being committed.",
+        "still being received and checked, a folder whose row is being committed, a file "
+        f"published whose row is not yet written (at least {MIN_SWEEP_GRACE_S:.0f} s).",
     )
     failpoint_decode_pause_seconds: float = Field(
         default=0.0,
@@ -267,26 +238,6 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.admin_key is not None or self.predict_key is not None
-
-    @model_validator(mode="after")
-    def _artifacts_location(self) -> "Settings":
-        """A local folder given as the URL is the artifacts folder; a bucket is s3://."""
-        url = self.artifacts_url
-        if not url:
-            self.artifacts_url = None
-        elif url.startswith("s3://"):
-            bucket = url.removeprefix("s3://").partition("/")[0]
-            if not bucket:
-                raise ValueError(
-                    f"TRAINSERVE_ARTIFACTS_URL ({url}) names no bucket: s3://BUCKET/PREFIX"
-                )
-        elif "://" in url and not url.startswith("file://"):
-            raise ValueError(
-                f"TRAINSERVE_ARTIFACTS_URL ({url}) must be a local folder or s3://BUCKET/PREFIX"
-            )
-        else:
-            self.artifacts_dir, self.artifacts_url = Path(url.removeprefix("file://")), None
-        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_lease(self) -> "Settings":

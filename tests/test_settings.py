@@ -153,6 +153,19 @@ def test_the_artifacts_url_is_a_local_folder_or_a_bucket(
     assert settings_error(TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES="1000").problem == (
         "TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES: Input should be greater than or equal to 5242880"
     )
+    # A mistyped bucket is not taken for a folder named "s3:".
+    for typo in ("s3:/models/a", "s3:models", "S3://models/a"):
+        assert settings_error(TRAINSERVE_ARTIFACTS_URL=typo).problem == (
+            f"TRAINSERVE_ARTIFACTS_URL ({typo}) must be a local folder or s3://BUCKET/PREFIX"
+        )
+    for endpoint in ("minio:9000", "127.0.0.1:9000", "ftp://minio:9000"):
+        assert settings_error(TRAINSERVE_S3_ENDPOINT_URL=endpoint).problem == (
+            f"TRAINSERVE_S3_ENDPOINT_URL ({endpoint}) must be http://HOST[:PORT] or "
+            "https://HOST[:PORT]"
+        )
+    assert settings_error(TRAINSERVE_SWEEP_GRACE_SECONDS="0").problem == (
+        "TRAINSERVE_SWEEP_GRACE_SECONDS: Input should be greater than or equal to 60"
+    )
 
 
 @pytest.mark.parametrize(

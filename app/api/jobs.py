@@ -93,6 +93,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 def submit_job(
     session: WriteSessionDep,
     settings: SettingsDep,
+    store: StoreDep,
     response: Response,
     spec: Annotated[JobCreate | None, Body(openapi_examples=SUBMIT_EXAMPLES)] = None,
     idempotency_key: Annotated[
@@ -110,7 +111,7 @@ def submit_job(
         spec or JobCreate(),
         max_attempts=settings.max_attempts,
         idempotency_key=idempotency_key,
-        artifacts_dir=settings.artifacts_dir,
+        store=store,
     )
     # Read inside the write transaction: another one after commit would queue for the lock.
     view = job_view(session, settings.lease_seconds, submitted.job)

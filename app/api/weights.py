@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Path, Query, Response, UploadFile
 from sqlalchemy import func, select
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import SessionDep, StoreDep
 from app.errors import ErrorOut
 from app.jobs.fields import COUNT_MAX
 from app.models import WeightsFile
@@ -32,11 +32,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
             "model": ErrorOut,
             "description": "Not a tensor file, or a pickle that refers to code (never run).",
         },
+        503: {"model": ErrorOut, "description": "The artifact store did not take the file."},
     },
     summary="Upload a weights file to fine-tune from",
 )
 def upload_weights(
-    settings: SettingsDep,
+    store: StoreDep,
     response: Response,
     file: Annotated[
         UploadFile,
@@ -49,7 +50,7 @@ def upload_weights(
     """Stored with its sha256 and each tensor's shape. A PyTorch file is read with
     torch.load(weights_only=True): a pickle that refers to code is refused with a 422, and
     nothing in it runs. Jobs name it in `init_from` as {"weights": id}."""
-    row = accept_weights(settings.data_dir, file.filename or "upload", file.file)
+    row = accept_weights(store, file.filename or "upload", file.file)
     response.headers["Location"] = f"/weights/{row.id}"
     return weights_detail(row)
 
@@ -90,8 +91,8 @@ def get_weights(session: SessionDep, weights_id: WeightsId) -> WeightsDetailOut:
     },
     summary="Delete a weights file",
 )
-def delete_weights(settings: SettingsDep, weights_id: WeightsId) -> Response:
+def delete_weights(store: StoreDep, weights_id: WeightsId) -> Response:
     """Its row and file; refused while a queued or running job starts from it. Finished jobs
     and their registered versions keep its sha256 and name."""
-    remove_weights(settings.data_dir, weights_id)
+    remove_weights(store, weights_id)
     return Response(status_code=204)

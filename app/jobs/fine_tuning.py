@@ -7,7 +7,6 @@ uploaded. Each names its field first ("init_from: ...")."""
 
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -28,6 +27,7 @@ from app.ml.transfer import UnsupportedHead, WeightsMismatch, check_fits, head_o
 from app.models import Dataset, ModelVersion
 from app.registry.aliases import alias_version
 from app.registry.versions import find_model, find_version
+from app.storage.store import ArtifactMissing, ArtifactStore, StoreError
 from app.weights.usage import find_weights
 
 
@@ -62,7 +62,7 @@ STEM = "conv1.weight"
 
 
 def find_parent(
-    session: Session, artifacts_dir: Path, init_from: VersionParent | AliasParent | WeightsParent
+    session: Session, store: ArtifactStore, init_from: VersionParent | AliasParent | WeightsParent
 ) -> Parent:
     """The version (an alias resolved to the version it names now) or weights file a job
     starts from; 404 when there is none."""
@@ -80,21 +80,26 @@ def find_parent(
                 raise NotFound(f"model {model.name!r} has no alias {init_from.alias!r}")
         else:
             number = init_from.version
-        return _version_parent(find_version(session, model, number), model.name, artifacts_dir)
+        return _version_parent(find_version(session, model, number), model.name, store)
     except NotFound as exc:
         raise NotFound(f"init_from: {exc.message}") from None
 
 
-def _version_parent(version: ModelVersion, model: str, artifacts_dir: Path) -> Parent:
-    path = artifacts_dir / version.model_path
+def _version_parent(version: ModelVersion, model: str, store: ArtifactStore) -> Parent:
+    key = version.model_path
     named = f"init_from: version {version.version} of {model!r}"
     try:
-        saved = read_saved_weights(path)
-        sha256 = version.model_sha256 or hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
-        raise Unavailable(f"{named}: its model file is missing ({path})") from None
+        with store.open(key, version.model_sha256) as file:
+            data = file.read()
+    except ArtifactMissing:
+        raise Unavailable(f"{named}: its model file is missing ({key})") from None
+    except StoreError as exc:  # damaged, or the store does not answer
+        raise Unavailable(f"{named}: its model file cannot be read: {exc}") from None
+    try:
+        saved = read_saved_weights(data)
     except Exception:
-        raise Unavailable(f"{named}: its model file cannot be read ({path})") from None
+        raise Unavailable(f"{named}: its model file cannot be read ({key})") from None
+    sha256 = version.model_sha256 or hashlib.sha256(data).hexdigest()
     resolved = ResolvedVersion(model=model, version=version.version, sha256=sha256)
     shapes = {name: list(tensor.shape) for name, tensor in saved.state_dict.items()}
     return Parent(resolved, shapes, arch=saved.arch, hidden_layers=saved.hidden_layers)

@@ -5,7 +5,6 @@ and labels."""
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -20,6 +19,7 @@ from app.jobs.labels import labels_of, write_labels
 from app.jobs.transitions import create_job
 from app.ml.cifar10 import IMAGE_SHAPE
 from app.models import Job, JobStatus
+from app.storage.store import ArtifactStore
 
 CIFAR10_IMAGE_PX = IMAGE_SHAPE[-1]
 
@@ -36,15 +36,15 @@ def submit_job(
     *,
     max_attempts: int,
     idempotency_key: str | None,
-    artifacts_dir: Path,
+    store: ArtifactStore,
 ) -> Submitted:
     """Queue the job `spec` asks for, or find the one an earlier request with the same key made.
-    A fine-tuning job's parent is read from `artifacts_dir` (a version's model file).
+    A fine-tuning job's parent is read from `store` (a version's model file).
 
     Runs in the caller's write transaction, which the caller commits (a lost race for the key
     rolls back what it had written).
     """
-    config = _resolved(session, spec, artifacts_dir)
+    config = _resolved(session, spec, store)
     fingerprint = request_fingerprint(spec) if idempotency_key else None
     if idempotency_key:
         existing = find_idempotent(session, idempotency_key, fingerprint)
@@ -71,12 +71,12 @@ def submit_job(
     return Submitted(job, replayed=False)
 
 
-def _resolved(session: Session, spec: JobCreate, artifacts_dir: Path) -> JobConfig:
+def _resolved(session: Session, spec: JobCreate, store: ArtifactStore) -> JobConfig:
     """The job's config, refused (4xx) when it cannot train: its dataset, its architecture on
     that dataset, and what it starts from (app/jobs/fine_tuning.py)."""
     parent = None
     if spec.init_from is not None:
-        parent = fine_tuning.find_parent(session, artifacts_dir, spec.init_from)
+        parent = fine_tuning.find_parent(session, store, spec.init_from)
         spec = fine_tuning.with_parent_model(spec, parent)
     config = spec.resolved(None if parent is None else parent.resolved)
     fine_tuning.check_options(config)

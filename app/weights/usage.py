@@ -5,8 +5,7 @@ and the versions registered from them keep its sha256 and name in their config a
 deleting it loses no record; a retry of such a job then fails, saying that the file is gone.
 """
 
-import shutil
-from pathlib import Path
+import logging
 
 from sqlalchemy.orm import Session
 
@@ -14,7 +13,10 @@ from app.db import session_scope
 from app.errors import NotFound
 from app.jobs.unfinished import refuse_while_needed
 from app.models import Job, WeightsFile
-from app.weights.files import weights_folder
+from app.storage.store import ArtifactStore, StoreError
+from app.weights.files import weights_prefix
+
+log = logging.getLogger("trainserve.api")
 
 
 def find_weights(
@@ -29,7 +31,7 @@ def find_weights(
     return row
 
 
-def remove_weights(data_dir: Path, weights_id: str) -> None:
+def remove_weights(store: ArtifactStore, weights_id: str) -> None:
     """Its row and file; 409 while a queued or running job starts from it."""
     with session_scope(write=True) as session:
         # Locked before the jobs are counted: a submit that starts from the file holds it shared
@@ -41,4 +43,7 @@ def remove_weights(data_dir: Path, weights_id: str) -> None:
             Job.config[("init_from", "weights")].as_string() == weights_id,
         )
         session.delete(row)
-    shutil.rmtree(weights_folder(data_dir, weights_id), ignore_errors=True)
+    try:
+        store.delete_prefix(weights_prefix(weights_id))
+    except StoreError as exc:  # no row refers to it: the sweep removes it later
+        log.warning("weights %s: its file was not removed: %s", weights_id, exc)

@@ -246,7 +246,8 @@ def test_a_parent_that_changed_or_went_fails_its_job_saying_so(
 ) -> None:
     run_job(client, env, **QUICK)
     weights = upload_weights(client, "w.pt", parent_model_file(env, client).read_bytes())
-    stored = env.data_dir / "weights" / weights["id"] / "weights.pt"
+    key = f"weights/{weights['id']}/weights.pt"
+    stored = env.artifacts_dir / key
     on_weights = client.post("/jobs", json={**QUICK, "init_from": {"weights": weights["id"]}})
     stored.write_bytes(stored.read_bytes()[:-1] + b"!")
     assert Worker(env.settings()).run_once()
@@ -254,10 +255,11 @@ def test_a_parent_that_changed_or_went_fails_its_job_saying_so(
     assert (failed["status"], failed["error"]) == (
         "failed",
         f"init_from: weights {weights['id']} (w.pt): its file is damaged or was replaced: its "
-        f"sha256 is not the one recorded when the job was submitted ({stored})",
+        f"sha256 is not the one recorded when the job was submitted ({key})",
     )
 
     model_file = parent_model_file(env, client)
+    version_key = model_file.relative_to(env.artifacts_dir).as_posix()
     on_version = client.post(
         "/jobs", json={**QUICK, "init_from": {"model": "cifar10", "version": 1}}
     )
@@ -266,13 +268,13 @@ def test_a_parent_that_changed_or_went_fails_its_job_saying_so(
     failed = client.get(f"/jobs/{on_version.json()['id']}").json()
     assert (failed["status"], failed["error"]) == (
         "failed",
-        f"init_from: version 1 of 'cifar10': its file is missing ({model_file})",
+        f"init_from: version 1 of 'cifar10': its file is missing ({version_key})",
     )
     # At submit, a version whose model file is gone cannot be checked.
     again = client.post("/jobs", json={**QUICK, "init_from": {"model": "cifar10", "version": 1}})
     assert refusal(again) == (
         503,
-        f"init_from: version 1 of 'cifar10': its model file is missing ({model_file})",
+        f"init_from: version 1 of 'cifar10': its model file is missing ({version_key})",
     )
 
 

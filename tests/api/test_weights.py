@@ -24,6 +24,7 @@ from app.jobs.transitions import create_job
 from app.main import create_app
 from app.models import WeightsFile
 from app.settings import get_settings
+from app.storage.config import get_store
 from app.weights.usage import remove_weights
 from tests.api.conftest import ADMIN, PREDICT, bearer, refusal
 from tests.conftest import Env
@@ -44,8 +45,10 @@ def upload(client: TestClient, name: str, data: bytes, **headers: str) -> httpx.
 
 
 def leftovers(env: Env) -> list[Path]:
-    """Every file under the data folder: an accepted upload's, or what a refusal left."""
-    return sorted(path for path in env.data_dir.rglob("*") if path.is_file())
+    """Every file under the data and artifacts folders: an accepted upload's, or what a
+    refusal left."""
+    found = [*env.data_dir.rglob("*"), *env.artifacts_dir.rglob("*")]
+    return sorted(path for path in found if path.is_file())
 
 
 def test_weights_round_trip_in_both_formats(client: TestClient, env: Env) -> None:
@@ -69,7 +72,7 @@ def test_weights_round_trip_in_both_formats(client: TestClient, env: Env) -> Non
             "tensors": {"conv.bias": [2], "conv.weight": [2, 3, 2, 2]},
         }
         assert client.get(f"/weights/{body['id']}").json() == body
-        stored = env.data_dir / "weights" / body["id"]
+        stored = env.artifacts_dir / "weights" / body["id"]
         [kept] = stored.iterdir()
         assert kept.read_bytes() == data  # stored as it came, under the hash it was given
 
@@ -87,7 +90,7 @@ def test_weights_round_trip_in_both_formats(client: TestClient, env: Env) -> Non
 
     gone = made["w.pt"]["id"]
     assert client.delete(f"/weights/{gone}").status_code == 204
-    assert not (env.data_dir / "weights" / gone).exists()
+    assert not (env.artifacts_dir / "weights" / gone).exists()
     assert refusal(client.get(f"/weights/{gone}")) == (
         404,
         f"weights {gone} not found (GET /weights lists them)",
@@ -190,8 +193,8 @@ def test_a_deletion_waits_for_a_job_being_submitted_from_the_file(
     with ThreadPoolExecutor(max_workers=1) as pool:
         with session_scope(write=True) as session:
             # A submit has found the file and is about to create its job.
-            found = find_parent(session, env.artifacts_dir, parent)
-            deleting = pool.submit(remove_weights, env.data_dir, made["id"])
+            found = find_parent(session, get_store(), parent)
+            deleting = pool.submit(remove_weights, get_store(), made["id"])
             time.sleep(0.5)
             assert not deleting.done()  # it waits for the submit to be committed
             job = create_job(session, JobCreate(init_from=parent).resolved(found.resolved))

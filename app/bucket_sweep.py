@@ -1,6 +1,8 @@
 """Removing the objects of a bucket that no row refers to: models, predictions and checkpoints of
-deleted jobs, checkpoints a job no longer records (a worker killed after publishing one, before
-recording it), exports of deleted model versions; and multipart uploads a process left unfinished.
+deleted jobs, checkpoints a finished job no longer records (a worker killed after publishing one,
+before recording it), exports of deleted model versions, weights files whose row is gone; and
+multipart uploads a process left unfinished. Nothing of a queued or running job is touched: its
+worker may have published a file it is about to record.
 
 What a row refers to is never removed, and nothing written within the grace period is: an object
 published a moment ago whose row is being committed. The rows are read first, then the bucket
@@ -17,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from app.db import session_scope
 from app.exports.store import EXPORTS_FOLDER
-from app.jobs.files import JOBS_FOLDER, predictions_key
-from app.models import Job, JobStatus, ModelVersion, RegisteredModel
+from app.jobs.files import JOBS_FOLDER, job_prefix, predictions_key
+from app.models import Job, JobStatus, ModelVersion, RegisteredModel, WeightsFile
 from app.storage.bucket import Bucket
+from app.weights.files import WEIGHTS_FOLDER, weights_prefix
 
 log = logging.getLogger("trainserve.sweep")
 
@@ -39,16 +42,20 @@ class BucketSweep:
 class References:
     keys: set[str]  # job files rows name
     versions: set[tuple[str, int]]  # (model, version): their exports
+    prefixes: set[str]  # everything under these: unfinished jobs' and weights files' folders
 
 
 def references(session: Session) -> References:
     """Every key a job or a model version refers to, and every version's exports."""
     keys: set[str] = set()
+    prefixes = {f"{weights_prefix(row)}/" for row in session.scalars(select(WeightsFile.id))}
     jobs = session.execute(
         select(Job.id, Job.status, Job.attempts, Job.model_path, Job.checkpoint_key)
     )
     for job_id, status, attempts, model_path, checkpoint in jobs:
         keys.update(key for key in (model_path, checkpoint) if key is not None)
+        if status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            prefixes.add(f"{job_prefix(job_id)}/")
         if status == JobStatus.SUCCEEDED:
             keys.add(predictions_key(job_id, attempts))
     keys.update(session.scalars(select(ModelVersion.model_path)))
@@ -57,14 +64,15 @@ def references(session: Session) -> References:
             RegisteredModel, RegisteredModel.id == ModelVersion.model_id
         )
     )
-    return References(keys, {(name, number) for name, number in versions})
+    return References(keys, {(name, number) for name, number in versions}, prefixes)
 
 
 def _referenced(key: str, refs: References) -> bool:
     export = EXPORT_KEY.match(key)
     if export is not None:
         return (export[1], int(export[2])) in refs.versions
-    return key in refs.keys
+    folder = "/".join(key.split("/")[:2]) + "/"  # jobs/7/ or weights/<id>/
+    return key in refs.keys or folder in refs.prefixes
 
 
 def sweep_bucket(bucket: Bucket, cutoff: float) -> BucketSweep:
@@ -72,7 +80,7 @@ def sweep_bucket(bucket: Bucket, cutoff: float) -> BucketSweep:
     with session_scope() as session:
         refs = references(session)
     swept = BucketSweep()
-    for folder in (JOBS_FOLDER, EXPORTS_FOLDER):
+    for folder in (JOBS_FOLDER, EXPORTS_FOLDER, WEIGHTS_FOLDER):
         for stored in bucket.list(folder):
             if stored.modified_at < cutoff and not _referenced(stored.key, refs):
                 bucket.delete(stored.key)

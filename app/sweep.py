@@ -29,20 +29,20 @@ from app.exports.store import EXPORTS_FOLDER
 from app.jobs.files import JOBS_FOLDER
 from app.models import JOB_ID_MAX, Dataset, Job, ModelVersion, RegisteredModel, WeightsFile
 from app.settings import Settings
-from app.weights.files import WEIGHTS_FOLDER
-from app.weights.ids import WEIGHTS_ID_PATTERN
 from app.storage.config import get_store
 from app.storage.local import LocalFolder
 from app.storage.store import ArtifactStore
+from app.weights.files import WEIGHTS_FOLDER
+from app.weights.ids import WEIGHTS_ID_PATTERN
 
 log = logging.getLogger("trainserve.sweep")
 
 DATASET_ID = re.compile(rf"^{re.escape(ID_PREFIX)}[0-9a-f]{{12}}$")
-# Uploads kept in a folder of their own, named by their row's id: (kind, folder, id, table).
-UPLOAD_FOLDERS: tuple[tuple[str, str, re.Pattern[str], type[Dataset | WeightsFile]], ...] = (
-    ("datasets", DATASETS_FOLDER, DATASET_ID, Dataset),
-    ("weights", WEIGHTS_FOLDER, re.compile(WEIGHTS_ID_PATTERN), WeightsFile),
-)
+# Uploads kept in a folder of their own, named by their row's id: kind -> (id, table).
+UPLOADS: dict[str, tuple[re.Pattern[str], type[Dataset | WeightsFile]]] = {
+    "datasets": (DATASET_ID, Dataset),
+    "weights": (re.compile(WEIGHTS_ID_PATTERN), WeightsFile),
+}
 VERSION_FOLDER = re.compile(r"^v(\d+)$")
 
 
@@ -101,14 +101,7 @@ def sweep_unreferenced_files(
         for entry in _children(data_dir / INCOMING_FOLDER):
             if _settled(entry, cutoff):
                 report.remove("uploads", entry)
-        for kind, folder, named, table in UPLOAD_FOLDERS:
-            for entry in _children(data_dir / folder):
-                if (
-                    named.match(entry.name)
-                    and session.get(table, entry.name) is None
-                    and _settled(entry, cutoff)
-                ):
-                    report.remove(kind, entry)
+        _sweep_uploads(session, "datasets", data_dir / DATASETS_FOLDER, cutoff, report)
         if local_artifacts:
             _sweep_artifacts_folder(session, artifacts_dir, cutoff, report)
     if not local_artifacts:
@@ -117,10 +110,25 @@ def sweep_unreferenced_files(
     return report
 
 
+def _sweep_uploads(
+    session: Session, kind: str, folder: Path, cutoff: float, report: SweepReport
+) -> None:
+    """The folders in `folder` of uploads of `kind` whose row is gone."""
+    named, table = UPLOADS[kind]
+    for entry in _children(folder):
+        if (
+            named.match(entry.name)
+            and session.get(table, entry.name) is None
+            and _settled(entry, cutoff)
+        ):
+            report.remove(kind, entry)
+
+
 def _sweep_artifacts_folder(
     session: Session, artifacts_dir: Path, cutoff: float, report: SweepReport
 ) -> None:
-    """The folders of deleted jobs, and the exports of deleted model versions."""
+    """The folders of deleted jobs and weights files, and the exports of deleted model
+    versions."""
     for entry in _children(artifacts_dir / JOBS_FOLDER):
         if (
             entry.name.isdigit()
@@ -129,6 +137,7 @@ def _sweep_artifacts_folder(
             and _settled(entry, cutoff)
         ):
             report.remove("jobs", entry)
+    _sweep_uploads(session, "weights", artifacts_dir / WEIGHTS_FOLDER, cutoff, report)
     for model_folder in _children(artifacts_dir / EXPORTS_FOLDER):
         for entry in _children(model_folder):
             number = VERSION_FOLDER.match(entry.name)

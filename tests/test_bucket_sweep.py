@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from app.db import session_scope
-from app.models import Job, JobStatus
+from app.models import Job, JobStatus, WeightsFile
 from app.storage.config import get_store
 from app.sweep import sweep_unreferenced_files
 from tests.conftest import Env
@@ -23,13 +23,17 @@ KEPT = [
     "jobs/1/model-attempt1.pt",
     "jobs/1/test-predictions-attempt1.pt",
     "jobs/2/checkpoints/epoch0001-step00000010-attempt1.pt",  # a running job's newest
+    # Published by a running job and not yet recorded: nothing of a running job is touched.
+    "jobs/2/checkpoints/epoch0001-step00000015-attempt1.pt",
     "jobs/4/model-attempt2.pt",  # its job is gone, but a version serves it
+    "weights/wt-000000000001/weights.pt",
 ]
 ORPHANS = [
     "exports/cats/v2/cats-v2.onnx",  # a deleted version's
     "exports/gone/v1/gone-v1.onnx",  # a deleted model's
-    "jobs/2/checkpoints/epoch0001-step00000005-attempt1.pt",  # published, never recorded
+    "jobs/1/checkpoints/epoch0001-step00000005-attempt1.pt",  # a finished job's, unrecorded
     "jobs/3/model-attempt1.pt",  # a deleted job's
+    "weights/wt-000000000002/weights.pt",  # a weights row never committed
 ]
 
 
@@ -41,6 +45,19 @@ def add_rows() -> None:
         ):
             session.add(Job(id=job_id, status=status, config={"epochs": 1}, attempts=1, **files))
     add_version("cats", 1, "jobs/1/model-attempt1.pt")
+    with session_scope(write=True) as session:
+        session.add(
+            WeightsFile(
+                id="wt-000000000001",
+                filename="w.pt",
+                format="pytorch",
+                size_bytes=10,
+                sha256="0" * 64,
+                tensor_count=0,
+                tensors={},
+                parameters=0,
+            )
+        )
     # A file of no job's: a version's own row is enough to keep it.
     add_version("dogs", 1, "jobs/4/model-attempt2.pt")
 
@@ -66,25 +83,31 @@ def test_the_sweep_removes_only_what_no_row_refers_to(
     time.sleep(1.1)  # the server's times are in whole seconds
     swept = sweep_unreferenced_files(data, artifacts, 0, store)
     assert str(swept) == (
-        "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted jobs, "
-        "0 export folder(s) of deleted model versions, 4 object(s) no row refers to and 1 "
-        f"unfinished multipart upload(s) in the {store.description}: 40 bytes"
+        "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted "
+        "weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted model "
+        "versions, 5 object(s) no row refers to and 1 "
+        f"unfinished multipart upload(s) in the {store.description}: 50 bytes"
     )
-    assert s3_bucket.stored_keys() == KEPT
+    assert s3_bucket.stored_keys() == sorted(KEPT)
     assert client.list_multipart_uploads(Bucket=s3_bucket.bucket).get("Uploads", []) == []
 
 
-def test_trainserve_gc_sweeps_the_bucket(s3_bucket: S3Bucket, migrated_env: Env) -> None:
+def test_trainserve_gc_keeps_what_is_within_its_grace_period(
+    s3_bucket: S3Bucket, migrated_env: Env
+) -> None:
     store = get_store()
     store.publish_bytes("jobs/12/model-attempt1.pt", b"x" * 11)
-    time.sleep(1.1)
-    done = subprocess.run(
-        [TRAINSERVE, "gc", "--grace", "0"], env=dict(os.environ), capture_output=True, text=True
-    )
+    env = dict(os.environ)
+    done = subprocess.run([TRAINSERVE, "gc"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout == (
         "removed 0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
-        "deleted jobs, 0 export folder(s) of deleted model versions, 1 object(s) no row refers "
-        f"to and 0 unfinished multipart upload(s) in the {store.description}: 11 bytes\n"
+        "deleted weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted "
+        "model versions, 0 object(s) no row refers to and 0 unfinished multipart upload(s) in "
+        f"the {store.description}: 0 bytes\n"
     )
-    assert s3_bucket.stored_keys() == []
+    assert s3_bucket.stored_keys() == ["jobs/12/model-attempt1.pt"]
+    # Shorter than an upload may take: a file published whose row is being written would go.
+    refused = subprocess.run([TRAINSERVE, "gc", "--grace", "1"], env=env, capture_output=True)
+    assert refused.returncode == 2
+    assert b"--grace" in refused.stderr and b"60" in refused.stderr

@@ -76,7 +76,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     # No row: removed.
     write(data / "incoming/ds-00000000000a", 5)  # an upload whose API died before its row
     write(data / "datasets/ds-00000000000b/upload", 7)  # a dataset row never committed
-    write(data / "weights/wt-00000000000c/weights.pt", 9)  # a weights row never committed
+    write(artifacts / "weights/wt-00000000000c/weights.pt", 9)  # a weights row never committed
     write(artifacts / "jobs/3/model-attempt1.pt", 11)  # a deleted job's
     write(artifacts / "jobs/3/test-predictions-attempt1.pt", 19)
     write(artifacts / "exports/cats/v2/cats-v2.onnx", 13)  # a deleted version's

@@ -13,6 +13,7 @@ from typing import Any, BinaryIO
 import torch
 from torch import nn
 
+from app.fsync import fsync_folder
 from app.ml.images import NORMALIZE_MEAN, NORMALIZE_STD
 from app.ml.nets import build_model
 from app.ml.standardizer import Standardizer
@@ -30,15 +31,6 @@ class SavedModel:
     classes: list[str]
     image_size: tuple[int, int]
     standardizer: Standardizer | None = None  # tabular models: their feature columns
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make the entries of `folder` (a rename into it) durable."""
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def write_torch_file(payload: dict[str, Any], path: Path, *, pause_s: float = 0.0) -> str:

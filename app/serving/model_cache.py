@@ -34,22 +34,35 @@ class ModelCache:
         # Keyed by the job and its file's sha256: on SQLite a deleted job's id can be given to
         # a new job, whose model must not be answered by the old one.
         self._models: OrderedDict[tuple[int, str | None], Batcher] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # held only to look up and change the dicts, never to load
+        # One lock per model being loaded: its requests wait for that one load, others not at all.
+        self._loading: dict[tuple[int, str | None], threading.Lock] = {}
 
     def get(self, served: ServedModel, store: ArtifactStore) -> Batcher:
-        """The batcher serving a job's model, verified and loaded from its file on first use."""
+        """The batcher serving a job's model, verified and loaded from its file on first use:
+        a slow download holds back the requests for that model only."""
         key = (served.job_id, served.model_sha256)
+        batcher = self.cached(served)
+        if batcher is not None:
+            return batcher
         with self._lock:
-            batcher = self._models.get(key)
-            if batcher is None:
+            loading = self._loading.setdefault(key, threading.Lock())
+        with loading:
+            batcher = self.cached(served)  # loaded while this request waited
+            if batcher is not None:
+                return batcher
+            try:
                 predictor = load_verified(served, store, self.device)
                 batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
-                self._models[key] = batcher
-                while len(self._models) > self.capacity:
-                    # Requests still waiting on an evicted model keep it alive until they finish.
-                    self._models.popitem(last=False)
-            self._models.move_to_end(key)
-            return batcher
+                with self._lock:
+                    self._models[key] = batcher
+                    while len(self._models) > self.capacity:
+                        # Requests still waiting on an evicted model keep it alive until they end.
+                        self._models.popitem(last=False)
+                return batcher
+            finally:
+                with self._lock:  # after the model is in: a later request finds it there
+                    self._loading.pop(key, None)
 
     def cached(self, served: ServedModel) -> Batcher | None:
         """The batcher for the served model if it is already loaded, else None (non-blocking)."""

@@ -40,6 +40,10 @@ MAX_TRANSFER_THREADS = 4
 RETRIES = 5
 PROBE_CONNECT_TIMEOUT_S = 3
 PROBE_READ_TIMEOUT_S = 5
+# Every other request: a server that stopped answering is an error (then retried, then an outage
+# the worker waits out) rather than a thread blocked for botocore's default of minutes.
+CONNECT_TIMEOUT_S = 10
+READ_TIMEOUT_S = 60
 DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
 MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 REFUSED_CODES = frozenset(
@@ -71,12 +75,21 @@ class Bucket(ArtifactStore):
 
         def client(**config: Any) -> Any:
             # endpoint_url None: boto3 reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS.
-            options = Config(s3={"addressing_style": addressing_style}, **config)
+            # Checksums only where S3 requires them: botocore's default (since 1.36) sends and
+            # expects CRC32 headers that MinIO, Ceph and older servers refuse or leave out.
+            options = Config(
+                s3={"addressing_style": addressing_style},
+                request_checksum_calculation="when_required",
+                response_checksum_validation="when_required",
+                **config,
+            )
             return session.client("s3", endpoint_url=endpoint_url or None, config=options)
 
         self.client = client(
             retries={"mode": "standard", "max_attempts": RETRIES},
             max_pool_connections=2 * MAX_TRANSFER_THREADS,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            read_timeout=READ_TIMEOUT_S,
         )
         # The health probe answers fast: one try, short timeouts.
         self.probe = client(
@@ -220,6 +233,9 @@ class Bucket(ArtifactStore):
         except (BotoCoreError, ClientError) as exc:
             raise self._failed("could not list or abort unfinished uploads", exc) from exc
         return aborted
+
+    def remove_staged(self, prefix: str) -> None:
+        pass  # staged in the cache folder, whose stale temporaries its eviction removes
 
     def problem(self) -> str | None:
         # Listing checks the endpoint, the credentials, the bucket and the right to list at once.

@@ -3,7 +3,8 @@ whole (fsynced, then renamed into place) and only once its digest matched; beyon
 least recently used go, never one that is open.
 
 The processes of one machine may share the folder: a reader holds a shared lock on the file it
-has open, and eviction removes only a file it can lock exclusively.
+has open, and eviction removes only a file it can lock exclusively. A file is locked before it is
+renamed into place, so that no eviction can take it between its publication and its first use.
 """
 
 import contextlib
@@ -49,13 +50,17 @@ class FileCache:
 
     def add(self, temporary: Path, sha256: str) -> BinaryIO:
         """Take the verified file at `temporary` in under its digest; it, opened."""
-        with temporary.open("rb") as file:
+        file = temporary.open("rb")
+        try:
             os.fsync(file.fileno())  # a power cut must not leave a short file under the name
-        os.replace(temporary, self.folder / sha256)
-        opened = self.open(sha256)
-        assert opened is not None, "a cached file went before it could be opened"
+            # Held from before the rename: an eviction finds it in use from its first moment.
+            fcntl.flock(file, fcntl.LOCK_SH)
+            os.replace(temporary, self.folder / sha256)
+        except BaseException:
+            file.close()
+            raise
         self.evict()
-        return opened
+        return file
 
     def evict(self) -> None:
         """Remove least recently used files until the cache fits its size, skipping the ones
@@ -93,5 +98,10 @@ def _remove_unless_open(path: Path) -> bool:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # being read
+        try:
+            if os.stat(path).st_ino != os.fstat(file.fileno()).st_ino:
+                return False  # published again since it was opened here, and in use
+        except FileNotFoundError:
+            return False
         path.unlink(missing_ok=True)
     return True

@@ -104,6 +104,10 @@ class ArtifactStore(ABC):
         """The objects under `prefix/`: for cleanups only, readers follow the database."""
 
     @abstractmethod
+    def remove_staged(self, prefix: str) -> None:
+        """Remove files a killed process staged for `prefix/` and never published."""
+
+    @abstractmethod
     def problem(self) -> str | None:
         """Why the store cannot be used now (naming it), or None when it answers."""
 

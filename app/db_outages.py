@@ -11,6 +11,7 @@ from typing import TypeVar
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from app.backoff import Backoff
 from app.db import session_scope
 from app.settings import get_settings
 
@@ -25,8 +26,6 @@ PROBE_LOCK_WAIT_MS = 2000
 PG_DISK_FULL = "53100"
 PG_CONNECTION_CLASS = "08"
 PG_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
-FIRST_RETRY_DELAY_S = 0.5
-LONGEST_RETRY_DELAY_S = 10.0
 OUTAGE_SETTLE_S = 2.0
 
 
@@ -118,8 +117,7 @@ def retry_through_outages(
     """`write()`, tried again with growing pauses while the database is out of space or out of
     reach; DatabaseOutage once that has lasted `limit_s`, or when `stop` is set. Other errors
     go through at once."""
-    started: float | None = None
-    delay_s = FIRST_RETRY_DELAY_S
+    backoff = Backoff(limit_s, stop)
     while True:
         try:
             result = write()
@@ -128,16 +126,8 @@ def retry_through_outages(
             if outage is None:
                 raise
             outages.failed(outage, exc)
-            now = time.monotonic()
-            started = now if started is None else started
-            if now - started >= limit_s or (stop is not None and stop.is_set()):
-                raise DatabaseOutage(outage, now - started) from exc
-            pause_s = min(delay_s, started + limit_s - now)
-            if stop is not None:
-                stop.wait(pause_s)
-            else:
-                time.sleep(pause_s)
-            delay_s = min(2 * delay_s, LONGEST_RETRY_DELAY_S)
+            if not backoff.pause():
+                raise DatabaseOutage(outage, backoff.waited_s) from exc
             continue
         outages.succeeded()
         return result

@@ -5,7 +5,7 @@ its artifact store answers. Both probes ask this, `/readyz` and the Open Inferen
 from app.db_outages import database_outage
 from app.errors import API_OUTAGES
 from app.migrations import schema_is_current
-from app.storage.config import get_store
+from app.storage.config import get_store_health
 
 SCHEMA_PROBLEM = "database unreachable or schema not current"
 
@@ -19,4 +19,4 @@ def readiness_problem() -> str | None:
         API_OUTAGES.failed(outage, RuntimeError("the readiness probe's write failed"))
         return str(outage)
     API_OUTAGES.succeeded()
-    return get_store().problem()
+    return get_store_health().problem()

@@ -16,7 +16,7 @@ from app.db import get_engine, get_session_factory
 from app.jobs.config import JobConfig
 from app.migrations import upgrade_to_head
 from app.settings import Settings, get_settings
-from app.storage.config import get_store
+from app.storage.config import get_store, get_store_health
 from tests.databases import backend, fresh_database, postgres_server_url
 from tests.s3 import s3_bucket, s3_server  # noqa: F401  (the fixtures, for every bucket test)
 
@@ -44,6 +44,7 @@ def _clear_caches() -> None:
     get_engine.cache_clear()
     get_session_factory.cache_clear()
     get_store.cache_clear()
+    get_store_health.cache_clear()
 
 
 @dataclass(frozen=True)

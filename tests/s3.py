@@ -27,7 +27,7 @@ import pytest
 from botocore.config import Config
 
 from app.settings import get_settings
-from app.storage.config import get_store
+from app.storage.config import get_store, get_store_health
 
 S3_URL_VARIABLE = "TRAINSERVE_TEST_S3_URL"
 REQUIRE_VARIABLE = "TRAINSERVE_REQUIRE_S3"
@@ -186,8 +186,10 @@ def s3_bucket(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     get_store.cache_clear()
+    get_store_health.cache_clear()
     yield bucket
     for key in bucket.stored_keys():
         client.delete_object(Bucket=TEST_BUCKET, Key=bucket.name(key))
     get_settings.cache_clear()
     get_store.cache_clear()
+    get_store_health.cache_clear()

@@ -22,6 +22,7 @@ from app.jobs.progress import (
 from app.jobs.records import LossRecord
 from app.jobs.transitions import Lease, LostJob
 from app.settings import Settings
+from app.storage.outages import StoreOutageLog, retry_through_store_outages
 from app.storage.store import ArtifactStore
 from workers.job_checkpoints import JobCheckpoints, checkpoint_name
 from workers.training.hooks import EpochMetrics, StopReason
@@ -59,6 +60,7 @@ class JobRun:
         self.lease, self.settings, self.shutdown = lease, settings, shutdown
         self.trained = trained
         self.outages = OutageLog(log, f"job {lease.job_id}")
+        self.store_outages = StoreOutageLog(log, f"job {lease.job_id}")
         # Both known once the data is loaded.
         self.batch_size: int | None = None
         self.train_images: int | None = None
@@ -157,6 +159,14 @@ class JobRun:
             write, self.outages, self.settings.database_outage_seconds, self.shutdown
         )
 
+    def in_store(self, call: Callable[[], T]) -> T:
+        """`call()` on the artifact store, waited out while the store is out of reach: training
+        pauses meanwhile (the heartbeat keeps the lease); StoreOutage after
+        TRAINSERVE_STORE_OUTAGE_LIMIT_S, or when the worker is told to stop."""
+        return retry_through_store_outages(
+            call, self.store_outages, self.settings.store_outage_limit_s, self.shutdown
+        )
+
     def _in_session(self, record: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`record(session, lease, ...)` in a write transaction of its own."""
         return in_write_session(record, self.lease, *args, **kwargs)
@@ -172,10 +182,16 @@ class JobRun:
                 return recorded_checkpoint(session, self.lease.job_id)
 
         recorded = self.write(read)  # a read, waited out like the writes
+        self.in_store(self.checkpoints.remove_stale_temporaries)
         snapshot = None
         if recorded is not None:
-            self._checkpoint = recorded[0]
-            snapshot = self.checkpoints.load(*recorded)
+            key, sha256 = recorded
+            self._checkpoint = key
+            snapshot = self.in_store(lambda: self.checkpoints.load(key, sha256))
+        elif (unrecorded := self.in_store(self.checkpoints.load_unrecorded)) is not None:
+            # Running when the service was upgraded to recording checkpoints: its newest file.
+            recorded = (unrecorded[0], None)
+            self._checkpoint, snapshot = unrecorded
         epoch, step = (0, 0) if snapshot is None else (snapshot["epoch"], snapshot["step"])
         loss_points, epochs = snapshot_history(snapshot)
         history = {"epoch": epoch, "step": step, "loss_points": loss_points, "epochs": epochs}
@@ -245,7 +261,7 @@ class JobRun:
     def save_checkpoint(self, snapshot: dict[str, Any], epoch: int, step: int) -> None:
         # Another worker may own the job by now; its checkpoints are not ours to touch.
         self.confirm_lease()
-        published = self.checkpoints.publish(snapshot, epoch, step)
+        published = self.in_store(lambda: self.checkpoints.publish(snapshot, epoch, step))
         try:
             self.write(
                 lambda: self._in_session(

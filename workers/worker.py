@@ -5,21 +5,18 @@ import os
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from types import FrameType
 
 from app.db import in_write_session, session_scope
 from app.db_outages import DatabaseOutage, OutageLog, outage_of, retry_through_outages
-from app.jobs.config import JobConfig
 from app.jobs.transitions import (
     Lease,
     LostJob,
     cancel_running_job,
     claim_next_job,
     fail_job,
-    finish_job,
     recover_expired_leases,
     release_job,
 )
@@ -31,29 +28,25 @@ from app.jobs.worker_registry import (
 )
 from app.logs import configure_logging, logging_job
 from app.migrations import schema_is_current
-from app.models import Job
 from app.settings import Settings, get_settings
 from app.storage.config import open_store
-from app.storage.store import ArtifactStore
-from workers.dataset_cache import DatasetCache, hold_out, limit_samples
+from app.storage.health import StoreHealth
+from app.storage.outages import StoreOutage, StoreOutageLog
+from app.storage.store import ArtifactStore, StoreError
+from workers.dataset_cache import DatasetCache
 from workers.failures import failure_message
 from workers.ingest import claim_dataset, ingest
 from workers.job_checkpoints import JobCheckpoints
-from workers.job_results import save_results
-from workers.job_run import JobRun, TrainedImages
+from workers.job_run import TrainedImages
+from workers.job_training import train_and_save
 from workers.offer import detect_offer
-from workers.parents import load_parent
-from workers.training.data_parallel import train_data_parallel
 from workers.training.hooks import (
     StopReason,
     TrainingInterrupted,
-    TrainInputs,
 )
-from workers.training.loop import train
+from workers.waiting import wait_until
 
 log = logging.getLogger("trainserve.worker")
-
-WAIT_LOG_INTERVAL_S = 10.0
 
 
 class Worker:
@@ -80,6 +73,10 @@ class Worker:
         self._record_lock = threading.Lock()
         # The worker's own writes (its record, claims): an outage is said once, not every second.
         self.outages = OutageLog(log, f"worker {self.worker_id}")
+        self.store_health = StoreHealth(self.store)
+        self.store_outages = StoreOutageLog(
+            log, f"worker {self.worker_id}", "claiming no job until it answers"
+        )
 
     def request_stop(self, signum: int = 0, _frame: FrameType | None = None) -> None:
         """Stop after handing the current job back to the queue."""
@@ -89,39 +86,39 @@ class Worker:
 
     def wait_for_schema(self) -> bool:
         """Wait until the migrations have been applied (by the API or `trainserve migrate`)."""
-        return self._wait_until(
+        return wait_until(
             lambda: (
                 None
                 if schema_is_current()
                 else "waiting for the database schema (start the API or run `trainserve migrate`)"
             ),
             logging.INFO,
+            self.stop,
+            self.settings.worker_poll_seconds,
         )
 
     def wait_for_store(self) -> bool:
         """Wait until the artifact store answers (a bucket reachable, the credentials taken):
         no job or dataset is claimed before."""
-        return self._wait_until(
+        return wait_until(
             lambda: (
                 None
                 if (problem := self.store.problem()) is None
                 else f"worker {self.worker_id}: {problem}; claiming nothing until it answers"
             ),
             logging.ERROR,
+            self.stop,
+            self.settings.worker_poll_seconds,
         )
 
-    def _wait_until(self, problem: Callable[[], str | None], level: int) -> bool:
-        """Poll until `problem()` is None (True), saying it every WAIT_LOG_INTERVAL_S, or
-        until the worker is stopped (False)."""
-        last_log = -WAIT_LOG_INTERVAL_S
-        while not self.stop.is_set():
-            waiting_for = problem()
-            if waiting_for is None:
-                return True
-            if time.monotonic() - last_log >= WAIT_LOG_INTERVAL_S:
-                log.log(level, "%s", waiting_for)
-                last_log = time.monotonic()
-            self.stop.wait(self.settings.worker_poll_seconds)
+    def _store_answers(self) -> bool:
+        """Whether a job may be claimed: not while the store cannot be used (said once when
+        that starts and once when it ends)."""
+        problem = self.store_health.problem()
+        if problem is None:
+            self.store_outages.succeeded()
+            return True
+        self.store_outages.failed(StoreError(problem))
         return False
 
     def _register(self) -> None:
@@ -209,6 +206,8 @@ class Worker:
             requeued, failed = recover_expired_leases(session)
         if requeued or failed:
             log.warning("expired leases: %d job(s) requeued, %d failed", requeued, failed)
+        if not self._store_answers():
+            return False
         with session_scope(write=True) as session:
             lease = claim_next_job(
                 session, self.worker_id, self.settings.lease_seconds, gpus=len(self.offer.gpus)
@@ -231,7 +230,7 @@ class Worker:
 
     def _run_job(self, lease: Lease) -> None:
         try:
-            self._train_and_save(lease)
+            train_and_save(lease, self.settings, self.store, self.datasets, self.stop, self.trained)
         except TrainingInterrupted as exc:
             self._interrupted(lease, exc)
         except LostJob:
@@ -240,6 +239,12 @@ class Worker:
             # Nothing can be recorded now: the job keeps its row as it is, its lease runs out,
             # and once the database is back it is queued again and resumes from its checkpoint.
             log.error("job %s: %s; leaving it to its lease", lease.job_id, exc)
+        except StoreOutage as exc:
+            if self.stop.is_set():  # not given up on: told to stop while waiting for the store
+                log.info("job %s: stopping while %s; handing it back", lease.job_id, exc)
+                self._write(lambda: in_write_session(release_job, lease))
+            else:  # waited out for TRAINSERVE_STORE_OUTAGE_LIMIT_S: it fails naming the store
+                self._fail(lease, failure_message(exc, lease.job_id, self.settings.artifacts_dir))
         except Exception as exc:
             self._fail(lease, failure_message(exc, lease.job_id, self.settings.artifacts_dir))
 
@@ -262,46 +267,6 @@ class Worker:
         """`write()`, waited out while the database is out of space or out of reach (until the
         worker is told to stop, or TRAINSERVE_DATABASE_OUTAGE_SECONDS)."""
         retry_through_outages(write, self.outages, self.settings.database_outage_seconds, self.stop)
-
-    def _train_and_save(self, lease: Lease) -> None:
-        with session_scope() as session:
-            job = session.get(Job, lease.job_id)
-            assert job is not None
-            config = JobConfig.from_stored(job.config)
-        with JobRun(lease, self.settings, self.stop, self.trained, self.store) as run:
-            dataset = limit_samples(
-                self.datasets.load(config.dataset),
-                config.max_train_samples,
-                config.max_test_samples,
-            )
-            training, validation = hold_out(dataset.train, config)
-            resume = run.load_checkpoint()
-            # Read once, before the first checkpoint: a resumed job has its weights there.
-            initial = None
-            if config.init_from is not None and resume is None:
-                initial = load_parent(self.settings, config.init_from)
-            inputs = TrainInputs(
-                config,
-                training,
-                dataset.test,
-                dataset.classes,
-                validation_set=validation,
-                resume=resume,
-                initial_weights=initial,
-            )
-            run.batch_size, run.train_images = inputs.batch_size, len(training)
-            if config.processes == 1:
-                result = train(inputs, run)
-            else:
-                # A validation split is refused for several processes: `training` is all of it.
-                result = train_data_parallel(inputs, run)
-            run.confirm_lease()
-            final = save_results(self.store, lease, config, dataset, result)
-            run.write(lambda: in_write_session(finish_job, lease, final))
-        JobCheckpoints(self.store, lease).clear()
-        log.info(
-            "job %s succeeded: test accuracy %.2f%%", lease.job_id, 100 * result.final.accuracy
-        )
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from app.settings import Settings, get_settings
 from app.storage.cache import FileCache
+from app.storage.health import StoreHealth
 from app.storage.local import LocalFolder
 from app.storage.store import ArtifactStore
 
@@ -30,3 +31,9 @@ def open_store(settings: Settings) -> ArtifactStore:
 def get_store() -> ArtifactStore:
     """The process-wide artifact store of get_settings()."""
     return open_store(get_settings())
+
+
+@lru_cache
+def get_store_health() -> StoreHealth:
+    """Whether get_store() answers, asked of it at most every few seconds (/readyz)."""
+    return StoreHealth(get_store())

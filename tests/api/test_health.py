@@ -7,7 +7,7 @@ from sqlalchemy import create_engine, text
 from app.main import create_app
 from app.migrations import upgrade_to_head
 from app.settings import get_settings
-from app.storage.config import get_store
+from app.storage.config import get_store, get_store_health
 from tests.conftest import Env
 from tests.s3 import S3Bucket
 
@@ -58,6 +58,7 @@ def test_not_ready_while_the_bucket_cannot_be_used_saying_why(
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     get_store.cache_clear()
+    get_store_health.cache_clear()
     store = get_store()
     with TestClient(create_app()) as client:
         response = client.get("/readyz")
@@ -70,4 +71,5 @@ def test_not_ready_while_the_bucket_cannot_be_used_saying_why(
             monkeypatch.setenv(name, s3_bucket.variables()[name])
         get_settings.cache_clear()
         get_store.cache_clear()
+        get_store_health.cache_clear()
         assert client.get("/readyz").json() == {"status": "ready"}

@@ -1,0 +1,97 @@
+"""An artifact store out of reach is waited out with growing pauses, said once when it starts and
+once when it ends; past the limit it is a StoreOutage naming the store; what is missing or
+damaged goes through at once. Its health is asked of it at most every few seconds."""
+
+import logging
+import threading
+from pathlib import Path
+
+import pytest
+
+from app.storage.health import StoreHealth
+from app.storage.local import LocalFolder
+from app.storage.outages import StoreOutage, StoreOutageLog, retry_through_store_outages
+from app.storage.store import ArtifactMissing, StoreError
+
+log = logging.getLogger("trainserve.test")
+DOWN = "artifact store s3://b/p at http://127.0.0.1:9: cannot be reached (connection refused)"
+
+
+class Failing:
+    """A call that fails `times` times with `error`, then answers 42."""
+
+    def __init__(self, times: int, error: StoreError) -> None:
+        self.left, self.error, self.calls = times, error, 0
+
+    def __call__(self) -> int:
+        self.calls += 1
+        if self.left:
+            self.left -= 1
+            raise self.error
+        return 42
+
+
+def test_an_outage_is_waited_out_and_said_once_when_it_starts_and_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    call = Failing(2, StoreError(DOWN))
+    caplog.set_level(logging.WARNING, logger="trainserve.test")
+    assert retry_through_store_outages(call, StoreOutageLog(log, "job 3"), limit_s=30) == 42
+    assert call.calls == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        f"job 3: {DOWN}; retrying until it answers",
+        "job 3: the artifact store answers again after 2 s (2 tries failed)",
+    ]
+
+
+def test_past_the_limit_it_is_an_outage_naming_the_store() -> None:
+    call = Failing(100, StoreError(DOWN))
+    with pytest.raises(StoreOutage) as raised:
+        retry_through_store_outages(call, StoreOutageLog(log, "job 3"), limit_s=1.2)
+    assert str(raised.value) == (
+        f"{DOWN} (out of reach for 1 s; TRAINSERVE_STORE_OUTAGE_LIMIT_S is 1)"
+    )
+    assert call.calls == 3  # at once, after 0.5 s, and at the limit
+
+
+def test_a_stop_ends_the_wait_at_once() -> None:
+    stop = threading.Event()
+    stop.set()
+    call = Failing(100, StoreError(DOWN))
+    with pytest.raises(StoreOutage):
+        retry_through_store_outages(call, StoreOutageLog(log, "w"), limit_s=600, stop=stop)
+    assert call.calls == 1
+
+
+def test_a_missing_file_is_no_outage() -> None:
+    call = Failing(1, ArtifactMissing("artifact store /x: jobs/1/model-attempt1.pt is missing"))
+    with pytest.raises(ArtifactMissing):
+        retry_through_store_outages(call, StoreOutageLog(log, "w"), limit_s=600)
+    assert call.calls == 1
+
+
+class CountedFolder(LocalFolder):
+    """A local folder that counts how often its health is asked and answers what it is told."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.asked, self.answer = 0, None  # type: int, str | None
+
+    def problem(self) -> str | None:
+        self.asked += 1
+        return self.answer
+
+
+def test_health_is_asked_of_the_store_at_most_so_often(tmp_path: Path) -> None:
+    store = CountedFolder(tmp_path)
+    health = StoreHealth(store, healthy_for_s=60, unhealthy_for_s=0)
+    assert [health.problem() for _ in range(100)] == [None] * 100
+    assert store.asked == 1
+    store.answer = "down"  # not seen before the healthy answer is stale
+    assert health.problem() is None
+
+    health = StoreHealth(store, healthy_for_s=60, unhealthy_for_s=0)
+    assert health.problem() == "down"  # a problem is asked again at once (here)
+    store.answer = None
+    assert health.problem() is None
+    assert store.asked == 3

@@ -3,15 +3,21 @@ the newest recorded on the job's row (by JobRun, under its lease), which is what
 attempt loads, on this machine or another."""
 
 import logging
+import re
 from pathlib import PurePosixPath
 from typing import Any
 
 from app.jobs.files import checkpoint_key, checkpoint_prefix
 from app.jobs.transitions import Lease
 from app.ml.checkpoints import load_checkpoint, write_torch_file
+from app.storage.outages import is_outage
 from app.storage.store import ArtifactDamaged, ArtifactMissing, ArtifactStore, Published, StoreError
 
 log = logging.getLogger("trainserve.worker")
+
+# How checkpoints were named before their keys were recorded on the job's row (no attempt, no
+# sha256): what a job running during the upgrade left in the local folder.
+UNRECORDED_NAME = re.compile(r"^epoch\d{4}-step\d{8}\.pt$")
 
 
 def checkpoint_name(key: str) -> str:
@@ -37,6 +43,31 @@ class JobCheckpoints:
         except Exception as exc:
             log.warning("job %s: checkpoint %s does not load (%s); starting over", job, key, exc)
         return None
+
+    def load_unrecorded(self) -> tuple[str, dict[str, Any]] | None:
+        """The newest checkpoint under the names used before keys were recorded that loads,
+        trying older ones when it does not; None when there is none (a job started since)."""
+        prefix = checkpoint_prefix(self.lease.job_id)
+        listed = [stored.key for stored in self.store.list(prefix)]
+        found = [key for key in listed if UNRECORDED_NAME.match(checkpoint_name(key))]
+        for key in sorted(found, reverse=True):
+            try:
+                with self.store.open(key, None) as file:
+                    return key, load_checkpoint(file)
+            except Exception as exc:
+                if is_outage(exc):
+                    raise
+                log.warning(
+                    "job %s: checkpoint %s does not load (%s); trying the one before",
+                    self.lease.job_id,
+                    checkpoint_name(key),
+                    exc,
+                )
+        return None
+
+    def remove_stale_temporaries(self) -> None:
+        """Delete what a worker killed while writing a checkpoint left half-written."""
+        self.store.remove_staged(checkpoint_prefix(self.lease.job_id))
 
     def publish(self, snapshot: dict[str, Any], epoch: int, step: int) -> Published:
         """The snapshot, stored whole under a key no other attempt writes."""

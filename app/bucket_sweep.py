@@ -7,7 +7,8 @@ worker may have published a file it is about to record.
 What a row refers to is never removed, and nothing written within the grace period is: an object
 published a moment ago whose row is being committed. The rows are read first, then the bucket
 listed: an object a row starts referring to after that read was published after it, so within
-the grace period (which must be longer than the longest upload).
+the grace period. A job's own files need none: its folder is left whole while it is queued or
+running, and the transaction that ends it records what it published.
 """
 
 import logging

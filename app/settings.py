@@ -18,8 +18,6 @@ from app.settings_sources import ENV_PREFIX, SecretFiles, SettingsError, describ
 from app.settings_storage import StorageSettings
 
 OFFICIAL_CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-# Longer than the longest upload: a file published a moment ago whose row is being written.
-MIN_SWEEP_GRACE_S = 60.0
 
 
 class Settings(StorageSettings):
@@ -94,10 +92,10 @@ class Settings(StorageSettings):
     )
     sweep_grace_seconds: float = Field(
         default=3600.0,
-        ge=MIN_SWEEP_GRACE_S,
+        ge=0,
         description="The sweep leaves alone files changed more recently than this: an upload "
         "still being received and checked, a folder whose row is being committed, a file "
-        f"published whose row is not yet written (at least {MIN_SWEEP_GRACE_S:.0f} s).",
+        "published whose row is not yet written.",
     )
     failpoint_decode_pause_seconds: float = Field(
         default=0.0,

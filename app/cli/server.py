@@ -16,7 +16,7 @@ import typer
 
 from app.logs import configure_logging, logging_config
 from app.parent_death import signal_when_parent_dies
-from app.settings import MIN_SWEEP_GRACE_S, Settings, get_settings
+from app.settings import Settings, get_settings
 
 log = logging.getLogger("trainserve")
 
@@ -166,7 +166,7 @@ def register(cli: typer.Typer) -> None:
         grace: Annotated[
             float | None,
             typer.Option(
-                min=MIN_SWEEP_GRACE_S,
+                min=0,
                 help="Leave files changed within this many seconds (default: "
                 "TRAINSERVE_SWEEP_GRACE_SECONDS).",
             ),

@@ -240,6 +240,8 @@ class Worker:
             # and once the database is back it is queued again and resumes from its checkpoint.
             log.error("job %s: %s; leaving it to its lease", lease.job_id, exc)
         except StoreOutage as exc:
+            # Its answer of a moment ago may be stale: no job is claimed before it is asked again.
+            self.store_health.forget()
             if self.stop.is_set():  # not given up on: told to stop while waiting for the store
                 log.info("job %s: stopping while %s; handing it back", lease.job_id, exc)
                 self._write(lambda: in_write_session(release_job, lease))

@@ -40,3 +40,7 @@ class StoreHealth:
             return self._answer
         finally:
             self._lock.release()
+
+    def forget(self) -> None:
+        """Ask the store again at the next problem(): a caller found it out of reach."""
+        self._expires = min(self._expires, time.monotonic())

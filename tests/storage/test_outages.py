@@ -1,6 +1,7 @@
 """An artifact store out of reach is waited out with growing pauses, said once when it starts and
 once when it ends; past the limit it is a StoreOutage naming the store; what is missing or
-damaged goes through at once. Its health is asked of it at most every few seconds."""
+damaged goes through at once. Its health is asked of it at most every few seconds, and again at
+once by a caller that found it out of reach."""
 
 import logging
 import threading
@@ -95,3 +96,13 @@ def test_health_is_asked_of_the_store_at_most_so_often(tmp_path: Path) -> None:
     store.answer = None
     assert health.problem() is None
     assert store.asked == 3
+
+
+def test_a_caller_that_found_the_store_out_of_reach_has_it_asked_again(tmp_path: Path) -> None:
+    store = CountedFolder(tmp_path)
+    health = StoreHealth(store, healthy_for_s=60, unhealthy_for_s=60)
+    assert health.problem() is None
+    store.answer = "down"
+    health.forget()  # a worker's job met an outage: its next claim asks the store first
+    assert [health.problem(), health.problem()] == ["down", "down"]
+    assert store.asked == 2

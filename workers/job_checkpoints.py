@@ -5,12 +5,11 @@ attempt loads, on this machine or another."""
 import logging
 import re
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from app.jobs.files import checkpoint_key, checkpoint_prefix
 from app.jobs.transitions import Lease
 from app.ml.checkpoints import load_checkpoint, write_torch_file
-from app.storage.outages import is_outage
 from app.storage.store import ArtifactDamaged, ArtifactMissing, ArtifactStore, Published, StoreError
 
 log = logging.getLogger("trainserve.worker")
@@ -31,18 +30,29 @@ class JobCheckpoints:
 
     def load(self, key: str, sha256: str | None) -> dict[str, Any] | None:
         """The recorded checkpoint, verified; None (said in the log) when it is gone, damaged
-        or does not load: the job then starts over. A store that does not answer raises."""
+        or does not load: the job then starts over. A store that does not answer or refuses
+        raises: the checkpoint may well be good."""
         job = self.lease.job_id
         try:
             with self.store.open(key, sha256) as file:
-                return load_checkpoint(file)
+                return self._loaded(file, key, "starting over")
         except (ArtifactMissing, ArtifactDamaged) as exc:
             log.warning("job %s: its checkpoint cannot be used (%s); starting over", job, exc)
-        except StoreError:
-            raise
-        except Exception as exc:
-            log.warning("job %s: checkpoint %s does not load (%s); starting over", job, key, exc)
         return None
+
+    def _loaded(self, file: BinaryIO, key: str, otherwise: str) -> dict[str, Any] | None:
+        """The checkpoint in `file`, or None (said in the log) when its bytes do not load."""
+        try:
+            return load_checkpoint(file)
+        except Exception as exc:
+            log.warning(
+                "job %s: checkpoint %s does not load (%s); %s",
+                self.lease.job_id,
+                checkpoint_name(key),
+                exc,
+                otherwise,
+            )
+            return None
 
     def load_unrecorded(self) -> tuple[str, dict[str, Any]] | None:
         """The newest checkpoint under the names used before keys were recorded that loads,
@@ -53,16 +63,12 @@ class JobCheckpoints:
         for key in sorted(found, reverse=True):
             try:
                 with self.store.open(key, None) as file:
-                    return key, load_checkpoint(file)
-            except Exception as exc:
-                if is_outage(exc):
-                    raise
-                log.warning(
-                    "job %s: checkpoint %s does not load (%s); trying the one before",
-                    self.lease.job_id,
-                    checkpoint_name(key),
-                    exc,
-                )
+                    loaded = self._loaded(file, key, "trying the one before")
+            except (ArtifactMissing, ArtifactDamaged) as exc:
+                log.warning("job %s: %s; trying the one before", self.lease.job_id, exc)
+                continue
+            if loaded is not None:
+                return key, loaded
         return None
 
     def remove_stale_temporaries(self) -> None:

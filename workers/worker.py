@@ -73,7 +73,7 @@ class Worker:
         self._record_lock = threading.Lock()
         # The worker's own writes (its record, claims): an outage is said once, not every second.
         self.outages = OutageLog(log, f"worker {self.worker_id}")
-        self.store_health = StoreHealth(self.store)
+        self.store_health = StoreHealth(self.store, writes=True)
         self.store_outages = StoreOutageLog(
             log, f"worker {self.worker_id}", "claiming no job until it answers"
         )
@@ -103,7 +103,7 @@ class Worker:
         return wait_until(
             lambda: (
                 None
-                if (problem := self.store.problem()) is None
+                if (problem := self.store.problem(writes=True)) is None
                 else f"worker {self.worker_id}: {problem}; claiming nothing until it answers"
             ),
             logging.ERROR,

@@ -19,8 +19,16 @@ from typing import Any, BinaryIO
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import ClientError
 
+from app.storage.bucket_errors import (
+    MISSING_CODES,
+    S3_ERRORS,
+    cause_of,
+    error_code,
+    explain,
+    is_refused,
+)
 from app.storage.cache import FileCache
 from app.storage.store import (
     ArtifactMissing,
@@ -28,6 +36,7 @@ from app.storage.store import (
     Published,
     StoredObject,
     StoreError,
+    StoreRefused,
     check_key,
     damaged,
     file_digest,
@@ -45,10 +54,9 @@ PROBE_READ_TIMEOUT_S = 5
 CONNECT_TIMEOUT_S = 10
 READ_TIMEOUT_S = 60
 DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
-MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-REFUSED_CODES = frozenset(
-    {"403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken"}
-)
+# A tiny object the worker's probe writes and deletes: a credential that may list but not
+# write is caught before a job is claimed, not at its first checkpoint.
+PROBE_KEY = "probe/write-check"
 
 
 def parse_bucket_url(url: str) -> tuple[str, str]:
@@ -68,6 +76,7 @@ class Bucket(ArtifactStore):
         endpoint_url: str | None = None,
         addressing_style: str = "auto",
         multipart_threshold_bytes: int = 64 * 1024 * 1024,
+        attempts: int = RETRIES,
     ) -> None:
         self.bucket, self.prefix = parse_bucket_url(url)
         self.cache = cache
@@ -86,7 +95,7 @@ class Bucket(ArtifactStore):
             return session.client("s3", endpoint_url=endpoint_url or None, config=options)
 
         self.client = client(
-            retries={"mode": "standard", "max_attempts": RETRIES},
+            retries={"mode": "standard", "max_attempts": attempts},
             max_pool_connections=2 * MAX_TRANSFER_THREADS,
             connect_timeout=CONNECT_TIMEOUT_S,
             read_timeout=READ_TIMEOUT_S,
@@ -113,7 +122,11 @@ class Bucket(ArtifactStore):
         return name[len(self.prefix) + 1 :] if self.prefix else name
 
     def _failed(self, what: str, exc: Exception) -> StoreError:
-        return StoreError(f"{self.description}: {what}: {self.explain(exc)}")
+        """The error to raise for a failed request: StoreRefused when the bucket answered no,
+        else a StoreError (the store out of reach, waited out by the worker)."""
+        cause = cause_of(exc)
+        message = f"{self.description}: {what}: {self.explain(cause)}"
+        return StoreRefused(message) if is_refused(cause) else StoreError(message)
 
     def staging_path(self, key: str) -> Path:
         check_key(key)
@@ -132,7 +145,7 @@ class Bucket(ArtifactStore):
                 Config=self.transfer,
             )
             stored = self.client.head_object(Bucket=self.bucket, Key=name)
-        except (BotoCoreError, ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._failed(f"could not store {key}", exc) from exc
         held = (stored["ContentLength"], stored.get("Metadata", {}).get(SHA256_METADATA))
         if held != (size, sha256):
@@ -155,12 +168,13 @@ class Bucket(ArtifactStore):
         """The sha256 the publisher kept in the object's metadata (None for another's object)."""
         try:
             head = self.client.head_object(Bucket=self.bucket, Key=self._object(key))
-        except (BotoCoreError, ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._read_error(key, exc) from exc
         return head.get("Metadata", {}).get(SHA256_METADATA)
 
     def _read_error(self, key: str, exc: Exception) -> StoreError:
-        if isinstance(exc, ClientError) and _code(exc) in MISSING_CODES:
+        cause = cause_of(exc)
+        if isinstance(cause, ClientError) and error_code(cause) in MISSING_CODES:
             return ArtifactMissing(f"{self.description}: {key} is missing")
         return self._failed(f"could not read {key}", exc)
 
@@ -171,7 +185,7 @@ class Bucket(ArtifactStore):
                 self.client.download_file(
                     self.bucket, self._object(key), str(temporary), Config=self.transfer
                 )
-            except (BotoCoreError, ClientError) as exc:
+            except S3_ERRORS as exc:
                 raise self._read_error(key, exc) from exc
             if expected is None:  # not published here: read once, not cached
                 return temporary.open("rb")
@@ -188,7 +202,7 @@ class Bucket(ArtifactStore):
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._object(key))
-        except (BotoCoreError, ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._failed(f"could not delete {key}", exc) from exc
 
     def delete_prefix(self, prefix: str) -> None:
@@ -200,7 +214,7 @@ class Bucket(ArtifactStore):
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": self._object(k)} for k in batch], "Quiet": True},
                 )
-        except (BotoCoreError, ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._failed(f"could not delete {prefix}/", exc) from exc
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
@@ -212,7 +226,7 @@ class Bucket(ArtifactStore):
                 for item in page.get("Contents", []):
                     modified: datetime = item["LastModified"]
                     yield StoredObject(self._key(item["Key"]), item["Size"], modified.timestamp())
-        except (BotoCoreError, ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._failed(f"could not list {prefix}/", exc) from exc
 
     def abort_unfinished_uploads(self, started_before: float) -> int:
@@ -230,40 +244,28 @@ class Bucket(ArtifactStore):
                             Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                         )
                         aborted += 1
-        except (BotoCoreError, ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._failed("could not list or abort unfinished uploads", exc) from exc
         return aborted
 
     def remove_staged(self, prefix: str) -> None:
         pass  # staged in the cache folder, whose stale temporaries its eviction removes
 
-    def problem(self) -> str | None:
-        # Listing checks the endpoint, the credentials, the bucket and the right to list at once.
+    def problem(self, *, writes: bool = False) -> str | None:
+        # Listing checks the endpoint, the credentials, the bucket and the right to list at once;
+        # a tiny object written and deleted, the right to write (asked by workers only).
         try:
             self.probe.list_objects_v2(
                 Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else "", MaxKeys=1
             )
-        except (BotoCoreError, ClientError) as exc:
-            return f"{self.description}: {self.explain(exc)}"
+            if writes:
+                name = self._object(PROBE_KEY)
+                self.probe.put_object(Bucket=self.bucket, Key=name, Body=b"")
+                self.probe.delete_object(Bucket=self.bucket, Key=name)
+        except S3_ERRORS as exc:
+            return f"{self.description}: {self.explain(cause_of(exc))}"
         return None
 
-    def explain(self, exc: Exception) -> str:
+    def explain(self, exc: BaseException) -> str:
         """What a failed request means, in words."""
-        if isinstance(exc, NoCredentialsError):
-            return (
-                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or another "
-                "source boto3 reads: AWS_PROFILE, an instance role...)"
-            )
-        if isinstance(exc, ClientError):
-            code, message = _code(exc), exc.response.get("Error", {}).get("Message", "")
-            detail = f"{code}: {message}" if message else code
-            if code == "NoSuchBucket":
-                return f"the bucket {self.bucket} does not exist"
-            if code in REFUSED_CODES:
-                return f"the credentials were refused ({detail})"
-            return detail
-        return f"cannot be reached ({exc})"
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
+        return explain(exc, self.bucket)

@@ -18,8 +18,10 @@ class StoreHealth:
         store: ArtifactStore,
         healthy_for_s: float = HEALTHY_FOR_S,
         unhealthy_for_s: float = UNHEALTHY_FOR_S,
+        *,
+        writes: bool = False,
     ) -> None:
-        self.store = store
+        self.store, self.writes = store, writes
         self.healthy_for_s, self.unhealthy_for_s = healthy_for_s, unhealthy_for_s
         self._lock = threading.Lock()
         self._answer: str | None = None
@@ -34,7 +36,7 @@ class StoreHealth:
             return self._answer
         try:
             if time.monotonic() >= self._expires:
-                answer = self.store.problem()
+                answer = self.store.problem(writes=self.writes)
                 fresh_s = self.healthy_for_s if answer is None else self.unhealthy_for_s
                 self._answer, self._expires = answer, time.monotonic() + fresh_s
             return self._answer

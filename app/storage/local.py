@@ -114,5 +114,5 @@ class LocalFolder(ArtifactStore):
                     key = path.relative_to(self.root).as_posix()
                     yield StoredObject(key, status.st_size, status.st_mtime)
 
-    def problem(self) -> str | None:
+    def problem(self, *, writes: bool = False) -> str | None:
         return None  # a folder that cannot be written says so where it is written

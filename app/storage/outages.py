@@ -2,8 +2,9 @@
 refused): waited out like a database outage (app/db_outages.py), said once when it starts and
 once when it ends, and given up on only after TRAINSERVE_STORE_OUTAGE_LIMIT_S.
 
-What is missing or damaged is no outage: waiting would not bring it back, so it goes through
-at once to be said as it is.
+What is missing or damaged, or a request the store refused (credentials, permissions, a missing
+bucket), is no outage: waiting would not change it, so it goes through at once to be said as it
+is.
 """
 
 import logging
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from app.backoff import Backoff
-from app.storage.store import ArtifactDamaged, ArtifactMissing, StoreError
+from app.storage.store import ArtifactDamaged, ArtifactMissing, StoreError, StoreRefused
 
 T = TypeVar("T")
 
@@ -23,9 +24,10 @@ class StoreOutage(StoreError):
 
 
 def is_outage(exc: BaseException) -> bool:
-    """Whether an error means the store cannot be used now, rather than a file that is bad."""
+    """Whether an error means the store cannot be reached now, rather than a file that is bad
+    or a request it refused."""
     return isinstance(exc, StoreError) and not isinstance(
-        exc, ArtifactMissing | ArtifactDamaged | StoreOutage
+        exc, ArtifactMissing | ArtifactDamaged | StoreRefused | StoreOutage
     )
 
 
@@ -79,10 +81,14 @@ def retry_through_store_outages(
                 raise
             outages.failed(exc)
             if not backoff.pause():
-                raise StoreOutage(
-                    f"{exc} (out of reach for {backoff.waited_s:.0f} s; "
-                    f"TRAINSERVE_STORE_OUTAGE_LIMIT_S is {limit_s:.0f})"
-                ) from exc
+                stopped = stop is not None and stop.is_set() and backoff.waited_s < limit_s
+                waited = (
+                    "stopped while waiting for it"
+                    if stopped
+                    else f"out of reach for {backoff.waited_s:.0f} s; "
+                    f"TRAINSERVE_STORE_OUTAGE_LIMIT_S is {limit_s:.0f}"
+                )
+                raise StoreOutage(f"{exc} ({waited})") from exc
             continue
         outages.succeeded()
         return result

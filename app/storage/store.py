@@ -49,6 +49,11 @@ class ArtifactDamaged(StoreError):
     """The bytes under the key are not those recorded when they were published."""
 
 
+class StoreRefused(StoreError):
+    """The store answered and refused (credentials, permissions, a missing bucket, a request it
+    takes for invalid): waiting would not change that, so it is no outage."""
+
+
 def check_key(key: str) -> str:
     """`key`, or ValueError when it is not a relative name made of plain parts."""
     if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
@@ -108,8 +113,9 @@ class ArtifactStore(ABC):
         """Remove files a killed process staged for `prefix/` and never published."""
 
     @abstractmethod
-    def problem(self) -> str | None:
-        """Why the store cannot be used now (naming it), or None when it answers."""
+    def problem(self, *, writes: bool = False) -> str | None:
+        """Why the store cannot be used now (naming it), or None when it answers; with `writes`,
+        also when it refuses to store a file (a credential that may only read)."""
 
     def publish_new(self, key: str, write: Callable[[Path], object]) -> Published:
         """Publish under `key` the file `write(path)` makes; its staged copy is removed."""

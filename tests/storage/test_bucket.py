@@ -166,8 +166,8 @@ def test_the_probe_names_the_store_and_what_is_wrong(
     endpoint = s3_bucket.server.endpoint
     missing = bucket_store(s3_bucket, tmp_path / "c1", url="s3://no-such-bucket/models")
     assert missing.problem() == (
-        f"artifact store s3://no-such-bucket/models at {endpoint}: the bucket no-such-bucket "
-        "does not exist"
+        f"artifact store s3://no-such-bucket/models at {endpoint}: refused: the bucket "
+        "no-such-bucket does not exist"
     )
     # Each credential spoilt in turn, the one before it left spoilt.
     for name, value, said in [

@@ -4,6 +4,7 @@ damaged goes through at once. Its health is asked of it at most every few second
 once by a caller that found it out of reach."""
 
 import logging
+import re
 import threading
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from app.storage.health import StoreHealth
 from app.storage.local import LocalFolder
 from app.storage.outages import StoreOutage, StoreOutageLog, retry_through_store_outages
-from app.storage.store import ArtifactMissing, StoreError
+from app.storage.store import ArtifactMissing, StoreError, StoreRefused
 
 log = logging.getLogger("trainserve.test")
 DOWN = "artifact store s3://b/p at http://127.0.0.1:9: cannot be reached (connection refused)"
@@ -39,34 +40,48 @@ def test_an_outage_is_waited_out_and_said_once_when_it_starts_and_when_it_ends(
     caplog.set_level(logging.WARNING, logger="trainserve.test")
     assert retry_through_store_outages(call, StoreOutageLog(log, "job 3"), limit_s=30) == 42
     assert call.calls == 3
-    assert [r.getMessage() for r in caplog.records] == [
-        f"job 3: {DOWN}; retrying until it answers",
-        "job 3: the artifact store answers again after 2 s (2 tries failed)",
-    ]
+    said = [r.getMessage() for r in caplog.records]
+    assert said[0] == f"job 3: {DOWN}; retrying until it answers"
+    # Paused 0.5 s then 1 s: how long it lasted is rounded, and a loaded machine adds to it.
+    assert re.fullmatch(
+        r"job 3: the artifact store answers again after \d+ s \(2 tries failed\)", said[1]
+    )
+    assert len(said) == 2
 
 
 def test_past_the_limit_it_is_an_outage_naming_the_store() -> None:
     call = Failing(100, StoreError(DOWN))
     with pytest.raises(StoreOutage) as raised:
         retry_through_store_outages(call, StoreOutageLog(log, "job 3"), limit_s=1.2)
-    assert str(raised.value) == (
-        f"{DOWN} (out of reach for 1 s; TRAINSERVE_STORE_OUTAGE_LIMIT_S is 1)"
+    assert re.fullmatch(
+        rf"{re.escape(DOWN)} \(out of reach for \d+ s; TRAINSERVE_STORE_OUTAGE_LIMIT_S is 1\)",
+        str(raised.value),
     )
-    assert call.calls == 3  # at once, after 0.5 s, and at the limit
+    # At once, after 0.5 s, and at the limit; a loaded machine may leave out the middle try.
+    assert 2 <= call.calls <= 3
 
 
 def test_a_stop_ends_the_wait_at_once() -> None:
     stop = threading.Event()
     stop.set()
     call = Failing(100, StoreError(DOWN))
-    with pytest.raises(StoreOutage):
+    with pytest.raises(StoreOutage) as raised:
         retry_through_store_outages(call, StoreOutageLog(log, "w"), limit_s=600, stop=stop)
+    assert str(raised.value) == f"{DOWN} (stopped while waiting for it)"
     assert call.calls == 1
 
 
 def test_a_missing_file_is_no_outage() -> None:
     call = Failing(1, ArtifactMissing("artifact store /x: jobs/1/model-attempt1.pt is missing"))
     with pytest.raises(ArtifactMissing):
+        retry_through_store_outages(call, StoreOutageLog(log, "w"), limit_s=600)
+    assert call.calls == 1
+
+
+def test_a_refusal_is_no_outage() -> None:
+    refused = StoreRefused("artifact store s3://b at http://h: the credentials were refused (403)")
+    call = Failing(1, refused)
+    with pytest.raises(StoreRefused):
         retry_through_store_outages(call, StoreOutageLog(log, "w"), limit_s=600)
     assert call.calls == 1
 
@@ -78,7 +93,7 @@ class CountedFolder(LocalFolder):
         super().__init__(root)
         self.asked, self.answer = 0, None  # type: int, str | None
 
-    def problem(self) -> str | None:
+    def problem(self, *, writes: bool = False) -> str | None:
         self.asked += 1
         return self.answer
 

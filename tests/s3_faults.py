@@ -1,0 +1,85 @@
+"""A proxy in front of the real S3 server that misbehaves as told: it cuts every GET's body off
+halfway (the connection closed mid-download), or answers every PUT with an error of its own.
+Everything else passes through unchanged, the Host header too, so that signatures still match.
+"""
+
+import http.client
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+ERROR_BODY = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    "<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+)
+
+
+@dataclass
+class Faults:
+    cut_gets: bool = False
+    put_error: tuple[int, str, str] | None = None  # status, S3 error code, message
+
+
+@contextmanager
+def faulty_proxy(endpoint: str, faults: Faults) -> Iterator[str]:
+    """The proxy's endpoint (http://127.0.0.1:PORT) while the block runs."""
+    target = urlsplit(endpoint)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _forward(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else None
+            if self.command == "PUT" and faults.put_error is not None:
+                status, code, message = faults.put_error
+                self._answer(status, ERROR_BODY.format(code=code, message=message).encode())
+                return
+            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+            upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+            for name, value in self.headers.items():
+                upstream.putheader(name, value)
+            upstream.endheaders(body)
+            answer = upstream.getresponse()
+            data = answer.read()
+            upstream.close()
+            self.send_response(answer.status)
+            passed = ("connection", "transfer-encoding")
+            if self.command != "HEAD":  # a HEAD's Content-Length is the object's, kept
+                passed += ("content-length",)
+                self.send_header("Content-Length", str(len(data)))
+            for name, value in answer.getheaders():
+                if name.lower() not in passed:
+                    self.send_header(name, value)
+            self.end_headers()
+            if self.command == "GET" and faults.cut_gets and len(data) > 1:
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(data)
+
+        def _answer(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_HEAD = do_POST = do_DELETE = _forward
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from app.db import session_scope
 from app.errors import InvalidInput, NotFound, Unavailable, describe_validation_error
 from app.jobs.config import JobConfig, JobCreate
 from app.jobs.init_from import (
@@ -21,10 +22,10 @@ from app.jobs.init_from import (
     WeightsParent,
 )
 from app.ml.architectures import architecture, meta_model
-from app.ml.checkpoints import read_saved_weights
+from app.ml.checkpoints import SavedWeights, read_saved_weights
 from app.ml.torchvision_nets import RESNET_FAMILY, SMALL_INPUT_MAX_PX
 from app.ml.transfer import UnsupportedHead, WeightsMismatch, check_fits, head_of
-from app.models import Dataset, ModelVersion
+from app.models import Dataset, ModelVersion, RegisteredModel
 from app.registry.aliases import alias_version
 from app.registry.versions import find_model, find_version
 from app.storage.store import ArtifactMissing, ArtifactStore, StoreError
@@ -61,11 +62,44 @@ CIFAR10_TARGET = Target(classes=10, image_px=32, in_features=None)
 STEM = "conv1.weight"
 
 
+@dataclass(frozen=True)
+class ParentModelFile:
+    """A version's model file, read before the submit's write transaction begins: a download
+    from the store never holds the database's write lock."""
+
+    key: str
+    recorded_sha256: str | None  # as the version's row had it when the file was read
+    saved: SavedWeights
+    sha256: str
+
+
+def read_parent_model(
+    store: ArtifactStore, init_from: VersionParent | AliasParent | WeightsParent | None
+) -> ParentModelFile | None:
+    """The model file of the version a job would start from, read in a short read transaction
+    of its own and then from the store; None for a weights file (its row holds what submit
+    needs) or when there is no such version (find_parent says so)."""
+    if init_from is None or isinstance(init_from, WeightsParent):
+        return None
+    with session_scope() as session:
+        try:
+            model = find_model(session, init_from.model)
+            version = find_version(session, model, _version_number(session, model, init_from))
+        except NotFound:
+            return None
+        key, recorded, named = version.model_path, version.model_sha256, _named(version, model)
+    return _read_model_file(store, key, recorded, named)
+
+
 def find_parent(
-    session: Session, store: ArtifactStore, init_from: VersionParent | AliasParent | WeightsParent
+    session: Session,
+    store: ArtifactStore,
+    init_from: VersionParent | AliasParent | WeightsParent,
+    read: ParentModelFile | None = None,
 ) -> Parent:
     """The version (an alias resolved to the version it names now) or weights file a job
-    starts from; 404 when there is none."""
+    starts from; 404 when there is none. A version's model file is taken from `read` when
+    that is still the version's (else, rarely, read here)."""
     try:
         if isinstance(init_from, WeightsParent):
             # Held shared until the job is committed; a deletion waits for it, then sees the job.
@@ -74,35 +108,53 @@ def find_parent(
             return Parent(resolved, shapes=row.tensors)
         # As for a weights file: a deletion of the version waits for the job to be committed.
         model = find_model(session, init_from.model, share=True)
-        if isinstance(init_from, AliasParent):
-            number = alias_version(session, model, init_from.alias)
-            if number is None:
-                raise NotFound(f"model {model.name!r} has no alias {init_from.alias!r}")
-        else:
-            number = init_from.version
-        return _version_parent(find_version(session, model, number), model.name, store)
+        version = find_version(session, model, _version_number(session, model, init_from))
     except NotFound as exc:
         raise NotFound(f"init_from: {exc.message}") from None
+    if read is None or (read.key, read.recorded_sha256) != (
+        version.model_path,
+        version.model_sha256,
+    ):
+        read = _read_model_file(
+            store, version.model_path, version.model_sha256, _named(version, model)
+        )
+    saved = read.saved
+    resolved = ResolvedVersion(model=model.name, version=version.version, sha256=read.sha256)
+    shapes = {name: list(tensor.shape) for name, tensor in saved.state_dict.items()}
+    return Parent(resolved, shapes, arch=saved.arch, hidden_layers=saved.hidden_layers)
 
 
-def _version_parent(version: ModelVersion, model: str, store: ArtifactStore) -> Parent:
-    key = version.model_path
-    named = f"init_from: version {version.version} of {model!r}"
+def _version_number(
+    session: Session, model: RegisteredModel, init_from: VersionParent | AliasParent
+) -> int:
+    if isinstance(init_from, VersionParent):
+        return init_from.version
+    number = alias_version(session, model, init_from.alias)
+    if number is None:
+        raise NotFound(f"model {model.name!r} has no alias {init_from.alias!r}")
+    return number
+
+
+def _named(version: ModelVersion, model: RegisteredModel) -> str:
+    return f"init_from: version {version.version} of {model.name!r}"
+
+
+def _read_model_file(
+    store: ArtifactStore, key: str, recorded_sha256: str | None, named: str
+) -> ParentModelFile:
     try:
-        with store.open(key, version.model_sha256) as file:
+        with store.open(key, recorded_sha256) as file:
             data = file.read()
     except ArtifactMissing:
         raise Unavailable(f"{named}: its model file is missing ({key})") from None
-    except StoreError as exc:  # damaged, or the store does not answer
+    except StoreError as exc:  # damaged, refused, or the store does not answer
         raise Unavailable(f"{named}: its model file cannot be read: {exc}") from None
     try:
         saved = read_saved_weights(data)
     except Exception:
         raise Unavailable(f"{named}: its model file cannot be read ({key})") from None
-    sha256 = version.model_sha256 or hashlib.sha256(data).hexdigest()
-    resolved = ResolvedVersion(model=model, version=version.version, sha256=sha256)
-    shapes = {name: list(tensor.shape) for name, tensor in saved.state_dict.items()}
-    return Parent(resolved, shapes, arch=saved.arch, hidden_layers=saved.hidden_layers)
+    sha256 = recorded_sha256 or hashlib.sha256(data).hexdigest()
+    return ParentModelFile(key, recorded_sha256, saved, sha256)
 
 
 def with_parent_model(spec: JobCreate, parent: Parent) -> JobCreate:

@@ -39,12 +39,14 @@ def submit_job(
     store: ArtifactStore,
 ) -> Submitted:
     """Queue the job `spec` asks for, or find the one an earlier request with the same key made.
-    A fine-tuning job's parent is read from `store` (a version's model file).
+    A fine-tuning job's parent is read from `store` (a version's model file) before `session`'s
+    transaction begins, so that no download holds the database's write lock.
 
     Runs in the caller's write transaction, which the caller commits (a lost race for the key
     rolls back what it had written).
     """
-    config = _resolved(session, spec, store)
+    read = fine_tuning.read_parent_model(store, spec.init_from)
+    config = _resolved(session, spec, store, read)
     fingerprint = request_fingerprint(spec) if idempotency_key else None
     if idempotency_key:
         existing = find_idempotent(session, idempotency_key, fingerprint)
@@ -71,12 +73,17 @@ def submit_job(
     return Submitted(job, replayed=False)
 
 
-def _resolved(session: Session, spec: JobCreate, store: ArtifactStore) -> JobConfig:
+def _resolved(
+    session: Session,
+    spec: JobCreate,
+    store: ArtifactStore,
+    read: fine_tuning.ParentModelFile | None,
+) -> JobConfig:
     """The job's config, refused (4xx) when it cannot train: its dataset, its architecture on
     that dataset, and what it starts from (app/jobs/fine_tuning.py)."""
     parent = None
     if spec.init_from is not None:
-        parent = fine_tuning.find_parent(session, store, spec.init_from)
+        parent = fine_tuning.find_parent(session, store, spec.init_from, read)
         spec = fine_tuning.with_parent_model(spec, parent)
     config = spec.resolved(None if parent is None else parent.resolved)
     fine_tuning.check_options(config)

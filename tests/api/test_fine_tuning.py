@@ -3,14 +3,19 @@ fine-tuned on an uploaded dataset of four other classes beats the same job train
 scratch; the parent is resolved and recorded at submit and named in the lineage; every parent
 that is missing or does not fit is a clear 4xx, and one that changed fails its job."""
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pytest
 import torch
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
+from app.db import session_scope
 from app.ml.nets import TutorialCNN
+from app.storage.config import get_store
+from app.storage.local import LocalFolder
 from tests.api.conftest import refusal
 from tests.api.test_datasets import noisy_png, upload
 from tests.conftest import Env
@@ -165,7 +170,7 @@ def test_what_init_from_names_must_exist_and_fit(
     assert {what: status for what, (status, _) in answers.items()} == {
         what: status for what, (_, status) in refusals.items()
     }
-    assert {what: detail for what, (_, detail) in answers.items()} == {
+    refusals_said = {
         "no model": "init_from: model 'nope' not found (GET /models lists them)",
         "no version": "init_from: model 'cifar10' has no version 9",
         "no alias": "init_from: model 'cifar10' has no alias 'staging'",
@@ -181,6 +186,7 @@ def test_what_init_from_names_must_exist_and_fit(
         "neither": 'init_from: give {"model": ..., "version": ...}, {"model": ..., "alias": '
         '...} or {"weights": ...}',
     }
+    assert {what: detail for what, (_, detail) in answers.items()} == refusals_said
 
     # A tutorial CNN for 64-pixel images, one tensor short and a dozen over, for 32-pixel ones.
     state = TutorialCNN(num_classes=10, image_size=64).state_dict()
@@ -212,6 +218,26 @@ def test_what_init_from_names_must_exist_and_fit(
     )
     # Nothing was queued by any of them.
     assert client.get("/jobs").json()["total"] == 1
+
+    # The parent's model file is read before the submit takes the database's write lock.
+    store = WritableWhileRead(env.artifacts_dir)
+    client.app.dependency_overrides[get_store] = lambda: store  # type: ignore[attr-defined]
+    answer = refusal(client.post("/jobs", json={"init_from": version, "model": "resnet18"}))
+    assert answer == (422, refusals_said["other model"])
+    assert store.opened == 1
+
+
+class WritableWhileRead(LocalFolder):
+    """The local folder, taking a write transaction of its own at every open: one that a submit
+    held meanwhile (SQLite's write lock) would make it wait, then fail."""
+
+    opened = 0
+
+    def open(self, key: str, sha256: str | None) -> AbstractContextManager[BinaryIO]:
+        with session_scope(write=True) as session:
+            session.execute(text("SELECT 1"))
+        self.opened += 1
+        return super().open(key, sha256)
 
 
 def test_what_a_queued_job_starts_from_cannot_be_deleted(

@@ -1,8 +1,9 @@
 """Removing the objects of a bucket that no row refers to: models, predictions and checkpoints of
 deleted jobs, checkpoints a finished job no longer records (a worker killed after publishing one,
 before recording it), exports of deleted model versions, weights files whose row is gone; and
-multipart uploads a process left unfinished. Nothing of a queued or running job is touched: its
-worker may have published a file it is about to record.
+multipart uploads a process left unfinished a day ago or more under those folders (the bucket
+may be shared: another's uploads, elsewhere in it, are not ours to abort). Nothing of a queued
+or running job is touched: its worker may have published a file it is about to record.
 
 What a row refers to is never removed, and nothing written within the grace period is: an object
 published a moment ago whose row is being committed. The rows are read first, then the bucket
@@ -13,6 +14,7 @@ running, and the transaction that ends it records what it published.
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -27,6 +29,8 @@ from app.weights.files import WEIGHTS_FOLDER, weights_prefix
 
 log = logging.getLogger("trainserve.sweep")
 
+# An upload under way is never aborted: even a slow 1 GiB dataset upload ends well within this.
+UNFINISHED_UPLOAD_AGE_S = 24 * 3600.0
 EXPORT_KEY = re.compile(rf"^{EXPORTS_FOLDER}/([^/]+)/v(\d+)/")
 
 
@@ -72,20 +76,30 @@ def _referenced(key: str, refs: References) -> bool:
     export = EXPORT_KEY.match(key)
     if export is not None:
         return (export[1], int(export[2])) in refs.versions
-    folder = "/".join(key.split("/")[:2]) + "/"  # jobs/7/ or weights/<id>/
-    return key in refs.keys or folder in refs.prefixes
+    return key in refs.keys or _folder(key) in refs.prefixes
 
 
-def sweep_bucket(bucket: Bucket, cutoff: float) -> BucketSweep:
-    """Remove what no row refers to and was written before `cutoff` (POSIX time)."""
+def _folder(key: str) -> str:
+    return "/".join(key.split("/")[:2]) + "/"  # jobs/7/ or weights/<id>/
+
+
+def sweep_bucket(
+    bucket: Bucket, cutoff: float, uploads_older_than_s: float = UNFINISHED_UPLOAD_AGE_S
+) -> BucketSweep:
+    """Remove what no row refers to and was written before `cutoff` (POSIX time), and abort
+    the uploads begun before both `cutoff` and `uploads_older_than_s` ago."""
     with session_scope() as session:
         refs = references(session)
     swept = BucketSweep()
+    uploads_cutoff = min(cutoff, time.time() - uploads_older_than_s)
     for folder in (JOBS_FOLDER, EXPORTS_FOLDER, WEIGHTS_FOLDER):
         for stored in bucket.list(folder):
             if stored.modified_at < cutoff and not _referenced(stored.key, refs):
                 bucket.delete(stored.key)
                 swept.objects += 1
                 swept.bytes += stored.size
-    swept.uploads = bucket.abort_unfinished_uploads(cutoff)
+        for upload in bucket.unfinished_uploads(folder):
+            if upload.started_at < uploads_cutoff and _folder(upload.key) not in refs.prefixes:
+                bucket.abort_upload(upload)
+                swept.uploads += 1
     return swept

@@ -1,6 +1,6 @@
 """The sweep of a bucket (`trainserve gc`): it removes the objects no row refers to once they are
-older than the grace period, and unfinished multipart uploads, and nothing else: a real
-S3-compatible server, real rows in the migrated database."""
+older than the grace period, and multipart uploads left unfinished a day ago under its own
+folders, and nothing else: a real S3-compatible server, real rows in the migrated database."""
 
 import os
 import subprocess
@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+from app.bucket_sweep import sweep_bucket
 from app.db import session_scope
 from app.models import Job, JobStatus, WeightsFile
+from app.storage.bucket import Bucket
 from app.storage.config import get_store
 from app.sweep import sweep_unreferenced_files
 from tests.conftest import Env
@@ -69,11 +71,17 @@ def test_the_sweep_removes_only_what_no_row_refers_to(
     store = get_store()
     for key in KEPT + ORPHANS:
         store.publish_bytes(key, b"x" * 10)
-    client, name = s3_bucket.server.client(), s3_bucket.name("jobs/5/model-attempt1.pt")
-    upload = client.create_multipart_upload(Bucket=s3_bucket.bucket, Key=name)
-    client.upload_part(
-        Bucket=s3_bucket.bucket, Key=name, UploadId=upload["UploadId"], PartNumber=1, Body=b"y"
-    )
+    client = s3_bucket.server.client()
+    # A deleted job's, a running job's, and one of another user of the bucket.
+    for name in (
+        s3_bucket.name("jobs/5/model-attempt1.pt"),
+        s3_bucket.name("jobs/2/model-attempt1.pt"),
+        f"{s3_bucket.prefix}-other/backup.tar",
+    ):
+        upload = client.create_multipart_upload(Bucket=s3_bucket.bucket, Key=name)
+        client.upload_part(
+            Bucket=s3_bucket.bucket, Key=name, UploadId=upload["UploadId"], PartNumber=1, Body=b"y"
+        )
     data, artifacts = migrated_env.data_dir, migrated_env.artifacts_dir
 
     kept = sweep_unreferenced_files(data, artifacts, HOUR_S, store)
@@ -85,11 +93,32 @@ def test_the_sweep_removes_only_what_no_row_refers_to(
     assert str(swept) == (
         "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted "
         "weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted model "
-        "versions, 5 object(s) no row refers to and 1 "
+        "versions, 5 object(s) no row refers to and 0 "
         f"unfinished multipart upload(s) in the {store.description}: 50 bytes"
     )
     assert s3_bucket.stored_keys() == sorted(KEPT)
-    assert client.list_multipart_uploads(Bucket=s3_bucket.bucket).get("Uploads", []) == []
+    # Begun a moment ago: perhaps still under way, kept for a day.
+    assert len(unfinished(s3_bucket)) == 3
+
+    # Once a day old: the deleted job's is aborted, and only it.
+    assert isinstance(store, Bucket)
+    assert sweep_bucket(store, time.time(), uploads_older_than_s=0).uploads == 1
+    assert unfinished(s3_bucket) == sorted(
+        [s3_bucket.name("jobs/2/model-attempt1.pt"), f"{s3_bucket.prefix}-other/backup.tar"]
+    )
+    ours = client.list_multipart_uploads(Bucket=s3_bucket.bucket, Prefix=s3_bucket.prefix)
+    for upload in ours["Uploads"]:
+        client.abort_multipart_upload(
+            Bucket=s3_bucket.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+        )
+
+
+def unfinished(s3_bucket: S3Bucket) -> list[str]:
+    """The keys of the multipart uploads under way under the test's prefix and its sibling."""
+    uploads = s3_bucket.server.client().list_multipart_uploads(
+        Bucket=s3_bucket.bucket, Prefix=s3_bucket.prefix
+    )
+    return sorted(upload["Key"] for upload in uploads.get("Uploads", []))
 
 
 def test_trainserve_gc_sweeps_the_bucket_after_its_grace_period(

@@ -12,6 +12,7 @@ by files whose bytes match the sha256 the database recorded.
 import contextlib
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -57,6 +58,15 @@ DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
 # A tiny object the worker's probe writes and deletes: a credential that may list but not
 # write is caught before a job is claimed, not at its first checkpoint.
 PROBE_KEY = "probe/write-check"
+
+
+@dataclass(frozen=True)
+class UnfinishedUpload:
+    """A multipart upload begun and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    started_at: float  # POSIX time
 
 
 def parse_bucket_url(url: str) -> tuple[str, str]:
@@ -229,24 +239,28 @@ class Bucket(ArtifactStore):
         except S3_ERRORS as exc:
             raise self._failed(f"could not list {prefix}/", exc) from exc
 
-    def abort_unfinished_uploads(self, started_before: float) -> int:
-        """Abort the multipart uploads under the prefix begun before this POSIX time (a process
-        that died mid-upload leaves its parts, unseen); how many."""
+    def unfinished_uploads(self, prefix: str) -> Iterator[UnfinishedUpload]:
+        """The multipart uploads begun under `prefix/` and neither completed nor aborted (a
+        process that died mid-upload leaves its parts, unseen by a listing)."""
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.bucket, Prefix=f"{self.prefix}/" if self.prefix else ""
+            Bucket=self.bucket, Prefix=self._object(prefix) + "/"
         )
-        aborted = 0
         try:
             for page in pages:
                 for upload in page.get("Uploads", []):
-                    if upload["Initiated"].timestamp() < started_before:
-                        self.client.abort_multipart_upload(
-                            Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
-                        )
-                        aborted += 1
+                    started: datetime = upload["Initiated"]
+                    key = self._key(upload["Key"])
+                    yield UnfinishedUpload(key, upload["UploadId"], started.timestamp())
         except S3_ERRORS as exc:
-            raise self._failed("could not list or abort unfinished uploads", exc) from exc
-        return aborted
+            raise self._failed(f"could not list unfinished uploads under {prefix}/", exc) from exc
+
+    def abort_upload(self, upload: UnfinishedUpload) -> None:
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._object(upload.key), UploadId=upload.upload_id
+            )
+        except S3_ERRORS as exc:
+            raise self._failed(f"could not abort the upload of {upload.key}", exc) from exc
 
     def remove_staged(self, prefix: str) -> None:
         pass  # staged in the cache folder, whose stale temporaries its eviction removes

@@ -44,6 +44,7 @@ from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.settings import get_settings
 from app.slow_clients import BodyIdleLimit
+from app.storage.config import get_store, get_store_health
 from app.sweep import sweep_periodically
 from app.version import package_version
 
@@ -66,7 +67,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.migrate_on_start:
         upgrade_to_head()
     app.state.event_hub = EventHub(settings.events_poll_seconds)
-    sweeping = asyncio.create_task(sweep_periodically(settings))
+    # Made on a thread: a bucket's client resolves its credentials, perhaps over HTTP (an
+    # instance role), which the event loop must not wait for.
+    app.state.store = await asyncio.to_thread(get_store)
+    app.state.store_health = await asyncio.to_thread(get_store_health)
+    sweeping = asyncio.create_task(sweep_periodically(settings, app.state.store))
     try:
         yield
     finally:

@@ -29,7 +29,6 @@ from app.exports.store import EXPORTS_FOLDER
 from app.jobs.files import JOBS_FOLDER
 from app.models import JOB_ID_MAX, Dataset, Job, ModelVersion, RegisteredModel, WeightsFile
 from app.settings import Settings
-from app.storage.config import get_store
 from app.storage.local import LocalFolder
 from app.storage.store import ArtifactStore
 from app.weights.files import WEIGHTS_FOLDER
@@ -174,7 +173,7 @@ def sweep_and_log(
     return report
 
 
-async def sweep_periodically(settings: Settings) -> None:
+async def sweep_periodically(settings: Settings, store: ArtifactStore) -> None:
     """Sweep now, then every TRAINSERVE_SWEEP_INTERVAL_SECONDS, until cancelled."""
     while True:
         try:
@@ -183,7 +182,7 @@ async def sweep_periodically(settings: Settings) -> None:
                 settings.data_dir,
                 settings.artifacts_dir,
                 settings.sweep_grace_seconds,
-                get_store(),
+                store,
             )
         except Exception:
             log.exception(

@@ -16,6 +16,7 @@ from app.serving.model_cache import ModelCache
 from app.serving.service import Predictions
 from app.settings import Settings, get_settings
 from app.storage.config import get_store
+from app.storage.health import StoreHealth
 from app.storage.store import ArtifactStore
 
 
@@ -62,7 +63,10 @@ async def _predictions(request: Request) -> Predictions:
     state = request.app.state
     models: ModelCache = state.model_cache
     serving: ServingJobs = state.serving_jobs
-    return Predictions(serving, models, get_store())
+    # Made in the lifespan, on a thread: nothing here waits for a bucket's client.
+    store: ArtifactStore = state.store
+    health: StoreHealth = state.store_health
+    return Predictions(serving, models, store, health)
 
 
 PredictionsDep = Annotated[Predictions, Depends(_predictions)]

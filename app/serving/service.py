@@ -15,6 +15,7 @@ from app.serving.batcher import Batcher, UploadRejected
 from app.serving.lookup import ServedModel, ServingJobs, Target
 from app.serving.model_cache import ModelCache
 from app.serving.rows import column_values
+from app.storage.health import StoreHealth
 from app.storage.store import ArtifactStore
 
 
@@ -37,8 +38,14 @@ class Predictions:
     event loop.
     """
 
-    def __init__(self, lookup: ServingJobs, models: ModelCache, store: ArtifactStore) -> None:
-        self.lookup, self.models, self.store = lookup, models, store
+    def __init__(
+        self,
+        lookup: ServingJobs,
+        models: ModelCache,
+        store: ArtifactStore,
+        health: StoreHealth | None = None,
+    ) -> None:
+        self.lookup, self.models, self.store, self.health = lookup, models, store, health
 
     async def classify_images(
         self, target: Target, uploads: list[tuple[str, bytes]], *, resize: bool = True
@@ -110,5 +117,6 @@ class Predictions:
             served = await run_in_threadpool(self.lookup.find, target)
         batcher = self.models.cached(served)
         if batcher is None:
-            batcher = await run_in_threadpool(self.models.get, served, self.store)
+            loading = self.models.loading(served, self.store, self.health)
+            batcher = await asyncio.wrap_future(loading)
         return served, batcher

@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.settings_sources import ENV_PREFIX
+from app.storage.locations import CREDENTIALS_ELSEWHERE, has_credentials, parse_bucket_url
 
 # Anything that starts like a URL (s3:/bucket, S3://bucket, gs://...) is not a folder's name.
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
@@ -69,11 +70,10 @@ class StorageSettings(BaseSettings):
         if not url:
             self.artifacts_url = None
         elif url.startswith("s3://"):
-            bucket = url.removeprefix("s3://").partition("/")[0]
-            if not bucket:
-                raise ValueError(
-                    f"TRAINSERVE_ARTIFACTS_URL ({url}) names no bucket: s3://BUCKET/PREFIX"
-                )
+            try:
+                parse_bucket_url(url)
+            except ValueError as exc:
+                raise ValueError(f"TRAINSERVE_ARTIFACTS_URL {exc}") from None
         elif _SCHEME.match(url) and not url.startswith("file://"):
             raise ValueError(
                 f"TRAINSERVE_ARTIFACTS_URL ({url}) must be a local folder or s3://BUCKET/PREFIX"
@@ -88,6 +88,11 @@ class StorageSettings(BaseSettings):
         if not endpoint:
             self.s3_endpoint_url = None
             return self
+        if has_credentials(endpoint):  # not repeated: the message goes to logs and terminals
+            raise ValueError(
+                "TRAINSERVE_S3_ENDPOINT_URL must not hold credentials (http://USER:SECRET@...): "
+                f"{CREDENTIALS_ELSEWHERE}"
+            )
         parts = urlsplit(endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(

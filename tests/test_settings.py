@@ -163,6 +163,15 @@ def test_the_artifacts_url_is_a_local_folder_or_a_bucket(
             f"TRAINSERVE_S3_ENDPOINT_URL ({endpoint}) must be http://HOST[:PORT] or "
             "https://HOST[:PORT]"
         )
+    # Credentials in either are refused, and not repeated: the message goes to logs.
+    elsewhere = "give the credentials as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead"
+    assert settings_error(TRAINSERVE_S3_ENDPOINT_URL="http://KEY:SECRET@minio:9000").problem == (
+        f"TRAINSERVE_S3_ENDPOINT_URL must not hold credentials (http://USER:SECRET@...): "
+        f"{elsewhere}"
+    )
+    assert settings_error(TRAINSERVE_ARTIFACTS_URL="s3://KEY:SECRET@models/a").problem == (
+        f"TRAINSERVE_ARTIFACTS_URL must not hold credentials (USER:SECRET@): {elsewhere}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ from app.storage.bucket_errors import (
     is_refused,
 )
 from app.storage.cache import FileCache
+from app.storage.locations import parse_bucket_url, without_credentials
 from app.storage.store import (
     ArtifactMissing,
     ArtifactStore,
@@ -67,14 +68,6 @@ class UnfinishedUpload:
     key: str
     upload_id: str
     started_at: float  # POSIX time
-
-
-def parse_bucket_url(url: str) -> tuple[str, str]:
-    """(bucket, prefix) of s3://bucket/prefix; ValueError without a bucket."""
-    bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    if not url.startswith("s3://") or not bucket:
-        raise ValueError(f"{url!r} is not s3://BUCKET or s3://BUCKET/PREFIX")
-    return bucket, prefix.strip("/")
 
 
 class Bucket(ArtifactStore):
@@ -122,7 +115,10 @@ class Bucket(ArtifactStore):
             max_concurrency=MAX_TRANSFER_THREADS,
         )
         location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        self.description = f"artifact store {location} at {self.client.meta.endpoint_url}"
+        # Named in logs, job errors and /readyz: never with credentials (AWS_ENDPOINT_URL may
+        # hold them; the settings refuse them in TRAINSERVE_S3_ENDPOINT_URL).
+        endpoint = without_credentials(self.client.meta.endpoint_url)
+        self.description = f"artifact store {location} at {endpoint}"
 
     def _object(self, key: str) -> str:
         check_key(key)

@@ -1,13 +1,14 @@
 """A proxy in front of the real S3 server that misbehaves as told: it cuts every GET's body off
-halfway (the connection closed mid-download), or answers every PUT with an error of its own.
-Everything else passes through unchanged, the Host header too, so that signatures still match.
+halfway (the connection closed mid-download), answers every PUT with an error of its own, or
+changes a byte of every PUT's body on the way. Everything else passes through unchanged, the
+Host header too, so that signatures still match; the Content-MD5 of each PUT is noted.
 """
 
 import http.client
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -21,6 +22,8 @@ ERROR_BODY = (
 class Faults:
     cut_gets: bool = False
     put_error: tuple[int, str, str] | None = None  # status, S3 error code, message
+    damage_puts: bool = False
+    put_md5s: list[str | None] = field(default_factory=list)  # each PUT's Content-MD5 header
 
 
 @contextmanager
@@ -37,6 +40,10 @@ def faulty_proxy(endpoint: str, faults: Faults) -> Iterator[str]:
         def _forward(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
+            if self.command == "PUT":
+                faults.put_md5s.append(self.headers.get("Content-MD5"))
+                if faults.damage_puts and body:
+                    body = bytes([body[0] ^ 1]) + body[1:]
             if self.command == "PUT" and faults.put_error is not None:
                 status, code, message = faults.put_error
                 self._answer(status, ERROR_BODY.format(code=code, message=message).encode())

@@ -4,9 +4,13 @@ endpoint also from TRAINSERVE_S3_ENDPOINT_URL.
 
 A publication is one PUT, or a multipart upload above TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES
 (boto3's managed transfer, which reads the file part by part): S3 shows an object only once it
-is complete. Its sha256 goes in the object's metadata, and both it and the size are checked once
-it is stored. Reads go through a local cache named by sha256 (app/storage/cache.py), filled only
-by files whose bytes match the sha256 the database recorded.
+is complete. A single PUT carries the file's Content-MD5, which the server checks against the
+bytes it received (refusing them otherwise); a multipart upload is checked by its stored size
+only. The file's sha256 goes in the object's metadata and is read back with the size once it is
+stored, but it is what was sent, not a digest of what is stored: the stored bytes are checked
+against the sha256 the database recorded by every reader, before any is used. Reads go through
+a local cache named by sha256 (app/storage/cache.py), filled only by files whose bytes matched,
+and checked again at every use, as the local folder's files are.
 """
 
 import contextlib
@@ -40,6 +44,7 @@ from app.storage.store import (
     StoreError,
     StoreRefused,
     check_key,
+    content_md5,
     damaged,
     file_digest,
 )
@@ -142,14 +147,27 @@ class Bucket(ArtifactStore):
         name = self._object(key)
         with staged.open("rb") as file:
             size, sha256 = file_digest(file)
+        metadata = {SHA256_METADATA: sha256}
         try:
-            self.client.upload_file(
-                str(staged),
-                self.bucket,
-                name,
-                ExtraArgs={"Metadata": {SHA256_METADATA: sha256}},
-                Config=self.transfer,
-            )
+            if size < self.transfer.multipart_threshold:
+                with staged.open("rb") as body:
+                    # The server checks the bytes it got against their MD5: a PUT damaged on
+                    # the way is refused (BadDigest), not stored.
+                    self.client.put_object(
+                        Bucket=self.bucket,
+                        Key=name,
+                        Body=body,
+                        Metadata=metadata,
+                        ContentMD5=content_md5(staged),
+                    )
+            else:
+                self.client.upload_file(
+                    str(staged),
+                    self.bucket,
+                    name,
+                    ExtraArgs={"Metadata": metadata},
+                    Config=self.transfer,
+                )
             stored = self.client.head_object(Bucket=self.bucket, Key=name)
         except S3_ERRORS as exc:
             raise self._failed(f"could not store {key}", exc) from exc
@@ -164,7 +182,7 @@ class Bucket(ArtifactStore):
     @contextlib.contextmanager
     def open(self, key: str, sha256: str | None) -> Iterator[BinaryIO]:
         expected = sha256 or self._recorded_sha256(key)
-        file = None if expected is None else self.cache.open(expected)
+        file = None if expected is None else self.cache.open_checked(expected, key)
         if file is None:
             file = self._download(key, expected)
         with file:

@@ -17,6 +17,8 @@ import uuid
 from pathlib import Path
 from typing import BinaryIO
 
+from app.storage.store import damaged, file_digest
+
 log = logging.getLogger("trainserve.storage")
 
 PARTIAL_PREFIX = ".partial-"
@@ -43,6 +45,21 @@ class FileCache:
             now = time.time()  # finer than the filesystem's own clock: uses stay in order
             os.utime(path, (now, now))
         return file
+
+    def open_checked(self, sha256: str, key: str) -> BinaryIO | None:
+        """As `open`, the file's digest checked again (a disk may change a byte too): a
+        damaged copy of `key` is removed, said in the log, and None answered (fetch it again)."""
+        file = self.open(sha256)
+        if file is None:
+            return None
+        _, actual = file_digest(file)
+        if actual == sha256:
+            file.seek(0)
+            return file
+        file.close()
+        log.error("%s", damaged(f"the cache {self.folder}", key, actual, sha256))
+        (self.folder / sha256).unlink(missing_ok=True)  # an open copy stays whole for its reader
+        return None
 
     def temporary_path(self) -> Path:
         """Where to download a file before `add` takes it."""

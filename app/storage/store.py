@@ -6,6 +6,7 @@ a reader sees nothing under a key, or a whole file. Readers find keys in the dat
 listing; the sha256 recorded there is checked before any byte is used.
 """
 
+import base64
 import hashlib
 import re
 from abc import ABC, abstractmethod
@@ -68,6 +69,15 @@ def file_digest(file: BinaryIO) -> tuple[int, str]:
         digest.update(chunk)
         size += len(chunk)
     return size, digest.hexdigest()
+
+
+def content_md5(path: Path) -> str:
+    """The file's MD5 as S3's Content-MD5 header takes it (base64 of the digest)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as file:
+        while chunk := file.read(HASH_CHUNK_BYTES):
+            digest.update(chunk)
+    return base64.b64encode(digest.digest()).decode()
 
 
 def damaged(description: str, key: str, actual: str, expected: str) -> ArtifactDamaged:

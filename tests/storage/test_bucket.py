@@ -80,6 +80,25 @@ def test_a_published_file_is_read_back_verified_then_from_the_cache(
     assert cached(tmp_path / "cache") == sorted([sha256, hashlib.sha256(b"onnx").hexdigest()])
 
 
+def test_a_cached_copy_is_checked_at_every_use_and_fetched_again_when_damaged(
+    s3_bucket: S3Bucket, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = bucket_store(s3_bucket, tmp_path / "cache")
+    data = os.urandom(10_000)
+    published = store.publish_bytes("jobs/3/model-attempt1.pt", data)
+    assert read(store, published.key, published.sha256) == data
+    copy = tmp_path / "cache" / published.sha256
+    copy.write_bytes(b"x" + data[1:])  # the disk changed a byte
+    assert read(store, published.key, published.sha256) == data
+    assert copy.read_bytes() == data
+    damaged_sha256 = hashlib.sha256(b"x" + data[1:]).hexdigest()
+    assert [r.getMessage() for r in caplog.records if r.name == "trainserve.storage"] == [
+        f"the cache {tmp_path / 'cache'}: {published.key} is damaged: its sha256 is "
+        f"{damaged_sha256}, not the {published.sha256} recorded when it was written; it was "
+        "not used"
+    ]
+
+
 @pytest.mark.parametrize("damage", ["a changed byte", "cut short"])
 def test_an_object_changed_in_the_bucket_is_refused_and_never_cached(
     s3_bucket: S3Bucket, tmp_path: Path, damage: str

@@ -1,8 +1,11 @@
 """A bucket whose server misbehaves mid-request, through a proxy in front of the real one: a
 download cut off halfway is the store out of reach (waited out, never taken for a bad file, so a
 resumed job keeps its checkpoint); a PUT answered 500 is one too, and one answered 403 is a
-refusal; each message names the store and the key, never a local temporary path."""
+refusal; each message names the store and the key, never a local temporary path. A single PUT
+carries its Content-MD5, and one whose bytes change on the way is not stored."""
 
+import base64
+import hashlib
 import os
 from pathlib import Path
 
@@ -77,3 +80,23 @@ def test_a_put_the_server_fails_or_refuses_names_the_store_and_the_key(
         assert store.problem(writes=True) == f"{store_name}: {said}"
     assert s3_bucket.stored_keys() == []
     assert cached(tmp_path / "cache") == []
+
+
+def test_a_put_carries_its_md5_and_one_changed_on_the_way_is_not_stored(
+    s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    data = b"checkpoint bytes"
+    faults = Faults()
+    with faulty_proxy(s3_bucket.server.endpoint, faults) as endpoint:
+        store = proxied(s3_bucket, endpoint, tmp_path / "cache")
+        store.publish_bytes(KEY, data)
+        faults.damage_puts = True
+        with pytest.raises(StoreError) as raised:
+            store.publish_bytes("jobs/8/model-attempt1.pt", data)
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    assert faults.put_md5s == [md5, md5]
+    assert is_outage(raised.value)  # sent again, after a pause, by a job
+    assert str(raised.value).startswith(
+        f"artifact store {s3_bucket.url} at {endpoint}: could not store jobs/8/model-attempt1.pt: "
+    )
+    assert s3_bucket.stored_keys() == [KEY]

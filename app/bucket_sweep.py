@@ -55,10 +55,17 @@ def references(session: Session) -> References:
     keys: set[str] = set()
     prefixes = {f"{weights_prefix(row)}/" for row in session.scalars(select(WeightsFile.id))}
     jobs = session.execute(
-        select(Job.id, Job.status, Job.attempts, Job.model_path, Job.checkpoint_key)
+        select(
+            Job.id,
+            Job.status,
+            Job.attempts,
+            Job.model_path,
+            Job.checkpoint_key,
+            Job.previous_checkpoint_key,
+        )
     )
-    for job_id, status, attempts, model_path, checkpoint in jobs:
-        keys.update(key for key in (model_path, checkpoint) if key is not None)
+    for job_id, status, attempts, *files in jobs:
+        keys.update(key for key in files if key is not None)
         if status in (JobStatus.QUEUED, JobStatus.RUNNING):
             prefixes.add(f"{job_prefix(job_id)}/")
         if status == JobStatus.SUCCEEDED:

@@ -83,6 +83,9 @@ class Job(Base):
     predictions_sha256: Mapped[str | None] = mapped_column(String(64))
     checkpoint_key: Mapped[str | None] = mapped_column(String(500))
     checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The one before: what a resume falls back to when the newest does not load.
+    previous_checkpoint_key: Mapped[str | None] = mapped_column(String(500))
+    previous_checkpoint_sha256: Mapped[str | None] = mapped_column(String(64))
     # What the model was tested on: the sha256 of the dataset's files and how many of its test
     # images (max_test_samples takes a fixed, class-balanced prefix): together, the test set.
     dataset_sha256: Mapped[str | None] = mapped_column(String(64))

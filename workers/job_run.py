@@ -6,17 +6,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 from app.db import in_write_session, session_scope
 from app.db_outages import OutageLog, outage_of, retry_through_outages
 from app.jobs.progress import (
+    RecordedCheckpoint,
     heartbeat,
     record_checkpoint,
     record_epoch,
     record_loss_point,
     record_start,
-    recorded_checkpoint,
+    recorded_checkpoints,
     restore_history,
 )
 from app.jobs.records import LossRecord
@@ -68,7 +70,8 @@ class JobRun:
         self.checkpoints = JobCheckpoints(
             store, lease, pause_s=settings.failpoint_checkpoint_pause_seconds
         )
-        self._checkpoint: str | None = None  # the key the job's row records
+        # The keys the job's row records, the newest first (the one before is the fallback).
+        self._checkpoints: list[str] = []
         self.cancelled = threading.Event()
         self.lost = threading.Event()
         self._finished = threading.Event()
@@ -177,30 +180,32 @@ class JobRun:
         """The checkpoint the job's row records, if usable, with the stored history made to
         match it."""
 
-        def read() -> tuple[str, str | None] | None:
+        def read() -> list[RecordedCheckpoint]:
             with session_scope() as session:
-                return recorded_checkpoint(session, self.lease.job_id)
+                return recorded_checkpoints(session, self.lease.job_id)
 
         recorded = self.write(read)  # a read, waited out like the writes
         self.in_store(self.checkpoints.remove_stale_temporaries)
-        snapshot = None
-        if recorded is not None:
-            key, sha256 = recorded
-            self._checkpoint = key
-            snapshot = self.in_store(lambda: self.checkpoints.load(key, sha256))
-        elif (unrecorded := self.in_store(self.checkpoints.load_unrecorded)) is not None:
+        self._checkpoints = [key for key, _ in recorded]
+        snapshot, loaded = None, None
+        for key, sha256 in recorded:  # the newest, else the one before
+            snapshot = self.in_store(partial(self.checkpoints.load, key, sha256))
+            if snapshot is not None:
+                loaded = key
+                break
+        if not recorded and (unrecorded := self.in_store(self.checkpoints.load_unrecorded)):
             # Running when the service was upgraded to recording checkpoints: its newest file.
-            recorded = (unrecorded[0], None)
-            self._checkpoint, snapshot = unrecorded
+            loaded, snapshot = unrecorded
+            self._checkpoints = [loaded]
         epoch, step = (0, 0) if snapshot is None else (snapshot["epoch"], snapshot["step"])
         loss_points, epochs = snapshot_history(snapshot)
         history = {"epoch": epoch, "step": step, "loss_points": loss_points, "epochs": epochs}
         self.write(lambda: self._in_session(restore_history, **history))
-        if recorded is not None and snapshot is not None:
+        if loaded is not None and snapshot is not None:
             log.info(
                 "job %s: resuming from checkpoint %s (epoch %d, step %d), attempt %d",
                 self.lease.job_id,
-                checkpoint_name(recorded[0]),
+                checkpoint_name(loaded),
                 epoch,
                 step,
                 self.lease.attempt,
@@ -272,8 +277,11 @@ class JobRun:
             self.lost.set()
             self.checkpoints.discard(published.key)  # under this attempt's name: no one's else
             raise
-        previous, self._checkpoint = self._checkpoint, published.key
-        if previous is not None and previous != published.key:
-            self.checkpoints.discard(previous)
+        # The newest and the one before stay; the one before that is recorded no more.
+        recorded = list(dict.fromkeys([published.key, *self._checkpoints[:1]]))
+        for older in self._checkpoints[1:]:
+            if older not in recorded:
+                self.checkpoints.discard(older)
+        self._checkpoints = recorded
         self._last_checkpoint = time.monotonic()
         log.info("job %s: checkpoint %s written", self.lease.job_id, checkpoint_name(published.key))

@@ -246,9 +246,12 @@ class Worker:
                 log.info("job %s: stopping while %s; handing it back", lease.job_id, exc)
                 self._write(lambda: in_write_session(release_job, lease))
             else:  # waited out for TRAINSERVE_STORE_OUTAGE_LIMIT_S: it fails naming the store
+                # Its checkpoints are left to the sweep: the store does not answer now.
                 self._fail(lease, failure_message(exc, lease.job_id, self.settings.artifacts_dir))
         except Exception as exc:
             self._fail(lease, failure_message(exc, lease.job_id, self.settings.artifacts_dir))
+            # A failed job is never resumed (its retry is a new job): its row records none now.
+            JobCheckpoints(self.store, lease).clear()
 
     def _interrupted(self, lease: Lease, exc: TrainingInterrupted) -> None:
         log.info("job %s: %s", lease.job_id, exc)

@@ -132,13 +132,30 @@ def record_epoch(session: Session, lease: Lease, result: EpochRecord, steps: int
 
 
 def record_checkpoint(session: Session, lease: Lease, *, key: str, sha256: str) -> None:
-    """The job's newest checkpoint is the one published under `key`: a resumed attempt loads it."""
-    update_leased(session, lease, checkpoint_key=key, checkpoint_sha256=sha256)
+    """The job's newest checkpoint is the one published under `key`: a resumed attempt loads it,
+    or the one it replaces, kept as the previous, when it does not load."""
+    update_leased(
+        session,
+        lease,
+        previous_checkpoint_key=Job.checkpoint_key,  # the values before this UPDATE
+        previous_checkpoint_sha256=Job.checkpoint_sha256,
+        checkpoint_key=key,
+        checkpoint_sha256=sha256,
+    )
 
 
-def recorded_checkpoint(session: Session, job_id: int) -> tuple[str, str | None] | None:
-    """The key and sha256 of the job's newest checkpoint, or None when it has none."""
-    key, sha256 = session.execute(
-        select(Job.checkpoint_key, Job.checkpoint_sha256).where(Job.id == job_id)
+RecordedCheckpoint = tuple[str, str | None]  # its key and sha256
+
+
+def recorded_checkpoints(session: Session, job_id: int) -> list[RecordedCheckpoint]:
+    """The job's recorded checkpoints, the newest first: none, one or two."""
+    row = session.execute(
+        select(
+            Job.checkpoint_key,
+            Job.checkpoint_sha256,
+            Job.previous_checkpoint_key,
+            Job.previous_checkpoint_sha256,
+        ).where(Job.id == job_id)
     ).one()
-    return None if key is None else (key, sha256)
+    pairs = [(row[0], row[1]), (row[2], row[3])]
+    return [(key, sha256) for key, sha256 in pairs if key is not None]

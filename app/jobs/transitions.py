@@ -36,8 +36,14 @@ class Lease:
     attempt: int
 
 
-# A job that succeeded or was cancelled has no use for its checkpoints: its worker removes them.
-NO_CHECKPOINT: dict[str, Any] = {"checkpoint_key": None, "checkpoint_sha256": None}
+# A job that ended has no use for its checkpoints (a retry is a new job that starts over): its
+# worker removes them, else the sweep does, since no row records them any more.
+NO_CHECKPOINT: dict[str, Any] = {
+    "checkpoint_key": None,
+    "checkpoint_sha256": None,
+    "previous_checkpoint_key": None,
+    "previous_checkpoint_sha256": None,
+}
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,13 @@ def recover_expired_leases(session: Session, now: datetime | None = None) -> tup
     failed = session.scalars(
         update(Job)
         .where(expired, Job.attempts >= Job.max_attempts)
-        .values(status=JobStatus.FAILED, finished_at=now, lease_expires_at=None, error=error)
+        .values(
+            status=JobStatus.FAILED,
+            finished_at=now,
+            lease_expires_at=None,
+            error=error,
+            **NO_CHECKPOINT,
+        )
         .returning(Job.id)
     ).all()
     for job_id in failed:
@@ -221,6 +233,7 @@ def fail_job(session: Session, lease: Lease, message: str) -> None:
         finished_at=utcnow(),
         lease_expires_at=None,
         error=message,
+        **NO_CHECKPOINT,
     )
     status_event(session, lease.job_id, JobStatus.FAILED, error=message)
 

@@ -1,7 +1,7 @@
 """A job's checkpoints in the local folder: one damaged (cut short, overwritten, emptied) is
-refused by its sha256 and the job starts over; a job in flight during the upgrade to recorded
-checkpoints resumes from the newest file under the old names that loads; half-written files a
-killed worker left are removed."""
+refused by its sha256, and the job resumes from the one before, kept for that; a job in flight
+during the upgrade to recorded checkpoints resumes from the newest file under the old names
+that loads; half-written files a killed worker left are removed."""
 
 import logging
 from pathlib import Path
@@ -13,6 +13,7 @@ from app.db import session_scope
 from app.jobs.transitions import Lease
 from app.ml.checkpoints import write_torch_file
 from app.models import Job, JobStatus
+from app.settings import get_settings
 from app.storage.local import LocalFolder
 from tests.conftest import Env
 from tests.workers.test_worker import load, loss_point_count, queue, registered, stop_when
@@ -114,6 +115,7 @@ def test_a_job_in_flight_during_the_upgrade_resumes_from_its_newest_file(
         assert job is not None and job.status == JobStatus.QUEUED and job.checkpoint_key
         recorded = migrated_env.artifacts_dir / job.checkpoint_key
         job.checkpoint_key = job.checkpoint_sha256 = None
+        job.previous_checkpoint_key = job.previous_checkpoint_sha256 = None
     old_name = recorded.name.replace("-attempt1", "")
     recorded.rename(recorded.with_name(old_name))
 
@@ -126,3 +128,40 @@ def test_a_job_in_flight_during_the_upgrade_resumes_from_its_newest_file(
         (epoch, step) for epoch in (1, 2) for step in (5, 10, 15, 20)
     ]
     assert not recorded.parent.exists()  # the old file went with the others
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
+    migrated_env: Env,
+    synthetic_cifar: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TRAINSERVE_CHECKPOINT_SECONDS", "0.001")  # one at every step
+    get_settings.cache_clear()
+    job_id = queue(epochs=2, log_every=5, seed=4, max_train_samples=80, max_test_samples=20)
+    first = registered(Worker(migrated_env.settings(), worker_id="w1"))
+    watcher = stop_when(first, lambda: loss_point_count(job_id) >= 3)
+    first.run_once()
+    watcher.join()
+    job = load(job_id)
+    newest, previous = job.checkpoint_key, job.previous_checkpoint_key
+    assert newest is not None and previous is not None and newest != previous
+    folder = (migrated_env.artifacts_dir / newest).parent
+    # The newest and the one before, and no other.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [Path(newest).name, Path(previous).name]
+    )
+    damage(migrated_env.artifacts_dir / newest, "garbage")
+
+    caplog.set_level(logging.INFO, logger="trainserve.worker")
+    assert registered(Worker(migrated_env.settings(), worker_id="w2")).run_once()
+    assert f"job {job_id}: resuming from checkpoint {Path(previous).name} (epoch " in caplog.text
+    job = load(job_id)
+    assert (job.status, job.checkpoint_key, job.previous_checkpoint_key) == (
+        JobStatus.SUCCEEDED,
+        None,
+        None,
+    )
+    assert [(p.epoch, p.step) for p in job.loss_points] == [
+        (epoch, step) for epoch in (1, 2) for step in (5, 10, 15, 20)
+    ]

@@ -13,6 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from app.settings_sources import ENV_PREFIX
 from app.storage.locations import CREDENTIALS_ELSEWHERE, has_credentials, parse_bucket_url
 
+# How long a data-parallel job's other processes wait for the first at a collective
+# (workers/training/data_parallel.py): the first, waiting out the store meanwhile, must give up
+# on it well before they give up on it, so that the job fails naming the store.
+COLLECTIVE_TIMEOUT_S = 600
+STORE_OUTAGE_LIMIT_MAX_S = COLLECTIVE_TIMEOUT_S - 60
 # Anything that starts like a URL (s3:/bucket, S3://bucket, gs://...) is not a folder's name.
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
@@ -55,12 +60,15 @@ class StorageSettings(BaseSettings):
         description="Largest size of this process's cache of the bucket (files in use are "
         "kept beyond it); the least recently used files go first.",
     )
-    store_outage_limit_s: float = Field(
-        default=600.0,
+    store_outage_limit_seconds: float = Field(
+        default=300.0,
         gt=0,
+        le=STORE_OUTAGE_LIMIT_MAX_S,
         description="How long a running job waits, paused, for an artifact store that does not "
         "answer (a bucket's server stopped, the network gone) before it fails, naming the store; "
-        "a worker claims nothing while the store does not answer.",
+        "a worker claims nothing while the store does not answer. At most "
+        f"{STORE_OUTAGE_LIMIT_MAX_S:.0f}: a data-parallel job's other processes wait for the "
+        f"first at most {COLLECTIVE_TIMEOUT_S:.0f} s, and it must give up first.",
     )
 
     @model_validator(mode="after")

@@ -150,6 +150,10 @@ def test_the_artifacts_url_is_a_local_folder_or_a_bucket(
     assert settings_error(TRAINSERVE_ARTIFACTS_URL="s3:///a").problem == (
         "TRAINSERVE_ARTIFACTS_URL (s3:///a) names no bucket: s3://BUCKET/PREFIX"
     )
+    # Past it, a data-parallel job's other processes would give up on the first before it fails.
+    assert settings_error(TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS="600").problem == (
+        "TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS: Input should be less than or equal to 540"
+    )
     assert settings_error(TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES="1000").problem == (
         "TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES: Input should be greater than or equal to 5242880"
     )

@@ -165,9 +165,9 @@ class JobRun:
     def in_store(self, call: Callable[[], T]) -> T:
         """`call()` on the artifact store, waited out while the store is out of reach: training
         pauses meanwhile (the heartbeat keeps the lease); StoreOutage after
-        TRAINSERVE_STORE_OUTAGE_LIMIT_S, or when the worker is told to stop."""
+        TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS, or when the worker is told to stop."""
         return retry_through_store_outages(
-            call, self.store_outages, self.settings.store_outage_limit_s, self.shutdown
+            call, self.store_outages, self.settings.store_outage_limit_seconds, self.shutdown
         )
 
     def _in_session(self, record: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -245,7 +245,7 @@ class Worker:
             if self.stop.is_set():  # not given up on: told to stop while waiting for the store
                 log.info("job %s: stopping while %s; handing it back", lease.job_id, exc)
                 self._write(lambda: in_write_session(release_job, lease))
-            else:  # waited out for TRAINSERVE_STORE_OUTAGE_LIMIT_S: it fails naming the store
+            else:  # waited out for TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS: it fails naming the store
                 # Its checkpoints are left to the sweep: the store does not answer now.
                 self._fail(lease, failure_message(exc, lease.job_id, self.settings.artifacts_dir))
         except Exception as exc:

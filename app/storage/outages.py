@@ -1,6 +1,6 @@
 """The artifact store out of reach (a bucket's server stopped, the network gone, credentials
 refused): waited out like a database outage (app/db_outages.py), said once when it starts and
-once when it ends, and given up on only after TRAINSERVE_STORE_OUTAGE_LIMIT_S.
+once when it ends, and given up on only after TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS.
 
 What is missing or damaged, or a request the store refused (credentials, permissions, a missing
 bucket), is no outage: waiting would not change it, so it goes through at once to be said as it
@@ -86,7 +86,7 @@ def retry_through_store_outages(
                     "stopped while waiting for it"
                     if stopped
                     else f"out of reach for {backoff.waited_s:.0f} s; "
-                    f"TRAINSERVE_STORE_OUTAGE_LIMIT_S is {limit_s:.0f}"
+                    f"TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS is {limit_s:.0f}"
                 )
                 raise StoreOutage(f"{exc} ({waited})") from exc
             continue

@@ -4,9 +4,9 @@ artifacts in a bucket of a real SeaweedFS whose S3 gateway is stopped and starte
 Stopped for 20 s mid-job, the job waits (it neither fails nor restarts) and ends exactly as an
 uninterrupted run, its worker saying once when the outage began and once when it ended, and
 /readyz is 503 naming the store meanwhile. A worker told to stop while it waits hands its job
-back; one started while the server is down says so and claims nothing; one whose job waited past
-TRAINSERVE_STORE_OUTAGE_LIMIT_S fails it naming the store, claims nothing more until the server
-answers, and then runs the job's retry to the end.
+back; one started while the server is down says so and claims nothing; one whose job waited
+past TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS fails it naming the store, claims nothing more until
+the server answers, and then runs the job's retry to the end.
 """
 
 import re
@@ -124,7 +124,7 @@ def test_the_s3_server_stopping_pauses_jobs_and_past_the_limit_fails_them(
 
     # Started while the server is down: it says so, and claims nothing.
     second = service.start_worker(
-        "second", private={"TRAINSERVE_STORE_OUTAGE_LIMIT_S": str(SHORT_LIMIT_S)}
+        "second", private={"TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS": str(SHORT_LIMIT_S)}
     )
     second.wait_for_log("; claiming nothing until it answers")
     assert said(second, rf"worker \S+: {unreachable}.*; claiming nothing until it answers")
@@ -141,7 +141,7 @@ def test_the_s3_server_stopping_pauses_jobs_and_past_the_limit_fails_them(
     assert failed["status"] == "failed"
     assert re.fullmatch(
         rf"{re.escape(store)}: .*: cannot be reached \(.*\) \(out of reach for \d+ s; "
-        rf"TRAINSERVE_STORE_OUTAGE_LIMIT_S is {SHORT_LIMIT_S}\)",
+        rf"TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS is {SHORT_LIMIT_S}\)",
         error,
     ), error
     assert f"job {job_id} failed: {error}\n" in second.log()

@@ -54,7 +54,8 @@ def test_past_the_limit_it_is_an_outage_naming_the_store() -> None:
     with pytest.raises(StoreOutage) as raised:
         retry_through_store_outages(call, StoreOutageLog(log, "job 3"), limit_s=1.2)
     assert re.fullmatch(
-        rf"{re.escape(DOWN)} \(out of reach for \d+ s; TRAINSERVE_STORE_OUTAGE_LIMIT_S is 1\)",
+        rf"{re.escape(DOWN)} \(out of reach for \d+ s; "
+        r"TRAINSERVE_STORE_OUTAGE_LIMIT_SECONDS is 1\)",
         str(raised.value),
     )
     # At once, after 0.5 s, and at the limit; a loaded machine may leave out the middle try.

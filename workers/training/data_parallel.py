@@ -26,6 +26,7 @@ from app import logs
 from app.jobs.config import JobConfig
 from app.parent_death import signal_when_parent_dies
 from app.settings import get_settings
+from app.settings_storage import COLLECTIVE_TIMEOUT_S
 from workers.training.devices import runtime_for
 from workers.training.hooks import (
     EpochMetrics,
@@ -46,7 +47,7 @@ log = logging.getLogger("trainserve.worker")
 SYNC_EVERY = 20
 # How long a rank waits for the others at a collective: rank 0 evaluates meanwhile, and a rank
 # that died before it joined is only noticed after this long.
-COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+COLLECTIVE_TIMEOUT = timedelta(seconds=COLLECTIVE_TIMEOUT_S)
 # How long the other ranks get to finish after rank 0 is done or has failed.
 FOLLOWER_EXIT_S = 60.0
 # How long the other ranks get to start (import torch, receive the data, reach the store).

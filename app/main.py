@@ -47,6 +47,7 @@ from app.slow_clients import BodyIdleLimit
 from app.storage.config import get_store, get_store_health
 from app.sweep import sweep_periodically
 from app.version import package_version
+from app.weights.upgrade import move_old_weights
 
 log = logging.getLogger("trainserve.api")
 
@@ -71,6 +72,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # instance role), which the event loop must not wait for.
     app.state.store = await asyncio.to_thread(get_store)
     app.state.store_health = await asyncio.to_thread(get_store_health)
+    await asyncio.to_thread(move_old_weights, settings.data_dir, app.state.store)
     sweeping = asyncio.create_task(sweep_periodically(settings, app.state.store))
     try:
         yield

@@ -141,3 +141,17 @@ def test_trainserve_gc_sweeps_the_bucket_after_its_grace_period(
     )
     assert (done.returncode, done.stdout) == (0, swept.format(1, 11)), done.stderr
     assert s3_bucket.stored_keys() == []
+
+
+def test_trainserve_gc_says_why_the_bucket_cannot_be_swept(
+    s3_bucket: S3Bucket, migrated_env: Env
+) -> None:
+    env = {**os.environ, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    ended = subprocess.run([TRAINSERVE, "gc"], env=env, capture_output=True, text=True)
+    assert (ended.returncode, ended.stdout) == (1, "")
+    assert "Traceback" not in ended.stderr
+    assert ended.stderr.splitlines()[-1] == (
+        f"trainserve sweep: {get_store().description}: could not list jobs/: the credentials "
+        "were refused (SignatureDoesNotMatch: The request signature we calculated does not "
+        "match the signature you provided. Check your key and signing method.)"
+    )

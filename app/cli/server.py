@@ -176,14 +176,19 @@ def register(cli: typer.Typer) -> None:
         files, deleted model versions' exports, and in a bucket any object no row names (the
         API also does so at start and hourly). `trainserve gc` is the same command."""
         from app.storage.config import get_store
+        from app.storage.store import StoreError
         from app.sweep import sweep_unreferenced_files
 
         _logging()
         settings = get_settings()
         grace_s = settings.sweep_grace_seconds if grace is None else grace
-        report = sweep_unreferenced_files(
-            settings.data_dir, settings.artifacts_dir, grace_s, get_store()
-        )
+        try:
+            report = sweep_unreferenced_files(
+                settings.data_dir, settings.artifacts_dir, grace_s, get_store()
+            )
+        except StoreError as exc:  # its message names the store and what failed
+            print(f"trainserve sweep: {exc}", file=sys.stderr)
+            raise typer.Exit(1) from None
         print(f"removed {report}")
 
     cli.command("gc", rich_help_panel=PANEL, help="The same as `trainserve sweep`.")(sweep_command)

@@ -16,7 +16,6 @@ and checked again at every use, as the local folder's files are.
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,6 +42,7 @@ from app.storage.store import (
     StoredObject,
     StoreError,
     StoreRefused,
+    UnfinishedUpload,
     check_key,
     content_md5,
     damaged,
@@ -64,15 +64,6 @@ DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
 # A tiny object the worker's probe writes and deletes: a credential that may list but not
 # write is caught before a job is claimed, not at its first checkpoint.
 PROBE_KEY = "probe/write-check"
-
-
-@dataclass(frozen=True)
-class UnfinishedUpload:
-    """A multipart upload begun and neither completed nor aborted."""
-
-    key: str
-    upload_id: str
-    started_at: float  # POSIX time
 
 
 class Bucket(ArtifactStore):
@@ -231,15 +222,21 @@ class Bucket(ArtifactStore):
 
     def delete_prefix(self, prefix: str) -> None:
         keys = [stored.key for stored in self.list(prefix)]
-        try:
-            for start in range(0, len(keys), DELETE_BATCH):
-                batch = keys[start : start + DELETE_BATCH]
-                self.client.delete_objects(
-                    Bucket=self.bucket,
-                    Delete={"Objects": [{"Key": self._object(k)} for k in batch], "Quiet": True},
+        for start in range(0, len(keys), DELETE_BATCH):
+            batch = [{"Key": self._object(key)} for key in keys[start : start + DELETE_BATCH]]
+            try:
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
-        except S3_ERRORS as exc:
-            raise self._failed(f"could not delete {prefix}/", exc) from exc
+            except S3_ERRORS as exc:
+                raise self._failed(f"could not delete {prefix}/", exc) from exc
+            if errors := answer.get("Errors", []):  # a 200 may still refuse some keys
+                first = errors[0]
+                raise StoreError(
+                    f"{self.description}: could not delete {prefix}/: {len(errors)} object(s) "
+                    f"refused, {self._key(first['Key'])} first ({first.get('Code')}: "
+                    f"{first.get('Message')})"
+                )
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         pages = self.client.get_paginator("list_objects_v2").paginate(

@@ -99,9 +99,12 @@ class LocalFolder(ArtifactStore):
             raise self._failed(f"could not delete {prefix}/", exc) from exc
 
     def remove_staged(self, prefix: str) -> None:
-        for leftover in self.path(prefix).glob(f".*{TEMP_SUFFIX}"):
+        folder = self.path(prefix)
+        for leftover in folder.glob(f".*{TEMP_SUFFIX}"):
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
+        with contextlib.suppress(OSError):  # not empty, or gone: kept as it is
+            folder.rmdir()  # made for a file never published
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
         folder = self.path(prefix)

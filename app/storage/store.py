@@ -38,6 +38,15 @@ class StoredObject:
     modified_at: float
 
 
+@dataclass(frozen=True)
+class UnfinishedUpload:
+    """A bucket's multipart upload begun and neither completed nor aborted."""
+
+    key: str
+    upload_id: str
+    started_at: float  # POSIX time
+
+
 class StoreError(Exception):
     """The artifact store failed; the message names the store (and the key, when there is one)."""
 

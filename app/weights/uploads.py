@@ -15,7 +15,7 @@ from app.errors import InvalidInput, Unavailable
 from app.ml.weight_files import WeightsRejected, inspect_weights
 from app.models import WeightsFile
 from app.storage.store import ArtifactStore, StoreError
-from app.weights.files import weights_key
+from app.weights.files import weights_key, weights_prefix
 from app.weights.ids import new_weights_id
 
 COPY_CHUNK_BYTES = 1024 * 1024
@@ -62,3 +62,5 @@ def accept_weights(store: ArtifactStore, filename: str, body: BinaryIO) -> Weigh
         raise
     finally:
         staged.unlink(missing_ok=True)
+        if published is None:  # refused: not even an empty folder stays
+            store.remove_staged(weights_prefix(weights_id))

@@ -144,6 +144,8 @@ def test_files_that_are_not_weights_are_422_saying_so(
 ) -> None:
     assert refusal(upload(client, "upload.bin", data)) == (422, detail)
     assert leftovers(env) == []
+    weights = env.artifacts_dir / "weights"
+    assert not weights.exists() or list(weights.iterdir()) == []  # not even an empty folder
 
 
 def test_an_upload_over_the_limit_is_413(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,21 +5,18 @@ checkpoint in the bucket; the other resumes from it and ends exactly as an unint
 the API serves, exports and lists the mistakes of models it never had on its disk; the sweep
 (`trainserve gc`) removes an orphan object and nothing a row refers to."""
 
-import io
 import re
 import subprocess
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from app.db import session_scope
-from app.models import Job
+from tests.api.test_exports import png
 from tests.conftest import Env, synthetic_split, write_cifar_layout
 from tests.e2e.conftest import TRAINSERVE, Service
-from tests.e2e.test_chaos import CONFIG, assert_same_run, run_to_end
+from tests.e2e.test_chaos import CONFIG, assert_same_run, recorded_checkpoint, run_to_end
 from tests.s3 import S3Bucket
 
 pytestmark = pytest.mark.e2e
@@ -33,19 +30,6 @@ def machine(env: Env, name: str) -> dict[str, str]:
         "TRAINSERVE_DATA_DIR": str(root / "data"),
         "TRAINSERVE_ARTIFACTS_DIR": str(root / "artifacts"),
     }
-
-
-def recorded_checkpoint(job_id: int) -> str | None:
-    with session_scope() as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        return job.checkpoint_key
-
-
-def png() -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.full((32, 32, 3), 90, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def local_job_files(env: Env) -> list[Path]:
@@ -80,7 +64,7 @@ def test_machines_sharing_only_the_database_and_a_bucket(
     store = f"artifact store {s3_bucket.url} at {s3_bucket.server.endpoint}"
     assert f"; {store}\n" in second.log()
     resumed = re.search(rf"job {job_id}: resuming from checkpoint (\S+) ", second.log())
-    assert resumed is not None and resumed.group(1) == PurePosixPath(recorded).name
+    assert resumed is not None and resumed.group(1) == recorded
     assert_same_run(client, job_id, reference, abs=1e-6)
     assert recorded_checkpoint(job_id) is None
     assert [k for k in s3_bucket.stored_keys() if k.startswith(f"jobs/{job_id}/")] == [
@@ -88,7 +72,8 @@ def test_machines_sharing_only_the_database_and_a_bucket(
         f"jobs/{job_id}/test-predictions-attempt2.pt",
     ]
 
-    answer = client.post("/predict", files={"file": ("x.png", png())}, params={"job_id": job_id})
+    image = png(np.full((32, 32, 3), 90, dtype=np.uint8))
+    answer = client.post("/predict", files={"file": ("x.png", image)}, params={"job_id": job_id})
     assert answer.status_code == 200, answer.text
     errors = client.get(f"/jobs/{job_id}/errors")
     assert errors.status_code == 200, errors.text

@@ -42,7 +42,10 @@ def test_ready_while_another_writer_holds_the_lock_answered_within_seconds(
     ("variables", "problem"),
     [
         ({"AWS_SECRET_ACCESS_KEY": "wrong"}, "the credentials were refused (SignatureDoesNotMatch"),
-        ({"TRAINSERVE_ARTIFACTS_URL": "s3://no-such-bucket/p"}, "the bucket no-such-bucket does"),
+        (
+            {"TRAINSERVE_ARTIFACTS_URL": "s3://no-such-bucket/p"},
+            "refused: the bucket no-such-bucket",
+        ),
         ({"TRAINSERVE_S3_ENDPOINT_URL": "http://127.0.0.1:9"}, "cannot be reached (Could not"),
     ],
     ids=["wrong credentials", "missing bucket", "unreachable endpoint"],

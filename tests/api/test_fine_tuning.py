@@ -3,7 +3,8 @@ fine-tuned on an uploaded dataset of four other classes beats the same job train
 scratch; the parent is resolved and recorded at submit and named in the lineage; every parent
 that is missing or does not fit is a clear 4xx, and one that changed fails its job."""
 
-from contextlib import AbstractContextManager
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -233,11 +234,13 @@ class WritableWhileRead(LocalFolder):
 
     opened = 0
 
-    def open(self, key: str, sha256: str | None) -> AbstractContextManager[BinaryIO]:
+    @contextlib.contextmanager
+    def open(self, key: str, sha256: str | None) -> Iterator[BinaryIO]:
         with session_scope(write=True) as session:
             session.execute(text("SELECT 1"))
         self.opened += 1
-        return super().open(key, sha256)
+        with super().open(key, sha256) as file:
+            yield file
 
 
 def test_what_a_queued_job_starts_from_cannot_be_deleted(

@@ -3,8 +3,9 @@ they share the outcome, a failure too; a failure is answered again for a few sec
 reading the store; and while the store's health says it cannot be used, nothing is read from
 it and the answer is a 503 naming the store."""
 
+import contextlib
 import threading
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -31,10 +32,12 @@ class SlowFolder(LocalFolder):
         self.opened = 0
         self.answer: str | None = None
 
-    def open(self, key: str, sha256: str | None) -> AbstractContextManager[BinaryIO]:
+    @contextlib.contextmanager
+    def open(self, key: str, sha256: str | None) -> Iterator[BinaryIO]:
         self.opened += 1
         self.release.wait(timeout=30)
-        return super().open(key, sha256)
+        with super().open(key, sha256) as file:
+            yield file
 
     def problem(self, *, writes: bool = False) -> str | None:
         return self.answer

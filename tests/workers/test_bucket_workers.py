@@ -50,8 +50,8 @@ def test_a_worker_claims_nothing_until_its_bucket_answers(
     try:
         wait_until(lambda: "claiming nothing until it answers" in caplog.text)
         assert (
-            f"worker w1: artifact store s3://{late}/p at {s3_bucket.server.endpoint}: the "
-            f"bucket {late} does not exist; claiming nothing until it answers"
+            f"worker w1: artifact store s3://{late}/p at {s3_bucket.server.endpoint}: refused: "
+            f"the bucket {late} does not exist; claiming nothing until it answers"
         ) in caplog.text
         time.sleep(1)
         assert load(job_id).status == JobStatus.QUEUED

@@ -30,6 +30,7 @@ class Faults:
 def faulty_proxy(endpoint: str, faults: Faults) -> Iterator[str]:
     """The proxy's endpoint (http://127.0.0.1:PORT) while the block runs."""
     target = urlsplit(endpoint)
+    host = target.hostname or "127.0.0.1"
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -48,7 +49,7 @@ def faulty_proxy(endpoint: str, faults: Faults) -> Iterator[str]:
                 status, code, message = faults.put_error
                 self._answer(status, ERROR_BODY.format(code=code, message=message).encode())
                 return
-            upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+            upstream = http.client.HTTPConnection(host, target.port, timeout=30)
             upstream.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
             for name, value in self.headers.items():
                 upstream.putheader(name, value)
@@ -57,9 +58,9 @@ def faulty_proxy(endpoint: str, faults: Faults) -> Iterator[str]:
             data = answer.read()
             upstream.close()
             self.send_response(answer.status)
-            passed = ("connection", "transfer-encoding")
+            passed = ["connection", "transfer-encoding"]
             if self.command != "HEAD":  # a HEAD's Content-Length is the object's, kept
-                passed += ("content-length",)
+                passed.append("content-length")
                 self.send_header("Content-Length", str(len(data)))
             for name, value in answer.getheaders():
                 if name.lower() not in passed:

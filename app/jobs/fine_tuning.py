@@ -104,8 +104,8 @@ def find_parent(
         if isinstance(init_from, WeightsParent):
             # Held shared until the job is committed; a deletion waits for it, then sees the job.
             row = find_weights(session, init_from.weights, share=True)
-            resolved = ResolvedWeights(weights=row.id, sha256=row.sha256, filename=row.filename)
-            return Parent(resolved, shapes=row.tensors)
+            weights = ResolvedWeights(weights=row.id, sha256=row.sha256, filename=row.filename)
+            return Parent(weights, shapes=row.tensors)
         # As for a weights file: a deletion of the version waits for the job to be committed.
         model = find_model(session, init_from.model, share=True)
         version = find_version(session, model, _version_number(session, model, init_from))

@@ -5,8 +5,11 @@ drift apart. Rules apply to a job's values after its recipe fills in what the jo
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic.fields import FieldInfo
 
 from app.jobs.recipes import RECIPES
 
@@ -57,7 +60,7 @@ RULES = (
             Condition("device", ("cpu",)),
             Condition("precision", ("fp16",)),
             Condition("compile", (True,)),
-            Condition("lr_schedule", ("onecycle", "cosine")),
+            Condition("lr_schedule", ("onecycle", "cosine", "warmup_linear")),
             Condition("gpus", at_least=2),
             Condition("cpu_processes", at_least=2),
         ),
@@ -84,6 +87,11 @@ RULES = (
         ),
         why="the mlp model trains on rows of a tabular dataset, which have no pixels to flip, "
         "shift or lay out",
+    ),
+    OptionRule(
+        when=Condition("alternating_flip", (True,)),
+        forbidden=(Condition("random_flip", (False,)),),
+        why="alternating_flip says how random_flip flips; without random_flip nothing is flipped",
     ),
     OptionRule(
         when=Condition("early_stopping_patience", at_least=1),
@@ -161,3 +169,19 @@ def rules_json_schema(defaults: dict[str, object]) -> list[dict[str, Any]]:
         }
         for rule in RULES
     ]
+
+
+# What the request body's schema shows as examples, besides the tutorial's own ({}).
+REQUEST_EXAMPLES = [
+    {},
+    {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
+    {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
+    {"recipe": "fast"},
+    {"recipe": "fast94"},
+]
+
+
+def describe_job_request(schema: dict[str, Any], fields: Mapping[str, FieldInfo]) -> None:
+    """Add to the job request's JSON Schema (whose `fields` these are) its examples and rules."""
+    schema["examples"] = REQUEST_EXAMPLES
+    schema["allOf"] = rules_json_schema({name: field.default for name, field in fields.items()})

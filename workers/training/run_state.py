@@ -13,9 +13,14 @@ from torch import nn
 
 from app.jobs.records import EpochRecord, LossRecord
 from app.ml.images import normalize
-from app.ml.nets import BATCH_NORM_MIN_IMAGES, build_model, uses_batch_norm
+from app.ml.nets import (
+    BATCH_NORM_MIN_IMAGES,
+    build_model,
+    initialise_from_data,
+    uses_batch_norm,
+)
 from app.ml.transfer import freeze_backbone, head_of, load_initial_weights
-from workers.training.augment import AugmentPlan
+from workers.training.augment import AlternatingFlips, AugmentPlan
 from workers.training.early_stopping import EarlyStopping
 from workers.training.hooks import TrainInputs
 from workers.training.optim import make_lr_schedule, make_optimizer, parameter_groups
@@ -81,6 +86,12 @@ class RunState:
         )
         self.head, self.frozen_norms = self._fine_tuned(inputs, ranks)
         self.model.to(device).to(memory_format=runtime.memory_format)
+        self.train_data = inputs.train_set.to(device)
+        if inputs.resume is None and config.init_from is None:
+            # What the model takes from the data (fast_cnn's whitening) is computed on the
+            # device, before DistributedDataParallel copies rank 0's weights to the others;
+            # a resumed run has its weights from its snapshot instead.
+            initialise_from_data(self.model, self.train_data.images)
         self.wrapped: nn.Module | None = None
         if ranks.size > 1:
             # Averages the ranks' gradients during backward; the ranks' losses are scaled so
@@ -90,7 +101,6 @@ class RunState:
             )
         groups = parameter_groups(self.model, self.head, config.backbone_learning_rate)
         self.optimizer = make_optimizer(config, groups, capturable=runtime.cuda_graphs)
-        self.train_data = inputs.train_set.to(device)
         self.test_data = inputs.test_set.to(device)
         validation = inputs.validation_set
         self.validation_data = None if validation is None else validation.to(device)
@@ -237,11 +247,15 @@ class RunState:
             return
         device, config = self.runtime.device, self.config
         self.order = torch.randperm(self.size, generator=self.shuffle).to(device)
+        alternating = None
+        if config.random_flip and config.alternating_flip:
+            alternating = AlternatingFlips(self.size, config.seed, self.at.epoch)
         plan = AugmentPlan.draw(
             self.size,
             self.shuffle,
             flip=config.random_flip,
             padding=config.random_crop_padding,
+            alternating=alternating,
         )
         self.augment = None if plan is None else plan.to(device)
 

@@ -109,7 +109,8 @@ def architecture(name: str) -> Architecture:
         family, sizes = family_of(name), sizes_of(name)
     size = reference_size(sizes)
     model = meta_model(name, num_classes=REFERENCE_CLASSES, image_size=size)
-    parameters = sum(parameter.numel() for parameter in model.parameters())
+    # Trainable ones: fast_cnn's whitening weights are set from the data, never trained.
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return Architecture(name, family, "images", sizes, parameters, size, uses_batch_norm(model))
 
 

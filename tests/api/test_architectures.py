@@ -33,8 +33,9 @@ def test_the_list_says_what_each_architecture_takes(client: TestClient) -> None:
     assert response.status_code == 200
     listing = response.json()
     items = {item["name"]: item for item in listing["items"]}
-    assert listing["total"] == len(listing["items"]) == len(items) == 82  # ours and 80
-    assert [item["name"] for item in listing["items"][:3]] == ["tutorial_cnn", "mlp", "alexnet"]
+    assert listing["total"] == len(listing["items"]) == len(items) == 83  # ours and 80
+    names = [item["name"] for item in listing["items"][:4]]
+    assert names == ["tutorial_cnn", "fast_cnn", "mlp", "alexnet"]
     assert items["resnet18"] == RESNET18
     assert items["tutorial_cnn"] == {
         "name": "tutorial_cnn",
@@ -45,6 +46,16 @@ def test_the_list_says_what_each_architecture_takes(client: TestClient) -> None:
         "min_image_size": 16,
         "image_size_multiple_of": 1,
         "batch_norm": False,
+    }
+    assert items["fast_cnn"] == {
+        "name": "fast_cnn",
+        "family": "fast",
+        "input": "images",
+        "parameters": 1_971_352,  # and 288 whitening weights set from the data
+        "parameters_image_size": 32,
+        "min_image_size": 9,
+        "image_size_multiple_of": 1,
+        "batch_norm": True,
     }
     assert items["mlp"] == {
         "name": "mlp",

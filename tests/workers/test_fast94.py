@@ -1,12 +1,16 @@
 """The fast94 recipe's parts in the training loop: the warmup_linear schedule, alternating flips,
-and fast_cnn resumed at an epoch's end and inside an epoch, ending as the uninterrupted run."""
+fast_cnn resumed at an epoch's end and inside an epoch, ending as the uninterrupted run, and
+trained by two data-parallel processes."""
 
 import pytest
 import torch
 
 from app.jobs.config import JobCreate
+from app.ml.fast_cnn import FastCNN
+from app.ml.images import normalize
 from tests.workers.test_train import CLASSES, Collector, image_set
 from workers.training.augment import AlternatingFlips, AugmentPlan
+from workers.training.data_parallel import train_data_parallel
 from workers.training.hooks import TrainingInterrupted, TrainInputs
 from workers.training.loop import train
 from workers.training.optim import WarmupLinear
@@ -69,3 +73,20 @@ def test_fast_cnn_resumes_at_and_after_an_epoch_end_to_the_uninterrupted_run() -
         assert [p[2] for p in combined] == pytest.approx(losses, abs=1e-6)
         for name, value in straight_result.model.state_dict().items():
             torch.testing.assert_close(result.model.state_dict()[name], value, rtol=0, atol=1e-6)
+
+
+def test_fast_cnn_trains_in_two_data_parallel_processes_from_one_whitening() -> None:
+    config = JobCreate(
+        recipe="fast94", epochs=1, batch_size=16, log_every=1, seed=3, cpu_processes=2
+    ).resolved()
+    hooks = Collector()
+    train_set = image_set(32, 1)
+    result = train_data_parallel(TrainInputs(config, train_set, image_set(10, 2), CLASSES), hooks)
+    assert [(e, s) for e, s, _ in hooks.losses] == [(1, 1), (1, 2)]
+    assert all(loss == loss and loss > 0 for *_, loss in hooks.losses)  # finite, not NaN
+    # The whitening never trains: it is still what every rank computed from the same images.
+    expected = FastCNN()
+    expected.whiten_from(normalize(train_set.images))
+    whitening = result.model.get_parameter("whiten.weight")
+    # (up to rounding: the processes multiply with their own number of threads)
+    torch.testing.assert_close(whitening, expected.whiten.weight, rtol=1e-5, atol=1e-6)

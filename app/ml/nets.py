@@ -82,12 +82,16 @@ def build_model(
     raise ValueError(f"unknown model {arch!r}; GET /architectures lists the known ones")
 
 
-def initialise_from_data(model: nn.Module, train_images: torch.Tensor) -> None:
+def initialise_from_data(
+    model: nn.Module, train_images: torch.Tensor, sample: int = WHITEN_SAMPLE_IMAGES
+) -> None:
     """What a freshly built model takes from its training images (uint8 N, C, H, W) before its
-    first step: fast_cnn its whitening, from the first WHITEN_SAMPLE_IMAGES; others nothing.
-    A resumed run or a fine-tuned one has its weights already and does not call this."""
+    first step: fast_cnn its whitening, from `sample` of them; others nothing. A resumed run
+    or a fine-tuned one has its weights already and does not call this."""
     if isinstance(model, FastCNN):
-        model.whiten_from(normalize(train_images[:WHITEN_SAMPLE_IMAGES]))
+        # Every k-th image, not the first ones: an uploaded dataset may list its classes in turn.
+        every = max(1, len(train_images) // sample)
+        model.whiten_from(normalize(train_images[::every][:sample]))
 
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

@@ -68,11 +68,14 @@ def test_the_whitening_layer_whitens_the_training_patches() -> None:
     assert torch.equal(model.whiten.bias, torch.zeros(24))
 
 
-def test_the_worker_whitens_from_its_first_training_images() -> None:
+def test_the_worker_whitens_from_images_spread_over_the_training_set() -> None:
     images = correlated_images(20, seed=3)
     model, expected = FastCNN(), FastCNN()
-    initialise_from_data(model, images)
+    initialise_from_data(model, images)  # all 20
     expected.whiten_from(normalize(images))
+    assert torch.equal(model.whiten.weight, expected.whiten.weight)
+    initialise_from_data(model, images, sample=6)  # every third: 0, 3, ..., 15
+    expected.whiten_from(normalize(images[0:18:3]))
     assert torch.equal(model.whiten.weight, expected.whiten.weight)
     tutorial = build_model("tutorial_cnn", 10)
     before = {name: value.clone() for name, value in tutorial.state_dict().items()}

@@ -3,11 +3,14 @@ CIFAR-10 in 3.29 seconds on a single GPU", arXiv 2404.00498), written for this s
 
 Its parts, each of which the paper finds to shorten training:
 - a first 2x2 convolution that whitens image patches: its weights are the eigenvectors of the
-  training data's patch covariance, scaled by their eigenvalues (set by `whiten_from`, before
-  training starts; they never train), in both signs so that the GELU after it loses nothing;
+  training data's patch covariance, each divided by the square root of its eigenvalue (plus a
+  small eps), set before training starts (app/ml/whitening.py) and never trained, in both signs
+  so that the GELU after it loses nothing;
 - three groups of convolution, 2x2 max-pool, batch norm, GELU, convolution, batch norm, GELU;
   the convolutions start as identities on their first channels (dirac initialisation);
-- batch norms without a trained scale, whose shift trains 64 times faster than the weights;
+- batch norms without a trained scale, whose shift is kept divided by 8 and multiplied back in
+  the forward pass: under SGD that is exactly a learning rate 64 times larger for it, its decay
+  per step unchanged (Adam, whose steps do not follow a gradient's scale, gains no such factor);
 - a global max-pool, and a linear head without bias whose logits are scaled down by 9;
 - in eval mode, the average of the logits of each image and its mirror image (test-time flip
   averaging), so that evaluation, serving and exported files all give the same answers.
@@ -19,15 +22,10 @@ from torch import nn
 
 WIDTHS = (64, 256, 256)  # the paper's 94% variant
 WHITEN_KERNEL_PX = 2
-# Eigenvalues below this scale are not blown up: it bounds the gain of noise directions.
-WHITEN_EPS = 5e-4
-# The patch covariance is estimated on at most this many training images (the paper's 5,000).
-WHITEN_SAMPLE_IMAGES = 5000
-WHITEN_CHUNK_IMAGES = 500  # images whose patches are multiplied out at once
 LOGIT_SCALE = 1 / 9
-# The batch norms' shift learns this many times faster than the other weights (with the same
-# decay per step): it is kept divided by the square root of this and multiplied back in the
-# forward pass, which under SGD is the same as a learning rate this many times larger.
+# The batch norms' shift is kept divided by the square root of this and multiplied back in the
+# forward pass, which under SGD is exactly a learning rate this many times larger for it, with
+# the same decay per step (not so under Adam, whose steps do not follow a gradient's scale).
 BIAS_LEARNING_RATE_SCALE = 64.0
 BATCH_NORM_MOMENTUM = 0.4  # PyTorch's sense: the weight of the newest batch (the paper's 0.6)
 BATCH_NORM_EPS = 1e-12
@@ -36,7 +34,7 @@ FAST_CNN_MIN_PX = WHITEN_KERNEL_PX - 1 + 2**3
 
 
 class ShiftOnlyBatchNorm(nn.Module):
-    """Batch norm with a fixed scale of 1 and a learned shift, which trains
+    """Batch norm with a fixed scale of 1 and a learned shift, which under SGD trains
     BIAS_LEARNING_RATE_SCALE times faster than the weights it sits between."""
 
     def __init__(self, channels: int) -> None:
@@ -86,7 +84,7 @@ class FastCNN(nn.Module):
             )
         patch_values = 3 * WHITEN_KERNEL_PX**2
         self.whiten = nn.Conv2d(3, 2 * patch_values, WHITEN_KERNEL_PX, bias=True)
-        self.whiten.weight.requires_grad_(False)  # set from the data (whiten_from), not trained
+        self.whiten.weight.requires_grad_(False)  # set from the data (set_whitening), not trained
         widths = (2 * patch_values, *WIDTHS)
         self.groups = nn.Sequential(
             *(ConvGroup(widths[i], widths[i + 1]) for i in range(len(WIDTHS)))
@@ -103,49 +101,9 @@ class FastCNN(nn.Module):
             return self.logits(x)
         return (self.logits(x) + self.logits(x.flip(3))) / 2
 
-    def whiten_from(self, images: torch.Tensor) -> None:
-        """Set the whitening convolution from normalised training images (float N, 3, H, W)."""
-        eigenvalues, eigenvectors = patch_eigens(images, WHITEN_KERNEL_PX)
-        scaled = eigenvectors / torch.sqrt(eigenvalues.clamp(min=0) + WHITEN_EPS).view(-1, 1)
-        filters = scaled.view(-1, 3, WHITEN_KERNEL_PX, WHITEN_KERNEL_PX)
+    def set_whitening(self, filters: torch.Tensor) -> None:
+        """Set the whitening convolution to `filters` (C*k*k, C, k, k) and their negatives."""
         weight = self.whiten.weight
         with torch.no_grad():
             weight.copy_(torch.cat((filters, -filters)).to(weight.dtype))
             self.whiten.bias.zero_()  # type: ignore[union-attr]
-
-
-def patches(images: torch.Tensor, kernel_px: int) -> torch.Tensor:
-    """Every kernel_px x kernel_px patch of `images` (N, C, H, W), as F.unfold lays them out
-    ((N, C*k*k, patches), a patch's values channel by channel, row by row) but built from
-    shifted views, which is several times faster than F.unfold on a CPU."""
-    n, channels, height, width = images.shape
-    rows, columns = height - kernel_px + 1, width - kernel_px + 1
-    shifted = [
-        images[:, :, i : i + rows, j : j + columns]
-        for i in range(kernel_px)
-        for j in range(kernel_px)
-    ]
-    return torch.stack(shifted, dim=2).reshape(n, channels * kernel_px**2, rows * columns)
-
-
-def patch_moments(images: torch.Tensor, kernel_px: int) -> torch.Tensor:
-    """The mean outer product of every kernel_px x kernel_px patch's values with itself, over
-    all patches of `images` (float N, C, H, W): a (C*k*k, C*k*k) float64 matrix.
-
-    The patches are multiplied out a chunk of images at a time (all of 5,000 CIFAR images'
-    patches at once take about 230 MB), each chunk's sum added up in float64."""
-    size = images.shape[1] * kernel_px**2
-    total = torch.zeros(size, size, dtype=torch.float64, device=images.device)
-    count = 0
-    for start in range(0, len(images), WHITEN_CHUNK_IMAGES):
-        chunk = patches(images[start : start + WHITEN_CHUNK_IMAGES].float(), kernel_px)
-        flat = chunk.transpose(0, 1).reshape(size, -1)  # (C*k*k, every patch of the chunk)
-        total += (flat @ flat.T).double()
-        count += flat.shape[1]
-    return (total / count).cpu()
-
-
-def patch_eigens(images: torch.Tensor, kernel_px: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The patch moment matrix's eigenvalues, largest first, and its eigenvectors as rows."""
-    eigenvalues, eigenvectors = torch.linalg.eigh(patch_moments(images, kernel_px))
-    return eigenvalues.flip(0).float(), eigenvectors.T.flip(0).float()

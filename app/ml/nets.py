@@ -7,8 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from app.ml.fast_cnn import WHITEN_SAMPLE_IMAGES, FastCNN
-from app.ml.images import normalize
+from app.ml.fast_cnn import FastCNN
 from app.ml.torchvision_nets import build_torchvision, torchvision_names
 
 
@@ -80,18 +79,6 @@ def build_model(
     if arch in torchvision_names():
         return build_torchvision(arch, num_classes, image_size)
     raise ValueError(f"unknown model {arch!r}; GET /architectures lists the known ones")
-
-
-def initialise_from_data(
-    model: nn.Module, train_images: torch.Tensor, sample: int = WHITEN_SAMPLE_IMAGES
-) -> None:
-    """What a freshly built model takes from its training images (uint8 N, C, H, W) before its
-    first step: fast_cnn its whitening, from `sample` of them; others nothing. A resumed run
-    or a fine-tuned one has its weights already and does not call this."""
-    if isinstance(model, FastCNN):
-        # Every k-th image, not the first ones: an uploaded dataset may list its classes in turn.
-        every = max(1, len(train_images) // sample)
-        model.whiten_from(normalize(train_images[::every][:sample]))
 
 
 BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from app.jobs.config import JobCreate
-from app.ml.fast_cnn import WHITEN_EPS, patch_moments
 from app.ml.images import normalize
+from app.ml.whitening import WHITEN_EPS, patch_moments
 from tests.workers.test_train import CLASSES, Collector, image_set
 from workers.training.augment import AlternatingFlips, AugmentPlan
 from workers.training.data_parallel import train_data_parallel

@@ -13,13 +13,9 @@ from torch import nn
 
 from app.jobs.records import EpochRecord, LossRecord
 from app.ml.images import normalize
-from app.ml.nets import (
-    BATCH_NORM_MIN_IMAGES,
-    build_model,
-    initialise_from_data,
-    uses_batch_norm,
-)
+from app.ml.nets import BATCH_NORM_MIN_IMAGES, build_model, uses_batch_norm
 from app.ml.transfer import freeze_backbone, head_of, load_initial_weights
+from app.ml.whitening import initialise_from_data
 from workers.training.augment import AlternatingFlips, AugmentPlan
 from workers.training.early_stopping import EarlyStopping
 from workers.training.hooks import TrainInputs

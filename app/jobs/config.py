@@ -123,11 +123,18 @@ class JobFields(BaseModel):
     random_flip: bool = Field(default=False, description="Flip training images left-right.")
     alternating_flip: bool = Field(
         default=False,
-        description="With random_flip: flip a random half of the images in the first epoch, "
-        "then each image in every other epoch (the airbench paper's alternating flip).",
+        description="With random_flip: flip a random half of the images in epochs 1, 3, 5, "
+        "... and exactly the other half in epochs 2, 4, ... (the airbench paper's alternating "
+        "flip).",
     )
     random_crop_padding: Integer = Field(
         default=0, ge=0, le=8, description="Shift training images by up to this many pixels."
+    )
+    lookahead: bool = Field(
+        default=False,
+        description="Every 5 steps, move an exponential average of the weights towards them "
+        "(decay 0.95**5 * (step / steps) ** 3) and reset the weights to it; the average is the "
+        "trained model (the airbench paper's lookahead).",
     )
     seed: Seed | None = Field(default=None, description="Random when absent.")
     log_every: Count | None = Field(

@@ -20,6 +20,7 @@ TUTORIAL_DEFAULTS = {
     "label_smoothing": 0.0,
     "random_flip": False,
     "alternating_flip": False,
+    "lookahead": False,
     "random_crop_padding": 0,
     "log_every": None,
     "max_train_samples": None,

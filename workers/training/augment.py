@@ -13,10 +13,10 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AlternatingFlips:
-    """The airbench paper's alternating flip: a random half of the images is flipped in the
-    first epoch, and every image is flipped in every other epoch from then on, so that two
-    epochs running never show an image the same way. The first epoch's half is drawn from the
-    seed alone, so any epoch's flips can be computed again, on a resume too."""
+    """The airbench paper's alternating flip: a random half of the images is flipped in epochs
+    1, 3, 5, ... and exactly the other half in epochs 2, 4, ..., so that two epochs running
+    never show an image the same way. The first epoch's half is drawn from the seed alone, so
+    any epoch's flips can be computed again, on a resume too."""
 
     size: int
     seed: int

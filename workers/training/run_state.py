@@ -19,6 +19,7 @@ from app.ml.whitening import initialise_from_data
 from workers.training.augment import AlternatingFlips, AugmentPlan
 from workers.training.early_stopping import EarlyStopping
 from workers.training.hooks import TrainInputs
+from workers.training.lookahead import Lookahead
 from workers.training.optim import make_lr_schedule, make_optimizer, parameter_groups
 from workers.training.ranks import SINGLE, Ranks
 from workers.training.rng import restore_rng_states, rng_states
@@ -105,9 +106,10 @@ class RunState:
         self.steps_per_epoch = steps_per_epoch(
             self.size, self.batch_size, ranks.size, batch_norm=uses_batch_norm(self.model)
         )
-        self.schedule = make_lr_schedule(
-            config, self.optimizer, total_steps=config.epochs * self.steps_per_epoch
-        )
+        total_steps = config.epochs * self.steps_per_epoch
+        self.schedule = make_lr_schedule(config, self.optimizer, total_steps=total_steps)
+        # Made after DistributedDataParallel has given every rank rank 0's weights to average.
+        self.lookahead = Lookahead(self.model, total_steps) if config.lookahead else None
         self.at = Position(epoch=1, step=0)
         self.order: torch.Tensor | None = None
         self.augment: AugmentPlan | None = None
@@ -164,6 +166,8 @@ class RunState:
         self.optimizer.load_state_dict(copy.deepcopy(snapshot["optimizer"]))
         if self.schedule is not None:
             self.schedule.load_state_dict(snapshot["lr_schedule"])
+        if self.lookahead is not None:
+            self.lookahead.restore(snapshot["lookahead"])
         self._scaler_state = snapshot.get("grad_scaler")
         self._elapsed_before = snapshot.get("elapsed_s", 0.0)
         restore_rng_states(snapshot["rng"], self.shuffle)
@@ -197,6 +201,7 @@ class RunState:
             "optimizer": self.optimizer.state_dict(),
             "lr_schedule": None if self.schedule is None else self.schedule.state_dict(),
             "grad_scaler": None if self.scaler is None else self.scaler.state_dict(),
+            "lookahead": None if self.lookahead is None else self.lookahead.state(),
             "rng": rng_states(self.shuffle),
             "order": no_order if self.order is None else self.order.cpu(),
             "augment": None if self.augment is None else self.augment.state(),

@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -43,7 +42,6 @@ from workers.training.devices import runtime_for
 from workers.training.evaluate import evaluate
 from workers.training.hooks import EpochMetrics, StopReason, TrainInputs
 from workers.training.loop import train
-from workers.training.steps import TrainStep
 
 FAMILIES = [
     "tutorial_cnn",
@@ -58,25 +56,15 @@ IMAGE_PX = 32
 WARMUP_STEPS = 2  # kernel choice and lazy allocations, before the clock starts
 
 
-def step_rate(model: nn.Module, config: JobConfig, batch_size: int, seconds: float) -> float:
-    """Images/s of the worker's training step for `model` at `batch_size`: steps are timed until
-    `seconds` have passed (at least one)."""
+def step_rate(config: JobConfig, batch_size: int, seconds: float) -> float:
+    """Images/s of the worker's training step for config.model at `batch_size`, with the
+    runtime the worker would choose for the job, timed until `seconds` have passed."""
+    from step_bench import images_per_s  # beside this script
+
     runtime = runtime_for(config, batch_size)
-    model = model.to(memory_format=runtime.memory_format)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
-    step = TrainStep(model, optimizer, nn.CrossEntropyLoss(), runtime, torch.zeros(2))
-    images = torch.randn(batch_size, 3, IMAGE_PX, IMAGE_PX)
-    images = images.contiguous(memory_format=runtime.memory_format)
-    labels = torch.randint(0, 10, (batch_size,))
-    model.train()
-    with runtime.applied():
-        for _ in range(WARMUP_STEPS):
-            step(images, labels)
-        steps, started = 0, time.perf_counter()
-        while steps == 0 or time.perf_counter() - started < seconds:
-            step(images, labels)
-            steps += 1
-        return steps * batch_size / (time.perf_counter() - started)
+    return images_per_s(
+        runtime, batch_size, seconds=seconds, arch=config.model, warmup_steps=WARMUP_STEPS
+    )
 
 
 def throughput(archs: list[str], batches: list[int], rounds: int, seconds: float) -> None:
@@ -84,15 +72,13 @@ def throughput(archs: list[str], batches: list[int], rounds: int, seconds: float
     rates: dict[tuple[str, int], list[float]] = {}
     for round_number in range(1, rounds + 1):
         for arch in archs:
-            torch.manual_seed(0)
-            model = build_model(arch, num_classes=10, image_size=IMAGE_PX)
             for batch in batches:
+                torch.manual_seed(0)
                 config = JobConfig(model=arch, batch_size=batch, device="cpu", seed=0)
-                rate = step_rate(model, config, batch, seconds)
+                rate = step_rate(config, batch, seconds)
                 rates.setdefault((arch, batch), []).append(rate)
                 print(f"round {round_number}: {arch} batch {batch}: {rate:.1f} images/s")
-            del model
-            gc.collect()
+                gc.collect()
     print(f"\ntraining images/s on {torch.get_num_threads()} threads (median, min-max of {rounds})")
     print(f"{'architecture':<22}" + "".join(f"{f'batch {b}':>22}" for b in batches))
     for arch in archs:
@@ -150,7 +136,7 @@ def planned_epochs(
     """Whole epochs of `config` that fit in `budget_s`, from a timed step and evaluation."""
     batch = config.batch_size or len(train_set)
     model = build_model(config.model, num_classes=10, image_size=IMAGE_PX)
-    rate = step_rate(model, config, min(batch, len(train_set)), seconds=3)
+    rate = step_rate(config, min(batch, len(train_set)), seconds=3)
     started = time.perf_counter()
     evaluate(model, test_set, [str(i) for i in range(10)])
     epoch_s = len(train_set) / rate + time.perf_counter() - started

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.errors import Conflict
+from app.jobs.examples import describe_job_request
 from app.jobs.fields import (
     SEED_MAX,
     BatchSize,
@@ -31,7 +32,7 @@ from app.jobs.init_from import (
 )
 from app.jobs.labels import JobName, JobNotes, JobTags, Labels
 from app.jobs.recipes import RECIPES, RecipeName
-from app.jobs.rules import broken_rule, describe_job_request
+from app.jobs.rules import broken_rule
 from app.registry.names import Name
 from app.registry.promotion import PromotePolicy
 
@@ -132,9 +133,8 @@ class JobFields(BaseModel):
     )
     lookahead: bool = Field(
         default=False,
-        description="Every 5 steps, move an exponential average of the weights towards them "
-        "(decay 0.95**5 * (step / steps) ** 3) and reset the weights to it; the average is the "
-        "trained model (the airbench paper's lookahead).",
+        description="Every 5 steps, reset the weights to an average of them moved towards "
+        "them; the average is the trained model (the airbench paper's lookahead).",
     )
     seed: Seed | None = Field(default=None, description="Random when absent.")
     log_every: Count | None = Field(

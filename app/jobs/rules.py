@@ -5,11 +5,8 @@ drift apart. Rules apply to a job's values after its recipe fills in what the jo
 """
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-
-from pydantic.fields import FieldInfo
 
 from app.jobs.recipes import RECIPES
 
@@ -169,19 +166,3 @@ def rules_json_schema(defaults: dict[str, object]) -> list[dict[str, Any]]:
         }
         for rule in RULES
     ]
-
-
-# What the request body's schema shows as examples, besides the tutorial's own ({}).
-REQUEST_EXAMPLES = [
-    {},
-    {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
-    {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
-    {"recipe": "fast"},
-    {"recipe": "fast94"},
-]
-
-
-def describe_job_request(schema: dict[str, Any], fields: Mapping[str, FieldInfo]) -> None:
-    """Add to the job request's JSON Schema (whose `fields` these are) its examples and rules."""
-    schema["examples"] = REQUEST_EXAMPLES
-    schema["allOf"] = rules_json_schema({name: field.default for name, field in fields.items()})

@@ -5,6 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.jobs.config import JobConfig, JobCreate, JobFields, StoredConfigInvalid
+from app.jobs.examples import REQUEST_EXAMPLES
 from app.jobs.fields import SEED_MAX
 
 
@@ -138,3 +139,11 @@ def test_alternating_flips_need_flips_and_warmup_linear_no_graphs(
     with pytest.raises(ValidationError) as refused:
         JobCreate.model_validate(body)
     assert refused.value.errors()[0]["msg"] == f"Value error, {message}"
+
+
+def test_each_request_schema_gets_its_own_copy_of_the_examples() -> None:
+    first = JobCreate.model_json_schema()
+    first["examples"][3]["recipe"] = "changed"
+    first["examples"].append({"epochs": 3})
+    assert REQUEST_EXAMPLES[3] == {"recipe": "fast"} and len(REQUEST_EXAMPLES) == 5
+    assert JobCreate.model_json_schema()["examples"] == REQUEST_EXAMPLES

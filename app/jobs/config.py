@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from app.errors import Conflict
+from app.jobs.examples import describe_job_request
 from app.jobs.fields import (
     SEED_MAX,
     BatchSize,
@@ -31,7 +32,7 @@ from app.jobs.init_from import (
 )
 from app.jobs.labels import JobName, JobNotes, JobTags, Labels
 from app.jobs.recipes import RECIPES, RecipeName
-from app.jobs.rules import broken_rule, rules_json_schema
+from app.jobs.rules import broken_rule
 from app.registry.names import Name
 from app.registry.promotion import PromotePolicy
 
@@ -44,7 +45,6 @@ TUTORIAL_POINTS_AT_LEAST = 3
 SHORT_EPOCH_POINTS = 10
 # The model a CIFAR-10 job registers as unless it says otherwise.
 CIFAR10_MODEL = "cifar10"
-# The nets a job can train.
 
 
 class JobFields(BaseModel):
@@ -56,14 +56,16 @@ class JobFields(BaseModel):
         default="tutorial",
         description="Starting values for the other fields; fields the job gives still win. "
         '"fast": batch 256, 6 epochs, SGD with Nesterov momentum and a one-cycle learning '
-        "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
+        "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops. "
+        '"fast94": the fast_cnn model with the airbench paper\'s recipe (see docs/api.md).',
     )
     model: ModelName = Field(
         default="tutorial_cnn",
-        description='"tutorial_cnn" or a torchvision architecture by its torchvision name '
+        description='"tutorial_cnn", "fast_cnn" (a record-class CIFAR network: recipe '
+        '"fast94") or a torchvision architecture by its torchvision name '
         '("resnet18", "mobilenet_v3_small", ...: GET /architectures lists them with the '
         'image sizes they take) for images; "mlp" for a tabular (CSV) dataset.',
-        examples=["tutorial_cnn", "resnet18", "mlp"],
+        examples=["tutorial_cnn", "fast_cnn", "resnet18", "mlp"],
     )
     hidden_layers: Annotated[list[Width], Field(min_length=1, max_length=8)] | None = Field(
         default=None,
@@ -111,15 +113,28 @@ class JobFields(BaseModel):
         description="Nesterov momentum (SGD; no effect with momentum 0, ignored by Adam).",
     )
     weight_decay: float = Field(default=0.0, ge=0, le=1)
-    lr_schedule: Literal["constant", "onecycle", "cosine"] = Field(
+    lr_schedule: Literal["constant", "onecycle", "cosine", "warmup_linear"] = Field(
         default="constant",
         description="onecycle: warm up to learning_rate over the first quarter of the steps, "
-        "then anneal; cosine: anneal from learning_rate to 0.",
+        "then anneal; cosine: anneal from learning_rate to 0; warmup_linear: rise linearly "
+        "from a fifth of learning_rate to it over the first 23% of the steps, then fall "
+        "linearly to 7% of it at the last.",
     )
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     random_flip: bool = Field(default=False, description="Flip training images left-right.")
+    alternating_flip: bool = Field(
+        default=False,
+        description="With random_flip: flip a random half of the images in epochs 1, 3, 5, "
+        "... and exactly the other half in epochs 2, 4, ... (the airbench paper's alternating "
+        "flip).",
+    )
     random_crop_padding: Integer = Field(
         default=0, ge=0, le=8, description="Shift training images by up to this many pixels."
+    )
+    lookahead: bool = Field(
+        default=False,
+        description="Every 5 steps, reset the weights to an average of them moved towards "
+        "them; the average is the trained model (the airbench paper's lookahead).",
     )
     seed: Seed | None = Field(default=None, description="Random when absent.")
     log_every: Count | None = Field(
@@ -186,17 +201,6 @@ class JobFields(BaseModel):
     )
 
 
-def _describe_job_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
-    schema["examples"] = [
-        {},
-        {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
-        {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
-        {"recipe": "fast"},
-    ]
-    defaults = {name: field.default for name, field in cls.model_fields.items()}
-    schema["allOf"] = rules_json_schema(defaults)
-
-
 class StoredConfigInvalid(Conflict):
     """A config stored by an earlier version that today's bounds refuse."""
 
@@ -254,7 +258,7 @@ class JobCreate(JobFields):
     """A training job; every field is optional and the defaults are the CIFAR-10 tutorial."""
 
     model_config = ConfigDict(
-        json_schema_extra=lambda schema, cls: _describe_job_schema(schema, cls),
+        json_schema_extra=lambda schema, cls: describe_job_request(schema, cls.model_fields),
     )
 
     # Labels, not config: never trained with, and changeable later (PATCH /jobs/{id}).

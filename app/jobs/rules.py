@@ -57,7 +57,7 @@ RULES = (
             Condition("device", ("cpu",)),
             Condition("precision", ("fp16",)),
             Condition("compile", (True,)),
-            Condition("lr_schedule", ("onecycle", "cosine")),
+            Condition("lr_schedule", ("onecycle", "cosine", "warmup_linear")),
             Condition("gpus", at_least=2),
             Condition("cpu_processes", at_least=2),
         ),
@@ -84,6 +84,11 @@ RULES = (
         ),
         why="the mlp model trains on rows of a tabular dataset, which have no pixels to flip, "
         "shift or lay out",
+    ),
+    OptionRule(
+        when=Condition("alternating_flip", (True,)),
+        forbidden=(Condition("random_flip", (False,)),),
+        why="alternating_flip says how random_flip flips; without random_flip nothing is flipped",
     ),
     OptionRule(
         when=Condition("early_stopping_patience", at_least=1),

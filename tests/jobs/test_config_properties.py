@@ -48,12 +48,12 @@ FLOAT_RANGES = {  # (low, low inclusive, high, high inclusive)
 }
 CHOICES = {
     # "mlp" alone breaks a rule: it needs a tabular dataset.
-    "model": {"tutorial_cnn", *torchvision_names()},
+    "model": {"tutorial_cnn", "fast_cnn", *torchvision_names()},
     "dataset": {"cifar10"},
     "optimizer": {"sgd", "adam"},
     "device": {"auto", "cpu", "cuda"},
-    "recipe": {"tutorial", "fast"},
-    "lr_schedule": {"constant", "onecycle", "cosine"},
+    "recipe": {"tutorial", "fast", "fast94"},
+    "lr_schedule": {"constant", "onecycle", "cosine", "warmup_linear"},
     "precision": {"auto", "fp32", "bf16", "fp16"},
     "freeze": {"backbone"},
 }
@@ -149,11 +149,13 @@ def _json(body: dict[str, Any]) -> str:
 
 
 RULE_FIELDS = {
-    "recipe": st.sampled_from(["tutorial", "fast"]),
+    "recipe": st.sampled_from(["tutorial", "fast", "fast94"]),
     "optimizer": st.sampled_from(["sgd", "adam"]),
     "momentum": st.sampled_from([0, 0.0, 0.5, 0.9]),
     "nesterov": st.booleans(),
-    "lr_schedule": st.sampled_from(["constant", "onecycle", "cosine"]),
+    "lr_schedule": st.sampled_from(["constant", "onecycle", "cosine", "warmup_linear"]),
+    "random_flip": st.booleans(),
+    "alternating_flip": st.booleans(),
     "device": st.sampled_from(["auto", "cpu", "cuda"]),
     "precision": st.sampled_from(["auto", "fp32", "bf16", "fp16"]),
     "compile": st.sampled_from(["auto", True, False]),

@@ -6,8 +6,8 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from app.errors import Conflict, InvalidInput
-from app.jobs.config import JobFields
 from app.jobs.files import predictions_file
+from app.jobs.job_fields import JobFields
 from app.ml.example_predictions import ExamplePredictions, load_example_predictions, rank_mistakes
 from app.models import Job, JobStatus
 

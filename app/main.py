@@ -42,6 +42,7 @@ from app.oip.errors import ProtocolError, render_protocol_error
 from app.openapi import install_openapi, operation_id
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
+from app.serving.service import Predictions
 from app.settings import get_settings
 from app.slow_clients import BodyIdleLimit
 from app.sweep import sweep_periodically
@@ -126,7 +127,10 @@ def create_app() -> FastAPI:
         max_batch=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000,
     )
-    app.state.serving_jobs = ServingJobs(settings.default_model)
+    # One service for every request: the prediction routes' dependency hands it out as it is.
+    app.state.predictions = Predictions(
+        ServingJobs(settings.default_model), app.state.model_cache, settings.artifacts_dir
+    )
     # Added innermost first: requests pass the request id, CORS, the metrics, keys, body limits.
     app.add_middleware(BodyIdleLimit, timeout_s=settings.body_timeout_seconds)
     app.add_middleware(BodyLimit, settings=settings)

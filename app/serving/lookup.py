@@ -1,11 +1,13 @@
 """Which model answers a prediction: a job's, or a registered model's version (by alias or
 number), looked up without a database query per request."""
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -62,6 +64,7 @@ class ServingJobs:
         self.ttl_s = ttl_s
         self._found: dict[Target, tuple[float, ServedModel]] = {}
         self._lock = threading.Lock()
+        self._finding: dict[Target, asyncio.Future[ServedModel]] = {}
 
     def cached(self, target: Target) -> ServedModel | None:
         """The model for `target` if it is known without a query, else None (non-blocking)."""
@@ -71,6 +74,26 @@ class ServingJobs:
             return None
         found_at, served = found
         return served if time.monotonic() - found_at < self.ttl_s else None
+
+    async def find_once(self, target: Target) -> ServedModel:
+        """The model for `target`, from the event loop: cached, or looked up on a thread by one
+        query that every request asking for it meanwhile waits for. (Once a second, when the
+        lookup expired, each request in flight at 64 connections had run its own query.)"""
+        known = self.cached(target)
+        if known is not None:
+            return known
+        finding = self._finding.get(target)
+        if finding is None:
+            finding = asyncio.ensure_future(run_in_threadpool(self.find, target))
+            self._finding[target] = finding
+            finding.add_done_callback(lambda done: self._found_by(target, done))
+        # Shielded: a request that goes away does not cancel the query the others wait for.
+        return await asyncio.shield(finding)
+
+    def _found_by(self, target: Target, done: asyncio.Future[ServedModel]) -> None:
+        self._finding.pop(target, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone away
 
     def find(self, target: Target) -> ServedModel:
         """The model for `target`; blocking (it may query)."""

@@ -31,6 +31,7 @@ from app.api import (
     workers,
 )
 from app.assets import ASSETS_PREFIX
+from app.collector import freeze_long_lived
 from app.errors import install_error_handlers
 from app.jobs.event_hub import EventHub
 from app.lingering_close import CloseUnreadBodies
@@ -68,6 +69,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upgrade_to_head()
     app.state.event_hub = EventHub(settings.events_poll_seconds)
     sweeping = asyncio.create_task(sweep_periodically(settings))
+    freeze_long_lived()  # in each server process, once everything it imports is in place
     try:
         yield
     finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from app.collector import freeze_long_lived
 from app.errors import Unavailable
 from app.ml.predictor import Predictor
 from app.serving.batcher import Batcher
@@ -45,6 +46,7 @@ class ModelCache:
                 predictor = load_verified(served, artifacts_dir, self.device)
                 batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
                 self._models[key] = batcher
+                freeze_long_lived()  # the model's objects live as long as it is served
                 while len(self._models) > self.capacity:
                     # Requests still waiting on an evicted model keep it alive until they finish.
                     self._models.popitem(last=False)

@@ -202,6 +202,11 @@ class Settings(BaseSettings):
         description="Most open connections (and requests in progress) in one server process; "
         "beyond it new requests are answered 503 (`trainserve api` and `up` only).",
     )
+    api_workers: int | Literal["auto"] = Field(
+        default=1,
+        description="Server processes of `trainserve api` and `up` (their --workers): a number, "
+        "or auto for one per core.",
+    )
     shutdown_grace_seconds: int = Field(
         default=10,
         ge=0,
@@ -221,6 +226,11 @@ class Settings(BaseSettings):
         description="The registered model whose production version answers /predict when a "
         "request names neither a model nor a job.",
     )
+
+    @field_validator("api_workers", mode="before")
+    @classmethod
+    def _processes(cls, value: object) -> object:
+        return server_processes_setting(value)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -246,6 +256,18 @@ class Settings(BaseSettings):
                 f"TRAINSERVE_LEASE_SECONDS ({self.lease_seconds})"
             )
         return self
+
+
+def server_processes_setting(value: object) -> int | Literal["auto"]:
+    """A number of server processes (1 or more) or "auto", from a setting or an option; a
+    ValueError that says what to give otherwise."""
+    if value == "auto":
+        return "auto"
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ValueError(f"{value!r}: give a number of processes (1 or more), or auto")
 
 
 @lru_cache

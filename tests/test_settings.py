@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.cli.server import server_processes
 from app.main import create_app
-from app.settings import SettingsError, get_settings
+from app.settings import Settings, SettingsError, get_settings
 from tests.conftest import Env
 
 TRAINSERVE = str(Path(sys.executable).parent / "trainserve")  # the installed console script
@@ -147,4 +148,18 @@ def test_a_process_with_a_bad_setting_ends_with_one_line(env: Env, command: list
     assert ended.stderr == (
         f"trainserve: cannot start: TRAINSERVE_ADMIN_KEY_FILE names {missing}, which does not "
         "exist\n"
+    )
+
+
+def test_api_workers_is_a_number_or_auto(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINSERVE_API_WORKERS", "auto")
+    assert Settings().api_workers == "auto"
+    assert server_processes("auto") == len(os.sched_getaffinity(0))
+    monkeypatch.setenv("TRAINSERVE_API_WORKERS", "3")
+    assert Settings().api_workers == 3
+    assert server_processes(3) == 3
+    monkeypatch.delenv("TRAINSERVE_API_WORKERS")
+    assert str(settings_error(TRAINSERVE_API_WORKERS="0")) == (
+        "trainserve: cannot start: TRAINSERVE_API_WORKERS: '0': give a number of processes "
+        "(1 or more), or auto"
     )

@@ -10,13 +10,13 @@ import sys
 import tempfile
 from enum import StrEnum
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from app.logs import configure_logging, logging_config
 from app.parent_death import signal_when_parent_dies
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, server_processes_setting
 
 log = logging.getLogger("trainserve")
 
@@ -40,40 +40,60 @@ def open_access_warning(host: str, settings: Settings) -> str | None:
     )
 
 
-def run_api(host: str, port: int, workers: int = 1) -> None:
-    """Serve the API under uvicorn, in `workers` processes (migrations are applied at start)."""
-    import uvicorn
+def server_processes(workers: int | Literal["auto"]) -> int:
+    """How many server processes `workers` means: auto is one per core this process may use."""
+    if workers == "auto":
+        return len(os.sched_getaffinity(0))
+    return workers
 
+
+def run_api(host: str, port: int, workers: int | Literal["auto"] | None = None) -> None:
+    """Serve the API under uvicorn, in `workers` processes (default TRAINSERVE_API_WORKERS;
+    migrations are applied at start)."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from app.process_listeners import ListenerPerProcess
     from app.slow_clients import HeaderDeadlineProtocol
 
     settings = get_settings()
+    processes = server_processes(settings.api_workers if workers is None else workers)
     warning = open_access_warning(host, settings)
     if warning:
         log.warning(warning)
-    if workers > 1:
+    if processes > 1:
         # Migrate once here rather than racing in every server process.
         run_migrations()
         os.environ["TRAINSERVE_MIGRATE_ON_START"] = "0"
         # Each server process writes its metrics here; a scrape of any one adds them all up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trainserve-metrics-")
+    config = uvicorn.Config(
+        "app.main:app",
+        host=host,
+        port=port,
+        workers=processes,
+        log_level=settings.log_level.lower(),
+        # uvicorn applies this in each of its server processes; its own default would print
+        # its lines in its own format, whatever TRAINSERVE_LOG_FORMAT says.
+        log_config=logging_config(settings.log_level, settings.log_format),
+        # Event streams stay open until their job ends: without a limit, a stop would wait
+        # for every one of them.
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        http=HeaderDeadlineProtocol,
+        limit_concurrency=settings.max_connections,
+    )
     try:
-        uvicorn.run(
-            "app.main:app",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level.lower(),
-            # uvicorn applies this in each of its server processes; its own default would print
-            # its lines in its own format, whatever TRAINSERVE_LOG_FORMAT says.
-            log_config=logging_config(settings.log_level, settings.log_format),
-            # Event streams stay open until their job ends: without a limit, a stop would wait
-            # for every one of them.
-            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-            http=HeaderDeadlineProtocol,
-            limit_concurrency=settings.max_connections,
-        )
+        if processes == 1:
+            uvicorn.Server(config).run()
+            return
+        try:
+            listener = ListenerPerProcess(host, port)
+        except OSError as exc:
+            raise SystemExit(f"cannot listen on {host}:{port}: {exc}") from None
+        log.info("listening on %s:%d with %d server processes", host, port, processes)
+        Multiprocess(config, sockets=[listener]).run()
     finally:
-        if workers > 1:
+        if processes > 1:
             shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
@@ -93,6 +113,14 @@ def run_migrations() -> None:
     log.info("database schema is current")
 
 
+def parse_workers(value: str) -> int | Literal["auto"]:
+    """`--workers`: a number of processes (1 or more), or auto."""
+    try:
+        return server_processes_setting(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
 def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -102,7 +130,7 @@ def _stop_with_parent() -> None:
     signal_when_parent_dies(signal.SIGTERM)
 
 
-def run_up(host: str, port: int) -> None:
+def run_up(host: str, port: int, workers: int | Literal["auto"] | None = None) -> None:
     """The API and one worker on one machine: the worker is a child process."""
     run_migrations()
     # preexec_fn is safe here: `up` has started no threads yet.
@@ -113,7 +141,7 @@ def run_up(host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     try:
-        run_api(host, port)
+        run_api(host, port, workers)
     finally:
         if worker.poll() is None:
             worker.terminate()  # SIGTERM: the worker hands its job back to the queue
@@ -125,6 +153,16 @@ def run_up(host: str, port: int) -> None:
 
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        parser=parse_workers,
+        metavar="N|auto",
+        help="Server processes: a number, or auto for one per core (default: "
+        "TRAINSERVE_API_WORKERS, 1).",
+        show_default=False,
+    ),
+]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
 
 
@@ -135,19 +173,17 @@ def register(cli: typer.Typer) -> None:
     def api_command(
         host: Host = "127.0.0.1",
         port: Port = 8000,
-        workers: Annotated[
-            int, typer.Option(min=1, help="Server processes (uvicorn workers).")
-        ] = 1,
+        workers: Workers = None,
     ) -> None:
         """Serve the HTTP API."""
         _logging()
         run_api(host, port, workers)
 
     @cli.command("up", rich_help_panel=PANEL)
-    def up_command(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    def up_command(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = None) -> None:
         """Serve the HTTP API with one training worker beside it."""
         _logging()
-        run_up(host, port)
+        run_up(host, port, workers)
 
     @cli.command("worker", rich_help_panel=PANEL)
     def worker_command() -> None:

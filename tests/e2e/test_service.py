@@ -221,6 +221,8 @@ def test_api_with_several_server_processes(env: Env, service: Service) -> None:
     )
     assert "Started parent process" in api.log()  # uvicorn's supervisor of several processes
     assert api.log().count("Started server process") == 2
+    # Each process listens with a socket of its own, among which the kernel spreads connections.
+    assert _listening_sockets(service.port) == 2
     ids = set()
     for _ in range(20):  # a connection each, so that both processes take requests
         with service.client() as client:
@@ -248,6 +250,16 @@ def test_the_worker_of_up_stops_when_up_is_killed(env: Env, service: Service) ->
         lambda: not Path(f"/proc/{worker_pid}").exists() or _zombie(worker_pid),
         30,
         "the worker outlived up",
+    )
+
+
+def _listening_sockets(port: int) -> int:
+    """How many sockets listen on `port` on this machine (/proc/net/tcp, state 0A)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for fields in (line.split() for line in lines)
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A"
     )
 
 

@@ -66,14 +66,14 @@ def part_of(frames: list[str]) -> str:
 def main() -> None:
     loop, threads = Counter[str](), Counter[str]()
     for line in Path(sys.argv[1]).read_text().splitlines():
-        stack, count = line.rsplit(" ", 1)
+        stack, samples = line.rsplit(" ", 1)
         frames = stack.split(";")
         if not frames[0].startswith(THREAD_ROOT):  # the main thread, which runs the event loop
-            loop[part_of(frames)] += int(count)
+            loop[part_of(frames)] += int(samples)
         elif any("batcher.py" in frame for frame in frames):
-            threads["inference thread (decode, forward pass)"] += int(count)
+            threads["inference thread (decode, forward pass)"] += int(samples)
         else:
-            threads["other threads (thread pool)"] += int(count)
+            threads["other threads (thread pool)"] += int(samples)
     total = loop.total()
     print(f"event-loop thread, {total} samples:")
     for name, count in loop.most_common():

@@ -1,7 +1,9 @@
 """The serving benchmark's setup: a trained model registered as cifar10 in a scratch
 installation, and servers started and stopped."""
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import time
 from pathlib import Path
 
 import httpx
+from proc_stats import process_tree
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
@@ -39,6 +42,9 @@ def wait_ready(port: int, path: str, process: subprocess.Popen[bytes]) -> None:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server and whatever processes it started (LitServe's workers outlive their
+    parent otherwise)."""
+    descendants = process_tree(process.pid)[1:]
     if process.poll() is None:
         process.terminate()
         try:
@@ -46,6 +52,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    for pid in descendants:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def service_env(scratch: Path) -> dict[str, str]:

@@ -31,7 +31,7 @@ from app.api import (
     workers,
 )
 from app.assets import ASSETS_PREFIX
-from app.collector import freeze_long_lived
+from app.collector import freeze_long_lived, unfreeze
 from app.errors import install_error_handlers
 from app.jobs.event_hub import EventHub
 from app.lingering_close import CloseUnreadBodies
@@ -69,12 +69,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         upgrade_to_head()
     app.state.event_hub = EventHub(settings.events_poll_seconds)
     sweeping = asyncio.create_task(sweep_periodically(settings))
-    freeze_long_lived()  # in each server process, once everything it imports is in place
+    frozen = app.state.freeze_collector
+    if frozen:
+        freeze_long_lived()  # what start-up made lives as long as the process
     try:
         yield
     finally:
         sweeping.cancel()
         await app.state.event_hub.close()
+        if frozen:
+            unfreeze()
 
 
 def inference_device(requested: str) -> torch.device:
@@ -85,8 +89,10 @@ def inference_device(requested: str) -> torch.device:
     return torch.device("cuda" if use_cuda else "cpu")
 
 
-def create_app() -> FastAPI:
-    """Build the application with its routers and error handlers."""
+def create_app(*, freeze_collector: bool = False) -> FastAPI:
+    """Build the application with its routers and error handlers; `freeze_collector`: freeze
+    what start-up leaves for the garbage collector once the lifespan has started (app/collector.py),
+    for a process that serves this one app."""
     app = FastAPI(
         title="trainserve",
         version=package_version(),
@@ -117,6 +123,7 @@ def create_app() -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     app.mount(ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
+    app.state.freeze_collector = freeze_collector
     install_error_handlers(app)
     install_no_route_handler(app)
     install_openapi(app)
@@ -153,4 +160,11 @@ def create_app() -> FastAPI:
     return app
 
 
-app = create_app()
+def server_app() -> FastAPI:
+    """The app as each server process of `trainserve api` and `up` serves it (uvicorn calls
+    this factory in the process): the process serves it for its whole life, so the collector is
+    frozen once it has started. Apps made for tests, many to a process, are not frozen."""
+    return create_app(freeze_collector=True)
+
+
+app = create_app()  # for `uvicorn app.main:app`

@@ -68,7 +68,8 @@ def run_api(host: str, port: int, workers: int | Literal["auto"] | None = None) 
         # Each server process writes its metrics here; a scrape of any one adds them all up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trainserve-metrics-")
     config = uvicorn.Config(
-        "app.main:app",
+        "app.main:server_app",
+        factory=True,
         host=host,
         port=port,
         workers=processes,

@@ -30,6 +30,9 @@ import wrk_check
 from bench_setup import ARCHIVE, free_port, service_env, stop, trained_model, wait_ready
 from bench_table import print_table
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.cpus import usable_cpus  # the count that --workers auto takes
+
 HERE = Path(__file__).resolve().parent
 IMAGES = 64
 WARM_UP_REQUESTS = 300
@@ -191,13 +194,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000, help="per row and repeat")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=usable_cpus())
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--only", nargs="+", help="servers to run: " + ", ".join(SERVER_KEYS))
     parser.add_argument("--scratch", type=Path, help="keep the trained model here between runs")
     parser.add_argument("--wrk-seconds", type=float, default=5.0)
     args = parser.parse_args()
-    print(f"cores: {os.cpu_count()}", flush=True)
+    print(f"cores: {os.cpu_count()}, usable: {usable_cpus()}", flush=True)
     if args.scratch is not None:
         args.scratch.mkdir(parents=True, exist_ok=True)
         run(args, args.scratch)

@@ -41,6 +41,7 @@ from app.migrations import upgrade_to_head
 from app.no_route import install_no_route_handler
 from app.oip.errors import ProtocolError, render_protocol_error
 from app.openapi import install_openapi, operation_id
+from app.parent_death import stop_with_supervisor
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.serving.service import Predictions
@@ -162,8 +163,10 @@ def create_app(*, freeze_collector: bool = False) -> FastAPI:
 
 def server_app() -> FastAPI:
     """The app as each server process of `trainserve api` and `up` serves it (uvicorn calls
-    this factory in the process): the process serves it for its whole life, so the collector is
-    frozen once it has started. Apps made for tests, many to a process, are not frozen."""
+    this factory in the process): the process stops when its supervisor dies, and serves this
+    app for its whole life, so the collector is frozen once the app has started. Apps made for
+    tests, many to a process, are not frozen."""
+    stop_with_supervisor()
     return create_app(freeze_collector=True)
 
 

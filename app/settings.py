@@ -1,6 +1,7 @@
 """Settings read from the environment (prefix TRAINSERVE_), the secret ones also from files
 (TRAINSERVE_ADMIN_KEY_FILE...), as container platforms hand secrets over."""
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -204,8 +205,9 @@ class Settings(BaseSettings):
     )
     api_workers: int | Literal["auto"] = Field(
         default=1,
-        description="Server processes of `trainserve api` and `up` (their --workers): a number, "
-        "or auto for one per core.",
+        description="Server processes of `trainserve api` and `up` (their --workers): a number "
+        "from 1 to 512, or auto for one per usable core (the CPU affinity, capped by the "
+        "cgroup's CPU quota).",
     )
     shutdown_grace_seconds: int = Field(
         default=10,
@@ -258,16 +260,25 @@ class Settings(BaseSettings):
         return self
 
 
+API_WORKERS_MAX = 512
+_PROCESS_COUNT = re.compile(r"[0-9]{1,4}")  # ASCII digits: str.isdigit() also takes "²"
+
+
 def server_processes_setting(value: object) -> int | Literal["auto"]:
-    """A number of server processes (1 or more) or "auto", from a setting or an option; a
-    ValueError that says what to give otherwise."""
+    """A number of server processes (1 to API_WORKERS_MAX) or "auto", from a setting or an
+    option; a ValueError that says what to give otherwise."""
     if value == "auto":
         return "auto"
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-        return value
-    if isinstance(value, str) and value.isdigit() and int(value) >= 1:
-        return int(value)
-    raise ValueError(f"{value!r}: give a number of processes (1 or more), or auto")
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, str) and _PROCESS_COUNT.fullmatch(value):
+        count = int(value)
+    if count is None or not 1 <= count <= API_WORKERS_MAX:
+        raise ValueError(
+            f"{value!r}: give a number of server processes from 1 to {API_WORKERS_MAX}, or auto"
+        )
+    return count
 
 
 @lru_cache

@@ -136,16 +136,16 @@ async def _infer(
     header_length: str | None,
 ) -> Response:
     target = _target(name, version)
-    body = await request.body()
+    received = await request.body()
     # A large JSON body is parsed on a thread, so as not to hold up the event loop; a small one
     # (an image as a binary tensor) parses faster than the hop to a thread would take.
-    if len(body) <= INLINE_PARSE_MAX_BYTES:
-        parsed = oip_request.parse(body, header_length)
+    if len(received) <= INLINE_PARSE_MAX_BYTES:
+        parsed = oip_request.parse(received, header_length)
     else:
-        parsed = await run_in_threadpool(oip_request.parse, body, header_length)
+        parsed = await run_in_threadpool(oip_request.parse, received, header_length)
     inferred = await infer(predictions, target, parsed, settings.max_batch_files)
-    body, headers = encode(name, parsed.id, inferred)
-    return Response(body, headers=headers)
+    answer, headers = encode(name, parsed.id, inferred)
+    return Response(answer, headers=headers)
 
 
 HeaderLength = Annotated[str | None, Header(alias=HEADER_LENGTH)]

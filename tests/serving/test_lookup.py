@@ -83,7 +83,7 @@ def test_requests_waiting_on_an_expired_lookup_share_one_query() -> None:
 def test_the_shared_query_s_error_reaches_every_waiter_as_its_own() -> None:
     lookups = GatedLookups(error=Unavailable("the database is unreachable"))
 
-    async def run() -> list[BaseException]:
+    async def run() -> list[ServedModel | BaseException]:
         waiting = await requests(lookups, 3)
         lookups.gate.set()
         return await asyncio.gather(*waiting, return_exceptions=True)

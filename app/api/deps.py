@@ -11,8 +11,7 @@ from app.errors import NotFound
 from app.jobs.event_hub import EventHub
 from app.models import JOB_ID_MAX, Job
 from app.registry.names import VERSION_MAX, Name
-from app.serving.lookup import ServingJobs, Target
-from app.serving.model_cache import ModelCache
+from app.serving.lookup import Target
 from app.serving.service import Predictions
 from app.settings import Settings, get_settings
 
@@ -27,9 +26,14 @@ def _write_session() -> Iterator[Session]:
         yield session
 
 
+async def _settings() -> Settings:
+    # async: get_settings is cached, and a plain def dependency costs a thread hop per request.
+    return get_settings()
+
+
 SessionDep = Annotated[Session, Depends(_session)]
 WriteSessionDep = Annotated[Session, Depends(_write_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
 
 
 JobIdPath = Annotated[int, Path(ge=1, le=JOB_ID_MAX)]
@@ -56,10 +60,8 @@ WriteJobDep = Annotated[Job, Depends(_write_job)]
 
 async def _predictions(request: Request) -> Predictions:
     # async: nothing here blocks, and a plain def would cost every prediction a thread hop.
-    state = request.app.state
-    models: ModelCache = state.model_cache
-    serving: ServingJobs = state.serving_jobs
-    return Predictions(serving, models, get_settings().artifacts_dir)
+    predictions: Predictions = request.app.state.predictions
+    return predictions
 
 
 PredictionsDep = Annotated[Predictions, Depends(_predictions)]

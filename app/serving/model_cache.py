@@ -34,25 +34,36 @@ class ModelCache:
         # Keyed by the job and its file's sha256: on SQLite a deleted job's id can be given to
         # a new job, whose model must not be answered by the old one.
         self._models: OrderedDict[tuple[int, str | None], Batcher] = OrderedDict()
+        # Held only to read or change _models: requests for loaded models never wait for a load.
         self._lock = threading.Lock()
+        # Held for a whole load (seconds, for a large model): one model is loaded at a time,
+        # and two requests for the same new model load it once.
+        self._loading = threading.Lock()
 
     def get(self, served: ServedModel, artifacts_dir: Path) -> Batcher:
         """The batcher serving a job's model, verified and loaded from its file on first use."""
-        key = (served.job_id, served.model_sha256)
-        with self._lock:
-            batcher = self._models.get(key)
-            if batcher is None:
-                predictor = load_verified(served, artifacts_dir, self.device)
-                batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
-                self._models[key] = batcher
-                while len(self._models) > self.capacity:
-                    # Requests still waiting on an evicted model keep it alive until they finish.
-                    self._models.popitem(last=False)
-            self._models.move_to_end(key)
+        batcher = self.cached(served)
+        if batcher is not None:
             return batcher
+        with self._loading:
+            batcher = self.cached(served)  # loaded while this one waited for its turn
+            if batcher is not None:
+                return batcher
+            predictor = load_verified(served, artifacts_dir, self.device)
+            batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
+            evicted = []
+            with self._lock:
+                self._models[(served.job_id, served.model_sha256)] = batcher
+                while len(self._models) > self.capacity:
+                    evicted.append(self._models.popitem(last=False)[1])
+        for old in evicted:
+            # Requests already queued on it are still answered; then nothing refers to it.
+            old.close()
+        return batcher
 
     def cached(self, served: ServedModel) -> Batcher | None:
-        """The batcher for the served model if it is already loaded, else None (non-blocking)."""
+        """The batcher for the served model if it is already loaded, else None (non-blocking:
+        it never waits for a load)."""
         key = (served.job_id, served.model_sha256)
         with self._lock:
             batcher = self._models.get(key)

@@ -104,9 +104,7 @@ class Predictions:
 
     async def model_for(self, target: Target) -> tuple[ServedModel, Batcher]:
         """The model that answers, and its batcher (loaded and verified on first use)."""
-        served = self.lookup.cached(target)
-        if served is None:
-            served = await run_in_threadpool(self.lookup.find, target)
+        served = await self.lookup.find_once(target)
         batcher = self.models.cached(served)
         if batcher is None:
             batcher = await run_in_threadpool(self.models.get, served, self.artifacts_dir)

@@ -4,8 +4,8 @@ import math
 
 import torch
 
+from app.cpus import usable_cpus
 from app.jobs.config import JobConfig
-from workers.offer import usable_cpus
 from workers.training.ranks import SINGLE, Ranks
 from workers.training.runtime import Runtime, UnsupportedOption, resolve_runtime
 

@@ -11,7 +11,7 @@ from typing import Literal, cast, get_args
 
 import torch
 
-from workers.offer import usable_cpus
+from app.cpus import usable_cpus
 
 Precision = Literal["fp32", "bf16", "fp16"]
 

@@ -11,8 +11,9 @@ import pytest
 
 from tests.api.test_exports import png
 from tests.conftest import Env, synthetic_split
-from tests.e2e.conftest import Service, wait_for
-from tests.e2e.test_chaos import assert_same_run, checkpoint_dir, complete_checkpoints, run_to_end
+from tests.e2e.conftest import Service
+from tests.e2e.resume import kill_mid_epoch_and_resume
+from tests.e2e.test_chaos import run_to_end
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +29,7 @@ SMALL_JOB = {
 }
 STEPS_PER_EPOCH = 8
 EARLY_IN_EPOCH_ONE = re.compile(r"^epoch0001-step0000000[1-5]\.pt$")
+BEFORE_EPOCH_END = re.compile(r"^epoch0001-step0000000[1-7]\.pt$")
 
 
 @pytest.mark.parametrize(
@@ -65,24 +67,6 @@ def test_a_network_killed_mid_epoch_resumes_to_the_uninterrupted_run(
     assert (answer.json()["model"], answer.json()["version"]) == ("cifar10", 1)
     assert answer.json()["job_id"] == reference_id
 
-    job_id = client.post("/jobs", json=config).json()["id"]
-    folder = checkpoint_dir(env, job_id)
-    victim = service.start_worker("victim")
-    wait_for(
-        lambda: any(EARLY_IN_EPOCH_ONE.match(name) for name in complete_checkpoints(folder)),
-        120,
-        f"no checkpoint early in epoch 1:\n{victim.log()}",
-        interval_s=0.01,
+    kill_mid_epoch_and_resume(
+        env, service, client, config, reference_metrics, EARLY_IN_EPOCH_ONE, BEFORE_EPOCH_END
     )
-    victim.kill()
-    assert client.get(f"/jobs/{job_id}").json()["status"] == "running"
-    last_complete = complete_checkpoints(folder)[-1]
-    assert last_complete.startswith("epoch0001-") and last_complete != "epoch0001-step00000008.pt"
-
-    successor = service.start_worker("successor")
-    job = run_to_end(client, job_id)
-    successor.stop()
-    assert job["status"] == "succeeded", successor.log()
-    assert job["attempts"] == 2
-    assert f"job {job_id}: resuming from checkpoint {last_complete} " in successor.log()
-    assert_same_run(client, job_id, reference_metrics, abs=1e-6)

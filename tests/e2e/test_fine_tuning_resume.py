@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import Env
-from tests.e2e.conftest import Service, wait_for
-from tests.e2e.test_chaos import assert_same_run, checkpoint_dir, complete_checkpoints, run_to_end
+from tests.e2e.conftest import Service
+from tests.e2e.resume import kill_mid_epoch_and_resume
+from tests.e2e.test_chaos import run_to_end
 
 pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
@@ -52,26 +53,8 @@ def test_a_fine_tuning_job_killed_mid_epoch_resumes_to_the_uninterrupted_run(
     reference_metrics = client.get(f"/jobs/{reference_id}/metrics").json()
     worker.stop()
 
-    job_id = client.post("/jobs", json=FINE_TUNING).json()["id"]
-    folder = checkpoint_dir(env, job_id)
-    victim = service.start_worker("victim")
-    wait_for(
-        lambda: any(MID_EPOCH.match(name) for name in complete_checkpoints(folder)),
-        120,
-        f"no checkpoint in the middle of an epoch:\n{victim.log()}",
-        interval_s=0.01,
+    job_id = kill_mid_epoch_and_resume(
+        env, service, client, FINE_TUNING, reference_metrics, MID_EPOCH, MID_EPOCH
     )
-    victim.kill()
-    assert client.get(f"/jobs/{job_id}").json()["status"] == "running"
-    last_complete = complete_checkpoints(folder)[-1]
-    assert MID_EPOCH.match(last_complete), last_complete
-
-    successor = service.start_worker("successor")
-    job = run_to_end(client, job_id)
-    successor.stop()
-    assert job["status"] == "succeeded", successor.log()
-    assert job["attempts"] == 2
-    assert f"job {job_id}: resuming from checkpoint {last_complete} " in successor.log()
-    assert_same_run(client, job_id, reference_metrics, abs=1e-6)
-    version = client.get(f"/models/cifar10/versions/{3}").json()
+    version = client.get("/models/cifar10/versions/3").json()
     assert (version["lineage"]["job_id"], version["lineage"]["parent"]["version"]) == (job_id, 1)

@@ -86,11 +86,6 @@ RULES = (
         "shift or lay out",
     ),
     OptionRule(
-        when=Condition("alternating_flip", (True,)),
-        forbidden=(Condition("random_flip", (False,)),),
-        why="alternating_flip says how random_flip flips; without random_flip nothing is flipped",
-    ),
-    OptionRule(
         when=Condition("early_stopping_patience", at_least=1),
         forbidden=(Condition("gpus", at_least=2), Condition("cpu_processes", at_least=2)),
         why="early stopping is not supported yet for a job trained by several processes",
@@ -107,10 +102,21 @@ RULES = (
     ),
 )
 
+# Checked on submit like the rules above but left out of the schema: with one more rule the
+# request body's schema is more than the fuzzers' generators can expand (schemathesis gives up
+# on POST /jobs), so these are only documented (docs/api.md).
+UNSTATED_RULES = (
+    OptionRule(
+        when=Condition("alternating_flip", (True,)),
+        forbidden=(Condition("random_flip", (False,)),),
+        why="alternating_flip says how random_flip flips; without random_flip nothing is flipped",
+    ),
+)
+
 
 def broken_rule(config: dict[str, Any], given: set[str]) -> str | None:
     """Why the resolved `config` breaks a rule, or None; `given` names the fields the job set."""
-    for rule in RULES:
+    for rule in (*RULES, *UNSTATED_RULES):
         field = rule.when.field
         if not rule.when.holds(config[field]):
             continue

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from app.jobs.config import JobCreate
 from app.jobs.fields import COUNT_MAX, PROCESSES_MAX, SEED_MAX
+from app.jobs.rules import UNSTATED_RULES
 from app.ml.torchvision_nets import torchvision_names
 
 INT_RANGES = {
@@ -173,9 +174,13 @@ def test_the_schema_states_exactly_the_rules_the_api_enforces(body: dict[str, An
     try:
         JobCreate.model_validate_json(_json(body))
     except ValidationError as exc:
-        assert not JOB_SCHEMA.is_valid(body), body
         (error,) = exc.errors()
         assert "cannot go with" in error["msg"]
+        # Every rule is in the schema but those left out on purpose (checked after the others).
+        unstated = any(
+            error["msg"].startswith(f"Value error, {rule.when.field} ") for rule in UNSTATED_RULES
+        )
+        assert JOB_SCHEMA.is_valid(body) == unstated, body
     else:
         assert JOB_SCHEMA.is_valid(body), body
 

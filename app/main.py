@@ -31,6 +31,7 @@ from app.api import (
     workers,
 )
 from app.assets import ASSETS_PREFIX
+from app.collector import freeze_long_lived, unfreeze
 from app.errors import install_error_handlers
 from app.jobs.event_hub import EventHub
 from app.lingering_close import CloseUnreadBodies
@@ -40,8 +41,10 @@ from app.migrations import upgrade_to_head
 from app.no_route import install_no_route_handler
 from app.oip.errors import ProtocolError, render_protocol_error
 from app.openapi import install_openapi, operation_id
+from app.parent_death import stop_with_supervisor
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
+from app.serving.service import Predictions
 from app.settings import get_settings
 from app.slow_clients import BodyIdleLimit
 from app.storage.config import get_store, get_store_health
@@ -73,12 +76,24 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store = await asyncio.to_thread(get_store)
     app.state.store_health = await asyncio.to_thread(get_store_health)
     await asyncio.to_thread(move_old_weights, settings.data_dir, app.state.store)
+    # One service for every request: the prediction routes' dependency hands it out as it is.
+    app.state.predictions = Predictions(
+        ServingJobs(settings.default_model),
+        app.state.model_cache,
+        app.state.store,
+        app.state.store_health,
+    )
     sweeping = asyncio.create_task(sweep_periodically(settings, app.state.store))
+    frozen = app.state.freeze_collector
+    if frozen:
+        freeze_long_lived()  # what start-up made lives as long as the process
     try:
         yield
     finally:
         sweeping.cancel()
         await app.state.event_hub.close()
+        if frozen:
+            unfreeze()
 
 
 def inference_device(requested: str) -> torch.device:
@@ -89,8 +104,10 @@ def inference_device(requested: str) -> torch.device:
     return torch.device("cuda" if use_cuda else "cpu")
 
 
-def create_app() -> FastAPI:
-    """Build the application with its routers and error handlers."""
+def create_app(*, freeze_collector: bool = False) -> FastAPI:
+    """Build the application with its routers and error handlers; `freeze_collector`: freeze
+    what start-up leaves for the garbage collector once the lifespan has started (app/collector.py),
+    for a process that serves this one app."""
     app = FastAPI(
         title="trainserve",
         version=package_version(),
@@ -121,6 +138,7 @@ def create_app() -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     app.mount(ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
+    app.state.freeze_collector = freeze_collector
     install_error_handlers(app)
     install_no_route_handler(app)
     install_openapi(app)
@@ -133,7 +151,6 @@ def create_app() -> FastAPI:
         max_batch=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000,
     )
-    app.state.serving_jobs = ServingJobs(settings.default_model)
     # Added innermost first: requests pass the request id, CORS, the metrics, keys, body limits.
     app.add_middleware(BodyIdleLimit, timeout_s=settings.body_timeout_seconds)
     app.add_middleware(BodyLimit, settings=settings)
@@ -154,4 +171,13 @@ def create_app() -> FastAPI:
     return app
 
 
-app = create_app()
+def server_app() -> FastAPI:
+    """The app as each server process of `trainserve api` and `up` serves it (uvicorn calls
+    this factory in the process): the process stops when its supervisor dies, and serves this
+    app for its whole life, so the collector is frozen once the app has started. Apps made for
+    tests, many to a process, are not frozen."""
+    stop_with_supervisor()
+    return create_app(freeze_collector=True)
+
+
+app = create_app()  # for `uvicorn app.main:app`

@@ -1,6 +1,7 @@
 """Settings read from the environment (prefix TRAINSERVE_), the secret ones also from files
 (TRAINSERVE_ADMIN_KEY_FILE...), as container platforms hand secrets over."""
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -201,6 +202,12 @@ class Settings(StorageSettings):
         description="Most open connections (and requests in progress) in one server process; "
         "beyond it new requests are answered 503 (`trainserve api` and `up` only).",
     )
+    api_workers: int | Literal["auto"] = Field(
+        default=1,
+        description="Server processes of `trainserve api` and `up` (their --workers): a number "
+        "from 1 to 512, or auto for one per usable core (the CPU affinity, capped by the "
+        "cgroup's CPU quota).",
+    )
     shutdown_grace_seconds: int = Field(
         default=10,
         ge=0,
@@ -220,6 +227,11 @@ class Settings(StorageSettings):
         description="The registered model whose production version answers /predict when a "
         "request names neither a model nor a job.",
     )
+
+    @field_validator("api_workers", mode="before")
+    @classmethod
+    def _processes(cls, value: object) -> object:
+        return server_processes_setting(value)
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -245,6 +257,27 @@ class Settings(StorageSettings):
                 f"TRAINSERVE_LEASE_SECONDS ({self.lease_seconds})"
             )
         return self
+
+
+API_WORKERS_MAX = 512
+_PROCESS_COUNT = re.compile(r"[0-9]{1,4}")  # ASCII digits: str.isdigit() also takes "²"
+
+
+def server_processes_setting(value: object) -> int | Literal["auto"]:
+    """A number of server processes (1 to API_WORKERS_MAX) or "auto", from a setting or an
+    option; a ValueError that says what to give otherwise."""
+    if value == "auto":
+        return "auto"
+    count: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        count = value
+    elif isinstance(value, str) and _PROCESS_COUNT.fullmatch(value):
+        count = int(value)
+    if count is None or not 1 <= count <= API_WORKERS_MAX:
+        raise ValueError(
+            f"{value!r}: give a number of server processes from 1 to {API_WORKERS_MAX}, or auto"
+        )
+    return count
 
 
 @lru_cache

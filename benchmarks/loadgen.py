@@ -1,8 +1,10 @@
 """A bounded HTTP load generator: N keep-alive connections send a fixed number of requests.
 
 Runs in its own process (so that it does not share an interpreter with the server) and prints
-one JSON line: requests, seconds, requests/s, p50/p95/p99 latency in ms, status counts.
-Usage: python benchmarks/loadgen.py PORT PATH BODY_FILE CONTENT_TYPE CONCURRENCY REQUESTS
+one JSON line: requests, seconds, requests/s, p50/p95/p99 latency in ms, status counts. The
+requests come from a file that benchmarks/bench_images.py wrote (one request per image); each
+connection sends them in turn, starting at its own.
+Usage: python benchmarks/loadgen.py PORT REQUESTS_FILE CONCURRENCY REQUESTS
 """
 
 import asyncio
@@ -11,15 +13,23 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_images import read_requests
+
 
 async def one_connection(
-    port: int, request: bytes, count: int, latencies: list[float], statuses: dict[int, int]
+    port: int,
+    requests: list[bytes],
+    first: int,
+    count: int,
+    latencies: list[float],
+    statuses: dict[int, int],
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
-        for _ in range(count):
+        for i in range(first, first + count):
             started = time.perf_counter()
-            writer.write(request)
+            writer.write(requests[i % len(requests)])
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head.split(b" ", 2)[1])
             length = 0
@@ -38,21 +48,17 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[index]
 
 
-async def run(
-    port: int, path: str, body: bytes, content_type: str, concurrency: int, requests: int
-) -> dict[str, object]:
-    request = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
+async def run(port: int, requests: list[bytes], concurrency: int, total: int) -> dict[str, object]:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    per_connection = [
-        requests // concurrency + (i < requests % concurrency) for i in range(concurrency)
-    ]
+    per_connection = [total // concurrency + (i < total % concurrency) for i in range(concurrency)]
     started = time.perf_counter()
     await asyncio.gather(
-        *(one_connection(port, request, n, latencies, statuses) for n in per_connection if n)
+        *(
+            one_connection(port, requests, i, n, latencies, statuses)
+            for i, n in enumerate(per_connection)
+            if n
+        )
     )
     elapsed = time.perf_counter() - started
     latencies.sort()
@@ -69,15 +75,6 @@ async def run(
 
 
 if __name__ == "__main__":
-    port, path, body_file, content_type, concurrency, requests = sys.argv[1:7]
-    result = asyncio.run(
-        run(
-            int(port),
-            path,
-            Path(body_file).read_bytes(),
-            content_type,
-            int(concurrency),
-            int(requests),
-        )
-    )
-    print(json.dumps(result))
+    port, requests_file, concurrency, total = sys.argv[1:5]
+    requests = read_requests(Path(requests_file))
+    print(json.dumps(asyncio.run(run(int(port), requests, int(concurrency), int(total)))))

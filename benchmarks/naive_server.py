@@ -3,35 +3,19 @@
 Usage: python benchmarks/naive_server.py MODEL_FILE PORT
 """
 
-import io
 import sys
-from pathlib import Path
 
-import numpy as np
-import torch
 import uvicorn
 from fastapi import FastAPI, UploadFile
-from PIL import Image
+from peer_model import classify, load, pixels
 
-from app.ml.checkpoints import load_model
-from app.ml.images import normalize
-
-saved = load_model(Path(sys.argv[1]))
+saved = load(sys.argv[1])
 app = FastAPI()
 
 
 @app.post("/predict")
 def predict(file: UploadFile) -> dict[str, object]:
-    image = Image.open(io.BytesIO(file.file.read())).convert("RGB")
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-    with torch.inference_mode():
-        probabilities = torch.softmax(saved.model(normalize(pixels.unsqueeze(0))), dim=1)[0]
-    best = int(probabilities.argmax())
-    return {
-        "label": saved.classes[best],
-        "class_index": best,
-        "probabilities": dict(zip(saved.classes, probabilities.tolist(), strict=True)),
-    }
+    return classify(saved, pixels(file.file.read()).unsqueeze(0))[0]
 
 
 if __name__ == "__main__":

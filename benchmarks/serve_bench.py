@@ -1,218 +1,212 @@
-"""Serving throughput and latency: our API (dynamic batching) against a naive server.
+"""Serving, side by side: trainserve in each mode against LitServe, BentoML, a naive server
+and what plain HTTP costs, on the same model and the same 64 real CIFAR-10 test images.
 
-Trains a small model through the real service, then drives, one after the other on loopback,
-our `/predict`, the naive server (one forward pass per request, same model) and our
-`/predict/batch` (64 images per request) with `benchmarks/loadgen.py` in its own process, at
-concurrency 1, 8 and 64, a fixed number of requests each. Prints one table.
+Every server runs at once, each on its own port; the rows are interleaved (each repeat runs
+every row once, in turn) so that a noisy moment on the machine spreads over all of them.
+benchmarks/loadgen.py drives each row in its own process over keep-alive connections; the
+server's CPU time per request is read from /proc; `wrk`, where installed, cross-checks the p99
+at the highest concurrency. LitServe and BentoML run in their own virtual environments, made on
+first use (benchmarks/peers.py). The model is trained once per scratch folder.
 
-Usage: python benchmarks/serve_bench.py [--data-root DIR] [--requests N] [--workers N]
-DIR holds cifar-10-batches-py; without it a 2,000-image subset is rebuilt from ../shared/data.
+Usage: python benchmarks/serve_bench.py [--requests N] [--repeats N] [--workers N]
+       [--concurrency 1 64] [--only SERVER...] [--scratch DIR]
 """
 
 import argparse
-import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-import numpy as np
-from PIL import Image
+import bench_images as images
+import peers
+import proc_stats
+import wrk_check
+from bench_setup import ARCHIVE, free_port, service_env, stop, trained_model, wait_ready
+from bench_table import print_table
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
-BIN = Path(sys.executable).parent
-CONCURRENCY = (1, 8, 64)
-BATCH_IMAGES = 64
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from app.cpus import usable_cpus  # the count that --workers auto takes
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_ready(url: str, path: str) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + path, timeout=2).status_code < 500:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    sys.exit(f"{url} never came up")
+HERE = Path(__file__).resolve().parent
+IMAGES = 64
+WARM_UP_REQUESTS = 300
+SPLIT_SETTLE_S = 1.0
+PROTOCOL_PATH = "/v2/models/cifar10/infer"
 
 
-def multipart(field: str, images: list[bytes]) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{i}.png"\r\n'
-        f"Content-Type: image/png\r\n\r\n".encode()
-        + image
-        + b"\r\n"
-        for i, image in enumerate(images)
+SERVER_KEYS = [
+    "ceiling-multipart",
+    "ceiling-raw",
+    "naive",
+    "litserve",
+    "bentoml",
+    "trainserve-1",
+    "trainserve-N",
+]
+
+
+@dataclass
+class Row:
+    name: str
+    server: str  # the key of the server it drives
+    requests_file: Path
+    ceiling: str | None = None  # the server whose throughput bounds this row's
+    results: dict[int, list[dict[str, object]]] = field(default_factory=dict)
+
+
+@dataclass
+class Running:
+    process: "subprocess.Popen[bytes]"
+    port: int
+
+
+def servers(model: Path, scratch: Path, workers: int) -> dict[str, Callable[[int], peers.Server]]:
+    """Each server by key, made for a port."""
+    env = service_env(scratch)
+    return {
+        "ceiling-multipart": lambda port: peers.ceiling("multipart", port),
+        "ceiling-raw": lambda port: peers.ceiling("raw", port),
+        "naive": lambda port: peers.naive(model, port),
+        "litserve": lambda port: peers.litserve(model, port),
+        "bentoml": lambda port: peers.bentoml(model, port),
+        "trainserve-1": lambda port: peers.trainserve(1, port, env),
+        "trainserve-N": lambda port: peers.trainserve(workers, port, env),
+    }
+
+
+def rows(scratch: Path, pngs: list[bytes], workers: int) -> list[Row]:
+    def requests(name: str, path: str, body_of: images.BodyOf) -> Path:
+        file = scratch / f"{name}.requests"
+        images.write_requests(file, path, pngs, body_of)
+        return file
+
+    multipart = requests("multipart", "/predict", images.form("file"))
+    raw = requests("raw", "/predict", images.raw_body)
+    protocol = requests("protocol", PROTOCOL_PATH, images.binary_tensor)
+    made = [
+        Row("plain FastAPI, multipart parsed, constant", "ceiling-multipart", multipart),
+        Row("plain FastAPI, raw body, constant", "ceiling-raw", raw),
+        Row("naive FastAPI, a forward pass per request", "naive", multipart),
+        Row("LitServe 0.2.19, 1 worker, batch 64", "litserve", multipart),
+        Row(
+            "BentoML 1.4.40, batchable, batch 64",
+            "bentoml",
+            requests("bentoml", "/predict", images.form("images")),
+        ),
     ]
-    return b"".join(
-        parts
-    ) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+    for processes in sorted({1, workers}):
+        label = f"trainserve, {processes} process{'es' if processes > 1 else ''}"
+        server = "trainserve-1" if processes == 1 else "trainserve-N"
+        made += [
+            Row(f"{label}, multipart /predict", server, multipart, "ceiling-multipart"),
+            Row(f"{label}, raw-body /predict", server, raw, "ceiling-raw"),
+            Row(f"{label}, /v2 binary tensor", server, protocol, "ceiling-raw"),
+        ]
+    return made
 
 
-def test_images(count: int) -> list[bytes]:
-    rng = np.random.default_rng(0)
-    out = []
-    for _ in range(count):
-        buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
-        out.append(buffer.getvalue())
-    return out
-
-
-def load(
-    port: int,
-    path: str,
-    body: bytes,
-    content_type: str,
-    concurrency: int,
-    requests: int,
-    scratch: Path,
-) -> dict[str, object]:
-    body_file = scratch / "body.bin"
-    body_file.write_bytes(body)
+def drive(port: int, requests_file: Path, concurrency: int, count: int) -> dict[str, object]:
+    command = [sys.executable, str(HERE / "loadgen.py"), str(port), str(requests_file)]
     output = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "loadgen.py"),
-            str(port),
-            path,
-            str(body_file),
-            content_type,
-            str(concurrency),
-            str(requests),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
+        [*command, str(concurrency), str(count)], check=True, capture_output=True, text=True
     ).stdout
     result: dict[str, object] = json.loads(output)
     return result
 
 
-def train_model(env: dict[str, str], url: str) -> str:
-    with httpx.Client(base_url=url, timeout=30) as client:
-        job = client.post(
-            "/jobs",
-            json={"epochs": 1, "max_train_samples": 2000, "max_test_samples": 500, "seed": 1},
-        ).json()
-        while job["status"] in ("queued", "running"):
-            time.sleep(0.5)
-            job = client.get(f"/jobs/{job['id']}").json()
-    if job["status"] != "succeeded":
-        sys.exit(f"training failed: {job['error']}")
-    return f"jobs/{job['id']}/model-attempt{job['attempts']}.pt"
+def measure(row: Row, running: Running, concurrency: int, count: int) -> dict[str, object]:
+    """One load run, with the server's CPU time per request."""
+    cpu_before = proc_stats.cpu_seconds(running.process.pid)
+    result = drive(running.port, row.requests_file, concurrency, count)
+    cpu_s = proc_stats.cpu_seconds(running.process.pid) - cpu_before
+    result["cpu_ms"] = round(1000 * cpu_s / count, 2)
+    return result
+
+
+def connection_split(running: Running, requests_file: Path, connections: int) -> list[int]:
+    """How `connections` keep-alive connections spread over the server's processes."""
+    command = [sys.executable, str(HERE / "loadgen.py"), str(running.port), str(requests_file)]
+    load = subprocess.Popen(
+        [*command, str(connections), str(connections * 100)], stdout=subprocess.DEVNULL
+    )
+    time.sleep(SPLIT_SETTLE_S)
+    split = proc_stats.connections_by_process(running.process.pid, running.port)
+    load.wait()
+    return split
+
+
+def start_all(
+    keys: list[str], makers: dict[str, Callable[[int], peers.Server]], logs: Path
+) -> dict[str, Running]:
+    started: dict[str, Running] = {}
+    try:
+        for key in keys:
+            server = makers[key](free_port())
+            started[key] = Running(peers.start(server, logs / f"{key}.log"), server.port)
+            wait_ready(server.port, server.ready_path, started[key].process)
+    except BaseException:
+        for running in started.values():
+            stop(running.process)
+        raise
+    return started
+
+
+def run(args: argparse.Namespace, scratch: Path) -> None:
+    model = trained_model(scratch)
+    pngs = images.cifar_test_pngs(ARCHIVE, IMAGES)
+    chosen = [
+        r for r in rows(scratch, pngs, args.workers) if not args.only or r.server in args.only
+    ]
+    keys = list(dict.fromkeys(r.server for r in chosen))
+    started = start_all(keys, servers(model, scratch, args.workers), scratch)
+    top = max(args.concurrency)
+    try:
+        for row in chosen:
+            drive(started[row.server].port, row.requests_file, 8, WARM_UP_REQUESTS)
+        for _repeat in range(args.repeats):
+            for concurrency in args.concurrency:
+                for row in chosen:
+                    result = measure(row, started[row.server], concurrency, args.requests)
+                    row.results.setdefault(concurrency, []).append(result)
+        wrk_p99 = {}
+        if wrk_check.available():
+            for row in chosen:
+                port = started[row.server].port
+                wrk_p99[row.name] = wrk_check.p99_ms(port, row.requests_file, top, args.wrk_seconds)
+        splits = {
+            row.name: connection_split(started[row.server], row.requests_file, top)
+            for row in chosen
+            if row.server == "trainserve-N"
+        }
+    finally:
+        for running in started.values():
+            stop(running.process)
+    print_table(chosen, args.concurrency, wrk_p99 if wrk_check.available() else None, splits)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", type=Path)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--workers", type=int, default=1, help="API server processes")
+    parser.add_argument("--requests", type=int, default=5000, help="per row and repeat")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=usable_cpus())
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--only", nargs="+", help="servers to run: " + ", ".join(SERVER_KEYS))
+    parser.add_argument("--scratch", type=Path, help="keep the trained model here between runs")
+    parser.add_argument("--wrk-seconds", type=float, default=5.0)
     args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, usable: {usable_cpus()}", flush=True)
+    if args.scratch is not None:
+        args.scratch.mkdir(parents=True, exist_ok=True)
+        run(args, args.scratch)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        scratch = Path(tmp)
-        data_root = args.data_root
-        if data_root is None:
-            data_root = scratch / "data"
-            subprocess.run(
-                [
-                    sys.executable,
-                    str(SHARED / "tools" / "jpeg_to_cifar_batches.py"),
-                    str(SHARED / "data" / "cifar10-jpeg.tar.gz"),
-                    str(data_root),
-                    "--train",
-                    "2000",
-                    "--test",
-                    "500",
-                ],
-                check=True,
-                capture_output=True,
-            )
-        env = {
-            **os.environ,
-            "TRAINSERVE_DATABASE_URL": f"sqlite:///{scratch}/bench.db",
-            "TRAINSERVE_DATA_DIR": str(data_root),
-            "TRAINSERVE_DOWNLOAD": "0",
-            "TRAINSERVE_ARTIFACTS_DIR": str(scratch / "artifacts"),
-            "TRAINSERVE_LOG_LEVEL": "WARNING",
-        }
-        port, naive_port = free_port(), free_port()
-        url = f"http://127.0.0.1:{port}"
-        api = subprocess.Popen(
-            [str(BIN / "trainserve"), "api", "--port", str(port), "--workers", str(args.workers)],
-            env=env,
-        )
-        processes = [api]
-        try:
-            wait_ready(url, "/readyz")
-            worker = subprocess.Popen([str(BIN / "trainserve"), "worker"], env=env)
-            model = train_model(env, url)
-            worker.terminate()
-            worker.wait(60)
-            naive = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(REPO / "benchmarks" / "naive_server.py"),
-                    str(scratch / "artifacts" / model),
-                    str(naive_port),
-                ],
-                env=env,
-                cwd=REPO,
-            )
-            processes.append(naive)
-            wait_ready(f"http://127.0.0.1:{naive_port}", "/docs")
-
-            one_body, one_type = multipart("file", test_images(1))
-            batch_body, batch_type = multipart("files", test_images(BATCH_IMAGES))
-            rows = []
-            for name, target, path, body, ctype, images in (
-                ("naive server, /predict", naive_port, "/predict", one_body, one_type, 1),
-                ("trainserve, /predict", port, "/predict", one_body, one_type, 1),
-                (
-                    f"trainserve, /predict/batch x{BATCH_IMAGES}",
-                    port,
-                    "/predict/batch",
-                    batch_body,
-                    batch_type,
-                    BATCH_IMAGES,
-                ),
-            ):
-                load(target, path, body, ctype, 8, 200, scratch)  # warm-up
-                for concurrency in CONCURRENCY:
-                    requests = args.requests if images == 1 else max(200, args.requests // 20)
-                    result = load(target, path, body, ctype, concurrency, requests, scratch)
-                    rows.append((name, result, images))
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(60)
-    print(f"cores: {os.cpu_count()}, API server processes: {args.workers}")
-    print(
-        f"{'server':<34}{'conc':>5}{'req/s':>9}{'img/s':>9}{'p50 ms':>8}{'p95 ms':>8}"
-        f"{'p99 ms':>8}  statuses"
-    )
-    for name, r, images in rows:
-        rps = float(r["rps"])  # type: ignore[arg-type]
-        print(
-            f"{name:<34}{r['concurrency']:>5}{rps:>9.0f}{rps * images:>9.0f}{r['p50_ms']:>8}"
-            f"{r['p95_ms']:>8}{r['p99_ms']:>8}  {r['statuses']}"
-        )
+        run(args, Path(tmp))
 
 
 if __name__ == "__main__":

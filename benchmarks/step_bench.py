@@ -22,10 +22,23 @@ from app.ml.nets import build_model
 from workers.training.runtime import Precision, Runtime
 from workers.training.steps import GraphedStep, TrainStep
 
+# Steps before the clock starts: kernel choice, lazy allocations.
+WARMUP_STEPS = 20
 
-def images_per_s(runtime: Runtime, batch_size: int, steps: int) -> float:
+
+def images_per_s(
+    runtime: Runtime,
+    batch_size: int,
+    steps: int = 1,
+    *,
+    seconds: float = 0.0,
+    arch: str = "tutorial_cnn",
+    warmup_steps: int = WARMUP_STEPS,
+) -> float:
+    """Images/s of the worker's training step for `arch` (10 classes, 32-pixel images) on one
+    fixed batch of `batch_size`, timed over `steps` steps, and more until `seconds` have passed."""
     device = runtime.device
-    model = build_model("tutorial_cnn", num_classes=10).to(device)
+    model = build_model(arch, num_classes=10).to(device)
     model = model.to(memory_format=runtime.memory_format)  # type: ignore[call-overload]
     optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
     step = TrainStep(
@@ -36,14 +49,15 @@ def images_per_s(runtime: Runtime, batch_size: int, steps: int) -> float:
     images = torch.randn(shape, device=device).contiguous(memory_format=runtime.memory_format)
     labels = torch.randint(0, 10, (batch_size,), device=device)
     with runtime.applied():  # the threads and kernels the worker trains with
-        for _ in range(20):  # warm-up: kernel choice, lazy allocations
+        for _ in range(warmup_steps):
             run(images, labels)
         synchronize(device)
-        started = time.perf_counter()
-        for _ in range(steps):
+        done, started = 0, time.perf_counter()
+        while done < steps or time.perf_counter() - started < seconds:
             run(images, labels)
+            done += 1
         synchronize(device)
-        return steps * batch_size / (time.perf_counter() - started)
+        return done * batch_size / (time.perf_counter() - started)
 
 
 def synchronize(device: torch.device) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from app.cli.server import server_processes
 from app.main import create_app
-from app.settings import SettingsError, get_settings
+from app.settings import Settings, SettingsError, get_settings
 from tests.conftest import Env
 
 TRAINSERVE = str(Path(sys.executable).parent / "trainserve")  # the installed console script
@@ -198,3 +199,34 @@ def test_a_process_with_a_bad_setting_ends_with_one_line(env: Env, command: list
         f"trainserve: cannot start: TRAINSERVE_ADMIN_KEY_FILE names {missing}, which does not "
         "exist\n"
     )
+
+
+def test_api_workers_is_a_number_or_auto(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRAINSERVE_API_WORKERS", "auto")
+    assert Settings().api_workers == "auto"
+    monkeypatch.setenv("TRAINSERVE_API_WORKERS", "3")
+    assert Settings().api_workers == 3
+    assert server_processes(3) == 3
+    monkeypatch.delenv("TRAINSERVE_API_WORKERS")
+
+
+@pytest.mark.parametrize("value", ["0", "513", "12345", "-1", "1.5", "²", "٣", "", "many"])
+def test_api_workers_refuses_what_is_not_a_count(env: Env, value: str) -> None:
+    assert str(settings_error(TRAINSERVE_API_WORKERS=value)) == (
+        f"trainserve: cannot start: TRAINSERVE_API_WORKERS: {value!r}: give a number of server "
+        "processes from 1 to 512, or auto"
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_auto_is_one_process_per_core_of_the_affinity(env: Env) -> None:
+    # In a process of its own: narrowing this one's affinity would narrow the test run's.
+    one_core = min(os.sched_getaffinity(0))
+    script = (
+        f"import os; os.sched_setaffinity(0, {{{one_core}}}); "
+        "from app.cli.server import server_processes; print(server_processes('auto'))"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert answer.stdout == "1\n"

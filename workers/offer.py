@@ -5,14 +5,8 @@ import socket
 
 import torch
 
+from app.cpus import usable_cpus
 from app.jobs.worker_registry import Gpu, WorkerOffer
-
-
-def usable_cpus() -> int:
-    """Cores this process may run on (its affinity, which containers and taskset narrow)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def local_gpus() -> tuple[Gpu, ...]:

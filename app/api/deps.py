@@ -11,12 +11,10 @@ from app.errors import NotFound
 from app.jobs.event_hub import EventHub
 from app.models import JOB_ID_MAX, Job
 from app.registry.names import VERSION_MAX, Name
-from app.serving.lookup import ServingJobs, Target
-from app.serving.model_cache import ModelCache
+from app.serving.lookup import Target
 from app.serving.service import Predictions
 from app.settings import Settings, get_settings
 from app.storage.config import get_store
-from app.storage.health import StoreHealth
 from app.storage.store import ArtifactStore
 
 
@@ -30,9 +28,14 @@ def _write_session() -> Iterator[Session]:
         yield session
 
 
+async def _settings() -> Settings:
+    # async: get_settings is cached, and a plain def dependency costs a thread hop per request.
+    return get_settings()
+
+
 SessionDep = Annotated[Session, Depends(_session)]
 WriteSessionDep = Annotated[Session, Depends(_write_session)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
 StoreDep = Annotated[ArtifactStore, Depends(get_store)]
 
 
@@ -60,13 +63,8 @@ WriteJobDep = Annotated[Job, Depends(_write_job)]
 
 async def _predictions(request: Request) -> Predictions:
     # async: nothing here blocks, and a plain def would cost every prediction a thread hop.
-    state = request.app.state
-    models: ModelCache = state.model_cache
-    serving: ServingJobs = state.serving_jobs
-    # Made in the lifespan, on a thread: nothing here waits for a bucket's client.
-    store: ArtifactStore = state.store
-    health: StoreHealth = state.store_health
-    return Predictions(serving, models, store, health)
+    predictions: Predictions = request.app.state.predictions
+    return predictions
 
 
 PredictionsDep = Annotated[Predictions, Depends(_predictions)]

@@ -41,6 +41,10 @@ SUBMIT_EXAMPLES: dict[str, Any] = {
         "summary": "The fast recipe (about 64% in 6 epochs), with two more epochs",
         "value": {"recipe": "fast", "epochs": 8},
     },
+    "fast94": {
+        "summary": "fast_cnn with the airbench paper's recipe",
+        "value": {"recipe": "fast94"},
+    },
     "fine_tune": {
         "summary": "Fine-tune the production CIFAR-10 model's head on an uploaded dataset",
         "value": {

@@ -62,7 +62,7 @@ def register(cli: typer.Typer) -> None:
     @cli.command(rich_help_panel=PANEL)
     def submit(
         url: Url = DEFAULT_URL,
-        recipe: Annotated[str | None, typer.Option(help="tutorial or fast.")] = None,
+        recipe: Annotated[str | None, typer.Option(help="tutorial, fast or fast94.")] = None,
         epochs: Annotated[int | None, typer.Option(min=1)] = None,
         batch_size: Annotated[int | None, typer.Option(min=1)] = None,
         optimizer: Annotated[str | None, typer.Option(help="sgd or adam.")] = None,
@@ -70,7 +70,7 @@ def register(cli: typer.Typer) -> None:
         momentum: float | None = None,
         weight_decay: float | None = None,
         lr_schedule: Annotated[
-            str | None, typer.Option(help="constant, onecycle or cosine.")
+            str | None, typer.Option(help="constant, onecycle, cosine or warmup_linear.")
         ] = None,
         seed: int | None = None,
         device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,

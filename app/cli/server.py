@@ -1,24 +1,33 @@
 """`trainserve api|up|worker|migrate|sweep|check`: the service's own processes."""
 
+import contextlib
 import ipaddress
 import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from enum import StrEnum
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
+from app.cpus import usable_cpus
 from app.logs import configure_logging, logging_config
 from app.parent_death import signal_when_parent_dies
-from app.settings import Settings, get_settings
+from app.settings import Settings, get_settings, server_processes_setting
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger("trainserve")
+
+SERVER_APP = "app.main:server_app"  # a factory: see its docstring
 
 WORKER_STOP_TIMEOUT_S = 60
 PANEL = "Run the service"
@@ -40,41 +49,85 @@ def open_access_warning(host: str, settings: Settings) -> str | None:
     )
 
 
-def run_api(host: str, port: int, workers: int = 1) -> None:
-    """Serve the API under uvicorn, in `workers` processes (migrations are applied at start)."""
+def server_processes(workers: int | Literal["auto"]) -> int:
+    """How many server processes `workers` means: auto is one per core this process may use
+    (its CPU affinity, capped by its cgroup's CPU quota)."""
+    return usable_cpus() if workers == "auto" else workers
+
+
+def run_api(
+    host: str, port: int, workers: int | Literal["auto"] | None = None, *, migrated: bool = False
+) -> None:
+    """Serve the API under uvicorn, in `workers` processes (default TRAINSERVE_API_WORKERS;
+    migrations are applied at start unless `migrated` says they already were)."""
     import uvicorn
 
     from app.slow_clients import HeaderDeadlineProtocol
 
     settings = get_settings()
+    processes = server_processes(settings.api_workers if workers is None else workers)
     warning = open_access_warning(host, settings)
     if warning:
         log.warning(warning)
-    if workers > 1:
-        # Migrate once here rather than racing in every server process.
-        run_migrations()
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "log_level": settings.log_level.lower(),
+        # uvicorn applies this in each of its server processes; its own default would print
+        # its lines in its own format, whatever TRAINSERVE_LOG_FORMAT says.
+        "log_config": logging_config(settings.log_level, settings.log_format),
+        # Event streams stay open until their job ends: without a limit, a stop would wait
+        # for every one of them.
+        "timeout_graceful_shutdown": settings.shutdown_grace_seconds,
+        "http": HeaderDeadlineProtocol,
+        "limit_concurrency": settings.max_connections,
+    }
+    if processes == 1:
+        # uvicorn.run, not a Server of its own: a start that fails exits 3, not 0.
+        uvicorn.run(SERVER_APP, **options)
+        return
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(SERVER_APP, workers=processes, **options)
+    with _listening(config) as listener:  # before the migrations: a port in use fails at once
+        if not migrated:  # once here rather than racing in every server process
+            run_migrations()
         os.environ["TRAINSERVE_MIGRATE_ON_START"] = "0"
         # Each server process writes its metrics here; a scrape of any one adds them all up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trainserve-metrics-")
-    try:
-        uvicorn.run(
-            "app.main:app",
-            host=host,
-            port=port,
-            workers=workers,
-            log_level=settings.log_level.lower(),
-            # uvicorn applies this in each of its server processes; its own default would print
-            # its lines in its own format, whatever TRAINSERVE_LOG_FORMAT says.
-            log_config=logging_config(settings.log_level, settings.log_format),
-            # Event streams stay open until their job ends: without a limit, a stop would wait
-            # for every one of them.
-            timeout_graceful_shutdown=settings.shutdown_grace_seconds,
-            http=HeaderDeadlineProtocol,
-            limit_concurrency=settings.max_connections,
-        )
-    finally:
-        if workers > 1:
+        log.info("listening on %s with %d server processes", shown(listener), processes)
+        try:
+            Multiprocess(config, sockets=[listener]).run()
+        finally:
             shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _listening(config: "uvicorn.Config") -> Iterator[socket.socket]:
+    """The socket the supervisor hands its server processes, closed when they have stopped;
+    exits with a message when the port cannot be had."""
+    from app import process_listeners as listeners
+
+    with contextlib.ExitStack() as held:
+        try:
+            if listeners.per_process_listeners():
+                listener: socket.socket = listeners.ListenerPerProcess(config.host, config.port)
+                held.enter_context(listener)
+                held.enter_context(listeners.hold_port(listener.getsockname()[1]))
+            else:  # one socket that every process accepts from, as uvicorn makes it
+                listener = held.enter_context(config.bind_socket())
+        except listeners.PortTaken as exc:
+            raise SystemExit(str(exc)) from None
+        except OSError as exc:
+            raise SystemExit(f"cannot listen on {config.host}:{config.port}: {exc}") from None
+        yield listener
+
+
+def shown(listener: socket.socket) -> str:
+    """The address a socket is bound to: host:port, or [host]:port for IPv6."""
+    host, port = listener.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def run_worker() -> None:
@@ -93,6 +146,16 @@ def run_migrations() -> None:
     log.info("database schema is current")
 
 
+def parse_workers(value: str | None) -> int | Literal["auto"] | None:
+    """`--workers`: a number of processes, or auto; None when not given."""
+    if value is None:
+        return None
+    try:
+        return server_processes_setting(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--workers'") from None
+
+
 def _exit_cleanly(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -102,7 +165,7 @@ def _stop_with_parent() -> None:
     signal_when_parent_dies(signal.SIGTERM)
 
 
-def run_up(host: str, port: int) -> None:
+def run_up(host: str, port: int, workers: int | Literal["auto"] | None = None) -> None:
     """The API and one worker on one machine: the worker is a child process."""
     run_migrations()
     # preexec_fn is safe here: `up` has started no threads yet.
@@ -113,7 +176,7 @@ def run_up(host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
     try:
-        run_api(host, port)
+        run_api(host, port, workers, migrated=True)
     finally:
         if worker.poll() is None:
             worker.terminate()  # SIGTERM: the worker hands its job back to the queue
@@ -125,6 +188,15 @@ def run_up(host: str, port: int) -> None:
 
 
 Host = Annotated[str, typer.Option(help="Address to listen on.")]
+Workers = Annotated[
+    str | None,  # parsed by parse_workers: typer takes no int | Literal["auto"]
+    typer.Option(
+        metavar="N|auto",
+        help="Server processes: a number, or auto for one per core (default: "
+        "TRAINSERVE_API_WORKERS, 1).",
+        show_default=False,
+    ),
+]
 Port = Annotated[int, typer.Option(help="Port to listen on.")]
 
 
@@ -135,19 +207,17 @@ def register(cli: typer.Typer) -> None:
     def api_command(
         host: Host = "127.0.0.1",
         port: Port = 8000,
-        workers: Annotated[
-            int, typer.Option(min=1, help="Server processes (uvicorn workers).")
-        ] = 1,
+        workers: Workers = None,
     ) -> None:
         """Serve the HTTP API."""
         _logging()
-        run_api(host, port, workers)
+        run_api(host, port, parse_workers(workers))
 
     @cli.command("up", rich_help_panel=PANEL)
-    def up_command(host: Host = "127.0.0.1", port: Port = 8000) -> None:
+    def up_command(host: Host = "127.0.0.1", port: Port = 8000, workers: Workers = None) -> None:
         """Serve the HTTP API with one training worker beside it."""
         _logging()
-        run_up(host, port)
+        run_up(host, port, parse_workers(workers))
 
     @cli.command("worker", rich_help_panel=PANEL)
     def worker_command() -> None:

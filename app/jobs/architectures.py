@@ -20,7 +20,7 @@ class ArchitectureOut(BaseModel):
     name: str = Field(description="What a job gives as `model`.")
     family: str = Field(
         description='torchvision\'s module for its networks ("resnet" also builds resnext and '
-        'wide_resnet); "tutorial" and "mlp" for ours.'
+        'wide_resnet); "tutorial", "fast" and "mlp" for ours.'
     )
     input: Literal["images", "tables"]
     parameters: int | None = Field(

@@ -1,39 +1,20 @@
-"""A job's config, defined once: the fields and their defaults (the CIFAR-10 tutorial), the
-request body that asks for a job (JobCreate: the config and the job's labels), and the resolved
-config (JobConfig) that is stored with the job and that the worker trains with."""
+"""A job's config, defined once: the request body that asks for a job (JobCreate: the fields of
+app/jobs/job_fields.py and the job's labels), and the resolved config (JobConfig) that is stored
+with the job and that the worker trains with."""
 
 import secrets
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from app.errors import Conflict
-from app.jobs.fields import (
-    SEED_MAX,
-    BatchSize,
-    Count,
-    DatasetName,
-    Fraction,
-    Integer,
-    ModelName,
-    Patience,
-    Processes,
-    Seed,
-    Toggle,
-    Width,
-)
-from app.jobs.init_from import (
-    Freeze,
-    InitFrom,
-    ResolvedInitFrom,
-    ResolvedVersion,
-    ResolvedWeights,
-)
+from app.jobs.examples import describe_job_request
+from app.jobs.fields import SEED_MAX, Seed
+from app.jobs.init_from import ResolvedInitFrom, ResolvedVersion, ResolvedWeights
+from app.jobs.job_fields import JobFields
 from app.jobs.labels import JobName, JobNotes, JobTags, Labels
-from app.jobs.recipes import RECIPES, RecipeName
-from app.jobs.rules import broken_rule, rules_json_schema
-from app.registry.names import Name
-from app.registry.promotion import PromotePolicy
+from app.jobs.recipes import RECIPES
+from app.jobs.rules import broken_rule
 
 # Held out for early stopping when the job names no validation_fraction.
 DEFAULT_VALIDATION_FRACTION = 0.1
@@ -44,157 +25,6 @@ TUTORIAL_POINTS_AT_LEAST = 3
 SHORT_EPOCH_POINTS = 10
 # The model a CIFAR-10 job registers as unless it says otherwise.
 CIFAR10_MODEL = "cifar10"
-# The nets a job can train.
-
-
-class JobFields(BaseModel):
-    """Every field of a job with its default; the defaults are the CIFAR-10 tutorial."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    recipe: RecipeName = Field(
-        default="tutorial",
-        description="Starting values for the other fields; fields the job gives still win. "
-        '"fast": batch 256, 6 epochs, SGD with Nesterov momentum and a one-cycle learning '
-        "rate of 0.1, weight decay 5e-4, label smoothing 0.1, random flips and 2-pixel crops.",
-    )
-    model: ModelName = Field(
-        default="tutorial_cnn",
-        description='"tutorial_cnn" or a torchvision architecture by its torchvision name '
-        '("resnet18", "mobilenet_v3_small", ...: GET /architectures lists them with the '
-        'image sizes they take) for images; "mlp" for a tabular (CSV) dataset.',
-        examples=["tutorial_cnn", "resnet18", "mlp"],
-    )
-    hidden_layers: Annotated[list[Width], Field(min_length=1, max_length=8)] | None = Field(
-        default=None,
-        description="The mlp's hidden layer widths, input side first (ignored by image "
-        "models). Default: [64, 32].",
-    )
-    dataset: DatasetName = Field(
-        default="cifar10",
-        description='"cifar10", or the id of a ready uploaded dataset (POST /datasets).',
-    )
-    init_from: InitFrom | None = Field(
-        default=None,
-        description="Fine-tune: start from these weights rather than random ones. A registered "
-        'version, {"model": "cifar10", "version": 3} or {"model": "cifar10", "alias": '
-        '"production"} (the job stores the version the alias names at submit, with its '
-        'sha256), or an uploaded weights file, {"weights": "wt-..."} (POST /weights). A '
-        "version's architecture is the job's model unless the job names one (it must be the "
-        "same). The weights must fit the model built for this dataset (422 naming the tensors "
-        "that do not); the classifier head is replaced by a fresh one when it does not fit "
-        "the dataset's classes (a version's head also when its classes are others).",
-    )
-    freeze: Freeze | None = Field(
-        default=None,
-        description='"backbone": train only the classifier head; everything else keeps '
-        "init_from's weights, its batch norms their running statistics (they stay in eval "
-        "mode). null: train everything.",
-    )
-    backbone_learning_rate: float | None = Field(
-        default=None,
-        gt=0,
-        le=10,
-        description="With init_from: the learning rate of everything but the classifier head, "
-        "which trains at learning_rate (two parameter groups; schedules scale both). Absent: "
-        "learning_rate for all.",
-    )
-    epochs: Integer = Field(default=2, ge=1, le=1000)
-    batch_size: BatchSize | None = Field(
-        default=4, description="null: the whole training set at every step (full batch)."
-    )
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    learning_rate: float = Field(default=0.001, gt=0, le=10)
-    momentum: float = Field(default=0.9, ge=0, lt=1)
-    nesterov: bool = Field(
-        default=False,
-        description="Nesterov momentum (SGD; no effect with momentum 0, ignored by Adam).",
-    )
-    weight_decay: float = Field(default=0.0, ge=0, le=1)
-    lr_schedule: Literal["constant", "onecycle", "cosine"] = Field(
-        default="constant",
-        description="onecycle: warm up to learning_rate over the first quarter of the steps, "
-        "then anneal; cosine: anneal from learning_rate to 0.",
-    )
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
-    random_flip: bool = Field(default=False, description="Flip training images left-right.")
-    random_crop_padding: Integer = Field(
-        default=0, ge=0, le=8, description="Shift training images by up to this many pixels."
-    )
-    seed: Seed | None = Field(default=None, description="Random when absent.")
-    log_every: Count | None = Field(
-        default=None,
-        description="Mini-batches per loss point. Unset: the tutorial's 2,000 when an epoch has "
-        "at least 6,000 mini-batches (3 points or more), else a tenth of an epoch (at least 1), "
-        "so that every job has a curve of about 10 points an epoch.",
-    )
-    max_train_samples: Count | None = None
-    max_test_samples: Count | None = None
-    validation_fraction: Fraction | None = Field(
-        default=None,
-        description="Hold out this fraction of each class's training images (drawn with the "
-        "seed) and report the loss and accuracy on them after every epoch. Default: 0.1 with "
-        "early_stopping_patience, none otherwise.",
-    )
-    early_stopping_patience: Patience | None = Field(
-        default=None,
-        description="Stop when the validation loss has not improved for this many epochs; the "
-        "model saved (and tested) has the weights of the epoch with the lowest validation loss.",
-    )
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    gpus: Processes | None = Field(
-        default=None,
-        description="GPUs of one worker to train on; from 2, DistributedDataParallel (NCCL) "
-        "with batch_size split across them (it stays the global batch). Only a worker with "
-        "this many GPUs claims the job. Absent: one device, as `device` says.",
-    )
-    cpu_processes: Processes | None = Field(
-        default=None,
-        description="Train on the CPU in this many DistributedDataParallel processes (gloo), "
-        "batch_size split across them: the multi-GPU code path, runnable without GPUs.",
-    )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
-        default="auto",
-        description="Autocast precision; fp16 adds a gradient scaler. auto: bf16 on a GPU "
-        "with batches of 64 or more, fp32 otherwise.",
-    )
-    channels_last: Toggle = Field(
-        default="auto", description="NHWC memory layout. auto: on a GPU with batches of 64+."
-    )
-    compile: Toggle = Field(
-        default="auto",
-        description="torch.compile the model. auto: off, since compiling takes longer than "
-        "a recipe of this model trains.",
-    )
-    cuda_graphs: Toggle = Field(
-        default="auto",
-        description="Capture the training step as a CUDA graph. auto: on a GPU for batches "
-        "under 64 with a constant learning rate and no fp16 or compile.",
-    )
-    register_as: Name | None = Field(
-        default=None,
-        description="When the job succeeds, register its model as the next version of this "
-        'model (see /models). Absent: "cifar10" for the CIFAR-10 dataset, no registration for '
-        "an uploaded one; null: no registration.",
-    )
-    promote: PromotePolicy = Field(
-        default="if_better",
-        description="Whether the registered version takes the model's production alias (which "
-        '/predict serves): "if_better" when no version holds it or when its test accuracy is '
-        'strictly higher than the production version\'s on the same test set; "always"; '
-        '"never". Only for a job that registers (register_as).',
-    )
-
-
-def _describe_job_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
-    schema["examples"] = [
-        {},
-        {"epochs": 1, "max_train_samples": 5000, "max_test_samples": 1000, "seed": 7},
-        {"optimizer": "adam", "learning_rate": 0.001, "batch_size": 64, "epochs": 5},
-        {"recipe": "fast"},
-    ]
-    defaults = {name: field.default for name, field in cls.model_fields.items()}
-    schema["allOf"] = rules_json_schema(defaults)
 
 
 class StoredConfigInvalid(Conflict):
@@ -254,7 +84,7 @@ class JobCreate(JobFields):
     """A training job; every field is optional and the defaults are the CIFAR-10 tutorial."""
 
     model_config = ConfigDict(
-        json_schema_extra=lambda schema, cls: _describe_job_schema(schema, cls),
+        json_schema_extra=lambda schema, cls: describe_job_request(schema, cls.model_fields),
     )
 
     # Labels, not config: never trained with, and changeable later (PATCH /jobs/{id}).

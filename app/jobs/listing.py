@@ -8,7 +8,7 @@ from pydantic import BeforeValidator, Field
 from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
-from app.jobs.config import JobFields
+from app.jobs.job_fields import JobFields
 from app.jobs.labels import (
     ONE_LINE_CHARACTER,
     TAG_KEY_CHARACTERS,

@@ -4,8 +4,8 @@ its worker stored beside the model (app/ml/example_predictions.py)."""
 from pydantic import BaseModel, Field
 
 from app.errors import Conflict, InvalidInput, Unavailable
-from app.jobs.config import JobFields
 from app.jobs.files import predictions_key
+from app.jobs.job_fields import JobFields
 from app.ml.example_predictions import ExamplePredictions, load_example_predictions, rank_mistakes
 from app.models import Job, JobStatus
 from app.storage.store import ArtifactMissing, ArtifactStore, StoreError

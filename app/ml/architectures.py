@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from app.ml.fast_cnn import FAST_CNN_MIN_PX
 from app.ml.nets import ARCHITECTURES, TUTORIAL_CNN_MIN_PX, build_model, uses_batch_norm
 from app.ml.torchvision_nets import InputSizes, family_of, sizes_of, torchvision_names
 
@@ -25,13 +26,16 @@ REFERENCE_IMAGE_PX = 32
 
 
 # Our image networks' families and input sizes (torchvision's come from app/ml/torchvision_nets).
-OUR_IMAGE_NETWORKS = {"tutorial_cnn": ("tutorial", InputSizes(TUTORIAL_CNN_MIN_PX))}
+OUR_IMAGE_NETWORKS = {
+    "tutorial_cnn": ("tutorial", InputSizes(TUTORIAL_CNN_MIN_PX)),
+    "fast_cnn": ("fast", InputSizes(FAST_CNN_MIN_PX)),
+}
 
 
 @dataclass(frozen=True)
 class Architecture:
     name: str
-    family: str  # torchvision's module for its networks ("resnet"); ours: "tutorial", "mlp"
+    family: str  # torchvision's module for its networks ("resnet"); ours: "tutorial", "fast", "mlp"
     input: Literal["images", "tables"]
     sizes: InputSizes | None  # the image sizes it takes; None for tables
     parameters: int | None  # for REFERENCE_CLASSES; None where it depends on a table's columns
@@ -105,7 +109,8 @@ def architecture(name: str) -> Architecture:
         family, sizes = family_of(name), sizes_of(name)
     size = reference_size(sizes)
     model = meta_model(name, num_classes=REFERENCE_CLASSES, image_size=size)
-    parameters = sum(parameter.numel() for parameter in model.parameters())
+    # Trainable ones: fast_cnn's whitening weights are set from the data, never trained.
+    parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return Architecture(name, family, "images", sizes, parameters, size, uses_batch_norm(model))
 
 

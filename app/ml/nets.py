@@ -1,5 +1,5 @@
-"""Model architectures, looked up by the name a job gives: our own (the tutorial CNN, the MLP)
-and torchvision's image classifiers."""
+"""Model architectures, looked up by the name a job gives: our own (the tutorial CNN, fast_cnn,
+the MLP) and torchvision's image classifiers."""
 
 from itertools import pairwise
 
@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.ml.fast_cnn import FastCNN
 from app.ml.torchvision_nets import build_torchvision, torchvision_names
 
 
@@ -52,7 +53,7 @@ class MLP(nn.Module):
 
 
 # Our own architectures; any name torchvision_names() lists is one of torchvision's.
-ARCHITECTURES = ("tutorial_cnn", "mlp")
+ARCHITECTURES = ("tutorial_cnn", "fast_cnn", "mlp")
 DEFAULT_HIDDEN_LAYERS = [64, 32]
 # Two 5x5 convolutions and two 2x2 pools leave a 16-pixel image 1 pixel wide.
 TUTORIAL_CNN_MIN_PX = 16
@@ -69,6 +70,8 @@ def build_model(
     for square images of `image_size`, the MLP for rows of `in_features` numbers."""
     if arch == "tutorial_cnn":
         return TutorialCNN(num_classes=num_classes, image_size=image_size)
+    if arch == "fast_cnn":
+        return FastCNN(num_classes=num_classes, image_size=image_size)
     if arch == "mlp":
         if in_features is None:
             raise ValueError("the mlp model trains on tabular datasets (rows of numbers)")

@@ -17,6 +17,7 @@ from app.ml.nets import BATCH_NORMS
 # count.
 HEADS: dict[str, str] = {
     "tutorial": "fc3",
+    "fast": "head",
     "mlp": "layers.-1",
     "alexnet": "classifier.-1",
     "convnext": "classifier.2",  # after its LayerNorm and flatten

@@ -5,10 +5,12 @@ decoded, from the Open Inference Protocol); one task takes every request waiting
 `max_batch` images, and for at most `max_wait_s` more once the first has arrived, 0 by default)
 and gives them to a dedicated thread, which decodes them and runs one forward pass. While that
 pass runs, new requests queue up and form the next batch, so batches grow with the load and a
-lone request waits for nothing. The event loop never decodes or runs torch.
+lone request waits for nothing. The event loop never decodes or runs torch. A batcher whose model
+is dropped from the cache is closed: it answers what is queued, and its task ends.
 """
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +57,8 @@ class Batcher:
         self.queue: asyncio.Queue[_Request] = asyncio.Queue()
         self.batch_sizes: list[int] = []  # the most recent, for tests and diagnostics
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._idle = False  # its task waits for a request, and none is queued
 
     async def predict(
         self, uploads: list[tuple[str, bytes]], *, resize: bool = True
@@ -73,17 +77,39 @@ class Batcher:
 
     async def _submit(self, inputs: Inputs, resize: bool) -> list[Prediction]:
         loop = asyncio.get_running_loop()
-        if self._task is None or self._task.done():
+        # A task that close() is stopping would leave this request queued: start another.
+        if self._task is None or self._task.done() or self._task.cancelling():
             # Its own context: it serves every request, not the one that happened to start it.
             self._task = loop.create_task(self._serve(), context=contextvars.Context())
         answer: asyncio.Future[list[Prediction]] = loop.create_future()
         self.queue.put_nowait(_Request(inputs, resize, answer))
         return await answer
 
+    def close(self) -> None:
+        """Stop serving, from any thread: what is queued is still answered, then the task ends
+        (a request that arrives later starts it again, and it ends once that is answered).
+        Without it, an evicted model's task would wait forever for a request, and keep it."""
+        self._closed = True
+        task = self._task
+        if task is not None and not task.done():
+            # A closed loop (RuntimeError) will never run the task again anyway.
+            with contextlib.suppress(RuntimeError):
+                task.get_loop().call_soon_threadsafe(self._stop_if_idle)
+
+    def _stop_if_idle(self) -> None:
+        # On the event loop: a task that waits on an empty queue holds no request.
+        if self._idle and self.queue.empty() and self._task is not None:
+            self._task.cancel()
+
     async def _serve(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self.queue.get()]
+        while not (self._closed and self.queue.empty()):
+            self._idle = True
+            try:
+                first = await self.queue.get()
+            finally:
+                self._idle = False
+            batch = [first]
             size = len(batch[0].inputs)
             deadline = loop.time() + self.max_wait_s
             while size < self.max_batch:

@@ -1,11 +1,15 @@
 """Which model answers a prediction: a job's, or a registered model's version (by alias or
 number), looked up without a database query per request."""
 
+import asyncio
+import contextvars
+import copy
 import threading
 import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound, Unavailable
@@ -62,6 +66,8 @@ class ServingJobs:
         self.ttl_s = ttl_s
         self._found: dict[Target, tuple[float, ServedModel]] = {}
         self._lock = threading.Lock()
+        # The query each target is looked up by now, and when it began.
+        self._finding: dict[Target, tuple[float, asyncio.Task[ServedModel]]] = {}
 
     def cached(self, target: Target) -> ServedModel | None:
         """The model for `target` if it is known without a query, else None (non-blocking)."""
@@ -71,6 +77,49 @@ class ServingJobs:
             return None
         found_at, served = found
         return served if time.monotonic() - found_at < self.ttl_s else None
+
+    async def find_once(self, target: Target) -> ServedModel:
+        """The model for `target`, from the event loop: cached, or looked up on a thread by one
+        query that every request asking for it meanwhile waits for. (Once a second, when the
+        lookup expired, each request in flight at 64 connections had run its own query.)
+
+        A query is joined only within the TTL of its start, so no answer is older than that;
+        each waiter gets its own copy of the query's error."""
+        known = self.cached(target)
+        if known is not None:
+            return known
+        query = self._shared_query(target)
+        # Waited for, not awaited: a request that goes away does not cancel the query the
+        # others wait for, and each one raises its own exception, not one shared object.
+        await asyncio.wait({query})
+        if query.cancelled():  # stopped by the loop's shutdown: this request queries itself
+            return await run_in_threadpool(self.find, target)
+        error = query.exception()
+        if error is not None:
+            raise _own_copy(error)
+        return query.result()
+
+    def _shared_query(self, target: Target) -> asyncio.Task[ServedModel]:
+        """The query for `target` begun within the TTL, or a new one."""
+        now = time.monotonic()
+        begun = self._finding.get(target)
+        if begun is not None and now - begun[0] < self.ttl_s:
+            return begun[1]
+        # A context of its own: it runs for every request waiting, not the one that began it
+        # (whose request id would otherwise be on its log lines).
+        query = asyncio.get_running_loop().create_task(
+            run_in_threadpool(self.find, target), context=contextvars.Context()
+        )
+        self._finding[target] = (now, query)
+        query.add_done_callback(lambda done: self._found_by(target, done))
+        return query
+
+    def _found_by(self, target: Target, done: asyncio.Task[ServedModel]) -> None:
+        begun = self._finding.get(target)
+        if begun is not None and begun[1] is done:  # not a newer query that replaced it
+            del self._finding[target]
+        if not done.cancelled():
+            done.exception()  # retrieved here too: every waiter may have gone away
 
     def find(self, target: Target) -> ServedModel:
         """The model for `target`; blocking (it may query)."""
@@ -101,6 +150,18 @@ class ServingJobs:
                 return known[1]
             self._found[target] = (started, found)
             return found
+
+
+def _own_copy(error: BaseException) -> BaseException:
+    """A copy of a shared query's error for one waiter (with the query's traceback), so that
+    raising it in one request does not change what another raises; the error itself where it
+    cannot be copied."""
+    try:
+        mine = copy.copy(error)
+    except Exception:
+        return error
+    mine.__cause__, mine.__context__ = error.__cause__, error.__context__
+    return mine.with_traceback(error.__traceback__)
 
 
 def _named_job(job_id: int) -> ServedModel:

@@ -101,17 +101,21 @@ class ModelCache:
                 self._loading.pop(key, None)
             raise
         batcher = Batcher(predictor, self.executor, self.max_batch, self.max_wait_s)
+        evicted = []
         with self._lock:  # in before the load is forgotten: a later request finds it there
             self._models[key] = batcher
             self._failed.pop(key, None)
             self._loading.pop(key, None)
             while len(self._models) > self.capacity:
-                # Requests still waiting on an evicted model keep it alive until they end.
-                self._models.popitem(last=False)
+                evicted.append(self._models.popitem(last=False)[1])
+        for old in evicted:
+            # Requests already queued on it are still answered; then nothing refers to it.
+            old.close()
         return batcher
 
     def cached(self, served: ServedModel) -> Batcher | None:
-        """The batcher for the served model if it is already loaded, else None (non-blocking)."""
+        """The batcher for the served model if it is already loaded, else None (non-blocking:
+        it never waits for a load)."""
         key = (served.job_id, served.model_sha256)
         with self._lock:
             batcher = self._models.get(key)

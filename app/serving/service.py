@@ -5,7 +5,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from starlette.concurrency import run_in_threadpool
 
 from app.errors import InvalidInput
 from app.metrics import count_predictions
@@ -112,9 +111,7 @@ class Predictions:
 
     async def model_for(self, target: Target) -> tuple[ServedModel, Batcher]:
         """The model that answers, and its batcher (loaded and verified on first use)."""
-        served = self.lookup.cached(target)
-        if served is None:
-            served = await run_in_threadpool(self.lookup.find, target)
+        served = await self.lookup.find_once(target)
         batcher = self.models.cached(served)
         if batcher is None:
             loading = self.models.loading(served, self.store, self.health)

@@ -1,5 +1,6 @@
 """torchvision architectures through the API: what GET /architectures lists, what a job naming
-one is refused for, and a ResNet-18 trained by a real worker, registered, served and exported."""
+one is refused for, and a ResNet-18 and fast_cnn trained by a real worker, registered, served and
+exported."""
 
 from pathlib import Path
 
@@ -33,8 +34,9 @@ def test_the_list_says_what_each_architecture_takes(client: TestClient) -> None:
     assert response.status_code == 200
     listing = response.json()
     items = {item["name"]: item for item in listing["items"]}
-    assert listing["total"] == len(listing["items"]) == len(items) == 82  # ours and 80
-    assert [item["name"] for item in listing["items"][:3]] == ["tutorial_cnn", "mlp", "alexnet"]
+    assert listing["total"] == len(listing["items"]) == len(items) == 83  # ours and 80
+    names = [item["name"] for item in listing["items"][:4]]
+    assert names == ["tutorial_cnn", "fast_cnn", "mlp", "alexnet"]
     assert items["resnet18"] == RESNET18
     assert items["tutorial_cnn"] == {
         "name": "tutorial_cnn",
@@ -45,6 +47,16 @@ def test_the_list_says_what_each_architecture_takes(client: TestClient) -> None:
         "min_image_size": 16,
         "image_size_multiple_of": 1,
         "batch_norm": False,
+    }
+    assert items["fast_cnn"] == {
+        "name": "fast_cnn",
+        "family": "fast",
+        "input": "images",
+        "parameters": 1_971_352,  # and 288 whitening weights set from the data
+        "parameters_image_size": 32,
+        "min_image_size": 9,
+        "image_size_multiple_of": 1,
+        "batch_norm": True,
     }
     assert items["mlp"] == {
         "name": "mlp",
@@ -121,29 +133,39 @@ def test_a_job_is_refused_an_architecture_that_cannot_train_on_its_data(
         assert accepted.status_code == 202, accepted.text
 
 
-def test_a_resnet_trains_registers_serves_and_exports(
-    client: TestClient, env: Env, synthetic_cifar: Path
+SMALL_JOB = {
+    "epochs": 1,
+    "batch_size": 16,
+    "max_train_samples": 64,
+    "max_test_samples": 20,
+    "log_every": 2,
+    "seed": 3,
+}
+
+
+@pytest.mark.parametrize(
+    "network",
+    [
+        {"model": "resnet18", "learning_rate": 0.01},
+        # SMALL_JOB's batches of 16 rather than the recipe's 1,024: 4 steps, as for resnet18.
+        pytest.param({"recipe": "fast94"}, marks=pytest.mark.database("sqlite"), id="fast_cnn"),
+    ],
+    ids=lambda network: str(network.get("model")),
+)
+def test_a_network_trains_registers_serves_and_exports(
+    client: TestClient, env: Env, synthetic_cifar: Path, network: dict[str, object]
 ) -> None:
-    body = {
-        "model": "resnet18",
-        "epochs": 1,
-        "batch_size": 16,
-        "learning_rate": 0.01,
-        "max_train_samples": 64,
-        "max_test_samples": 20,
-        "log_every": 2,
-        "seed": 3,
-    }
+    body = {**network, **SMALL_JOB}
     submitted = client.post("/jobs", json=body)
     assert submitted.status_code == 202, submitted.text
-    assert submitted.json()["config"]["model"] == "resnet18"
+    model = submitted.json()["config"]["model"]
     assert Worker(env.settings()).run_once()
     job = client.get(f"/jobs/{submitted.json()['id']}").json()
     assert job["status"] == "succeeded", job["error"]
     assert job["progress"]["steps_per_epoch"] == 4
 
     version = client.get("/models/cifar10/versions/1").json()
-    assert (version["job_id"], version["lineage"]["config"]["model"]) == (job["id"], "resnet18")
+    assert (version["job_id"], version["lineage"]["config"]["model"]) == (job["id"], model)
 
     images, _labels = synthetic_split(6, seed=9)
     pixels = np.ascontiguousarray(images.transpose(0, 2, 3, 1))  # (6, 32, 32, 3)
@@ -156,6 +178,12 @@ def test_a_resnet_trains_registers_serves_and_exports(
     assert one["probabilities"] == pytest.approx(
         served.json()["predictions"][0]["probabilities"], abs=1e-6
     )
+
+    # fast_cnn answers with the mean of an image's logits and its mirror image's.
+    mirror = np.ascontiguousarray(pixels[0][:, ::-1])
+    mirrored = client.post("/predict", files={"file": ("0.png", png(mirror))}).json()
+    same = mirrored["probabilities"] == pytest.approx(one["probabilities"], abs=1e-5)
+    assert same == (model == "fast_cnn")
 
     for fmt, probabilities in run_exports(client, "cifar10", 1, pixels).items():
         assert probabilities.shape == (6, 10), fmt

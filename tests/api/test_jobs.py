@@ -19,6 +19,8 @@ TUTORIAL_DEFAULTS = {
     "lr_schedule": "constant",
     "label_smoothing": 0.0,
     "random_flip": False,
+    "alternating_flip": False,
+    "lookahead": False,
     "random_crop_padding": 0,
     "log_every": None,
     "max_train_samples": None,
@@ -121,7 +123,7 @@ def test_a_recipe_fills_in_what_the_job_leaves_out(client: TestClient) -> None:
         ({"batchsize": 8}, "batchsize: unknown field; did you mean batch_size?"),
         ({"patience": 2}, "patience: unknown field; did you mean early_stopping_patience?"),
         ({"colour": "red"}, "colour: unknown field"),
-        ({"recipe": "slow"}, "recipe: Input should be 'tutorial' or 'fast'"),
+        ({"recipe": "slow"}, "recipe: Input should be 'tutorial', 'fast' or 'fast94'"),
         ({"compile": 1}, 'compile: Input should be true, false or "auto"'),
         (
             {"random_crop_padding": 9},

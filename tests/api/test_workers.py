@@ -10,11 +10,11 @@ import torch
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, update
 
+from app.cpus import usable_cpus
 from app.db import session_scope, utcnow
 from app.jobs.worker_registry import Gpu, WorkerOffer, register_worker
 from app.models import WorkerRecord
 from tests.conftest import Env
-from workers.offer import usable_cpus
 from workers.worker import Worker
 
 CPU_BOX = WorkerOffer(hostname="cpu-box", pid=11, cpus=2, torch_version="2.14.1")

@@ -1,6 +1,6 @@
-"""A torchvision network through the real service: a ResNet-18 job run by a worker process,
-registered and served; then the same job's worker killed with SIGKILL in the middle of an epoch,
-and its successor ending exactly as the uninterrupted run."""
+"""Networks through the real service: a ResNet-18 job, and a fast_cnn one with the fast94
+recipe, run by a worker process, registered and served; then the same job's worker killed with
+SIGKILL in the middle of an epoch, and its successor ending exactly as the uninterrupted run."""
 
 import re
 from pathlib import Path
@@ -11,17 +11,16 @@ import pytest
 
 from tests.api.test_exports import png
 from tests.conftest import Env, synthetic_split
-from tests.e2e.conftest import Service, wait_for
-from tests.e2e.test_chaos import assert_same_run, recorded_checkpoint, run_to_end
+from tests.e2e.conftest import Service
+from tests.e2e.resume import kill_mid_epoch_and_resume
+from tests.e2e.test_chaos import run_to_end
 
 pytestmark = pytest.mark.e2e
 
 # 64 images in batches of 8: 8 steps an epoch, each a fraction of a second on a CPU.
-CONFIG = {
-    "model": "resnet18",
+SMALL_JOB = {
     "epochs": 1,
     "batch_size": 8,
-    "learning_rate": 0.01,
     "max_train_samples": 64,
     "max_test_samples": 20,
     "log_every": 2,
@@ -30,11 +29,22 @@ CONFIG = {
 }
 STEPS_PER_EPOCH = 8
 EARLY_IN_EPOCH_ONE = re.compile(r"^epoch0001-step0000000[1-5]-attempt1\.pt$")
+BEFORE_EPOCH_END = re.compile(r"^epoch0001-step0000000[1-7]-attempt1\.pt$")
 
 
-def test_a_resnet_killed_mid_epoch_resumes_to_the_uninterrupted_run(
-    env: Env, service: Service, synthetic_cifar: Path
+@pytest.mark.parametrize(
+    "network",
+    [
+        {"model": "resnet18", "learning_rate": 0.01},
+        # One epoch of SMALL_JOB's: tests/workers/test_fast94.py resumes into a second.
+        pytest.param({"recipe": "fast94"}, marks=pytest.mark.database("sqlite"), id="fast_cnn"),
+    ],
+    ids=lambda network: str(network.get("model")),
+)
+def test_a_network_killed_mid_epoch_resumes_to_the_uninterrupted_run(
+    env: Env, service: Service, synthetic_cifar: Path, network: dict[str, object]
 ) -> None:
+    config = {**SMALL_JOB, **network}
     service.overrides = {
         "TRAINSERVE_LEASE_SECONDS": "1.5",
         "TRAINSERVE_HEARTBEAT_SECONDS": "0.2",
@@ -44,7 +54,7 @@ def test_a_resnet_killed_mid_epoch_resumes_to_the_uninterrupted_run(
     client = service.client()
 
     reference_worker = service.start_worker("reference")
-    reference_id = client.post("/jobs", json=CONFIG).json()["id"]
+    reference_id = client.post("/jobs", json=config).json()["id"]
     reference: dict[str, Any] = run_to_end(client, reference_id)
     assert reference["status"] == "succeeded", reference["error"]
     assert reference["progress"]["steps_per_epoch"] == STEPS_PER_EPOCH
@@ -57,24 +67,6 @@ def test_a_resnet_killed_mid_epoch_resumes_to_the_uninterrupted_run(
     assert (answer.json()["model"], answer.json()["version"]) == ("cifar10", 1)
     assert answer.json()["job_id"] == reference_id
 
-    job_id = client.post("/jobs", json=CONFIG).json()["id"]
-    victim = service.start_worker("victim")
-    wait_for(
-        lambda: EARLY_IN_EPOCH_ONE.match(recorded_checkpoint(job_id) or "") is not None,
-        120,
-        f"no checkpoint early in epoch 1:\n{victim.log()}",
-        interval_s=0.01,
+    kill_mid_epoch_and_resume(
+        service, client, config, reference_metrics, EARLY_IN_EPOCH_ONE, BEFORE_EPOCH_END
     )
-    victim.kill()
-    assert client.get(f"/jobs/{job_id}").json()["status"] == "running"
-    last_complete = recorded_checkpoint(job_id)
-    assert last_complete is not None and last_complete.startswith("epoch0001-")
-    assert last_complete != "epoch0001-step00000008-attempt1.pt"
-
-    successor = service.start_worker("successor")
-    job = run_to_end(client, job_id)
-    successor.stop()
-    assert job["status"] == "succeeded", successor.log()
-    assert job["attempts"] == 2
-    assert f"job {job_id}: resuming from checkpoint {last_complete} " in successor.log()
-    assert_same_run(client, job_id, reference_metrics, abs=1e-6)

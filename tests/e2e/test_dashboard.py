@@ -15,7 +15,8 @@ from tests.conftest import Env, synthetic_split
 from tests.e2e.browser import WebDriver, console_errors, until
 from tests.e2e.conftest import Service, wait_for
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the page does not depend on the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 ADMIN = "dashboard-admin-key"
 SCREENSHOT_NAMES = ("dashboard.png", "registry.png", "compare.png", "gallery.png")

@@ -10,7 +10,9 @@ from tests.conftest import Env
 from tests.e2e.conftest import Service, wait_for
 from tests.e2e.test_chaos import assert_same_run, recorded_checkpoint, run_to_end
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the processes' agreement does not depend on the database (test_chaos
+# covers claims on both).
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 CONFIG = {"epochs": 2, "batch_size": 6, "log_every": 10, "seed": 5, "cpu_processes": 2}
 

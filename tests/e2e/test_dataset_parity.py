@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import CIFAR_CLASSES, CIFAR_JPEG_ARCHIVE, Env
 from tests.e2e.conftest import Service, wait_for
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the decoded pixels do not depend on the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 # The tutorial recipe on a class-balanced 10,000 / 2,000 subset, the same seed both ways.
 SUBSET = {"max_train_samples": 10000, "max_test_samples": 2000, "seed": 0}

@@ -12,7 +12,8 @@ from tests.conftest import Env
 from tests.e2e.conftest import Process, Service, train_tiny_model
 from tests.e2e.hostile_inputs import HOSTILE_INPUTS
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: what the HTTP layer answers does not depend on the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 ROUNDS = 5
 MAX_GROWTH_MB = 50

@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import Env
 from tests.e2e.conftest import Process, Service, wait_for
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the log's format does not depend on the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 TINY_JOB = {"epochs": 1, "batch_size": 8, "max_train_samples": 40, "seed": 1, "device": "cpu"}
 

@@ -12,7 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import Env
 from tests.e2e.conftest import Service, wait_for
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the exposition does not depend on the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 TINY_JOB = {"epochs": 1, "batch_size": 8, "max_train_samples": 40, "seed": 1, "device": "cpu"}
 LONG_JOB = {"epochs": 1000, "batch_size": 4, "seed": 2, "device": "cpu"}

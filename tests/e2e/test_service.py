@@ -221,6 +221,12 @@ def test_api_with_several_server_processes(env: Env, service: Service) -> None:
     )
     assert "Started parent process" in api.log()  # uvicorn's supervisor of several processes
     assert api.log().count("Started server process") == 2
+    # Each process listens with a socket of its own, among which the kernel spreads connections.
+    wait_for(
+        lambda: _listening_sockets(service.port) == 2,
+        START_TIMEOUT_S,
+        f"not one listening socket per process:\n{api.log()}",
+    )
     ids = set()
     for _ in range(20):  # a connection each, so that both processes take requests
         with service.client() as client:
@@ -236,6 +242,25 @@ def test_api_with_several_server_processes(env: Env, service: Service) -> None:
         10,
         "the scrape never added up both processes' requests",
     )
+    # A second instance on the port would share its connections: refused.
+    second = service.start(
+        "second", TRAINSERVE, "api", "--port", str(service.port), "--workers", "2"
+    )
+    assert second.popen.wait(START_TIMEOUT_S) == 1
+    assert second.log().endswith(f"port {service.port} is in use by another trainserve api\n")
+    # Server processes left behind would go on taking connections: they stop with the supervisor.
+    servers = [
+        int(line.split("[")[1].split("]")[0])
+        for line in api.log().splitlines()
+        if "Started server process [" in line
+    ]
+    api.kill()
+    wait_for(
+        lambda: all(not Path(f"/proc/{pid}").exists() or _zombie(pid) for pid in servers),
+        30,
+        "server processes outlived their supervisor",
+    )
+    assert _listening_sockets(service.port) == 0
 
 
 def test_the_worker_of_up_stops_when_up_is_killed(env: Env, service: Service) -> None:
@@ -251,6 +276,19 @@ def test_the_worker_of_up_stops_when_up_is_killed(env: Env, service: Service) ->
     )
 
 
+def _listening_sockets(port: int) -> int:
+    """How many sockets listen on `port` on this machine (/proc/net/tcp, state 0A)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for fields in (line.split() for line in lines)
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "0A"
+    )
+
+
 def _zombie(pid: int) -> bool:
-    status = Path(f"/proc/{pid}/status").read_text()
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:  # reaped meanwhile
+        return True
     return "State:\tZ" in status

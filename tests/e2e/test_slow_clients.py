@@ -15,7 +15,8 @@ from PIL import Image
 from tests.conftest import synthetic_split
 from tests.e2e.conftest import Service, train_tiny_model, wait_for
 
-pytestmark = pytest.mark.e2e
+# Once, on SQLite: the server's handling of slow clients does not depend on the database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 SLOW_CLIENTS = 300
 HEADER_TIMEOUT_S = 1.0

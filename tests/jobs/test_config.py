@@ -5,6 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.jobs.config import JobConfig, JobCreate, JobFields, StoredConfigInvalid
+from app.jobs.examples import REQUEST_EXAMPLES
 from app.jobs.fields import SEED_MAX
 
 
@@ -91,3 +92,58 @@ def test_loss_points_default_to_the_tutorials_or_ten_an_epoch(
 ) -> None:
     config = JobCreate.model_validate({"log_every": log_every}).resolved()
     assert config.loss_interval(steps_per_epoch) == interval
+
+
+def test_the_fast94_recipe_trains_fast_cnn_as_the_airbench_paper_does() -> None:
+    config = JobCreate(recipe="fast94", seed=1).resolved()
+    assert (config.model, config.epochs, config.batch_size) == ("fast_cnn", 10, 1024)
+    assert (config.optimizer, config.learning_rate, config.momentum, config.nesterov) == (
+        "sgd",
+        1.5,
+        0.85,
+        True,
+    )
+    assert (config.weight_decay, config.lr_schedule, config.label_smoothing) == (
+        0.00133,
+        "warmup_linear",
+        0.2,
+    )
+    augment = (config.random_flip, config.alternating_flip, config.random_crop_padding)
+    assert augment == (True, True, 2)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"alternating_flip": True},
+            'alternating_flip true cannot go with random_flip false (from recipe "tutorial"): '
+            "alternating_flip says how random_flip flips; without random_flip nothing is flipped",
+        ),
+        (
+            {"recipe": "fast94", "random_flip": False},
+            "alternating_flip true cannot go with random_flip false: alternating_flip says how "
+            "random_flip flips; without random_flip nothing is flipped",
+        ),
+        (
+            {"recipe": "fast94", "cuda_graphs": True},
+            'cuda_graphs true cannot go with lr_schedule "warmup_linear" (from recipe "fast94"): '
+            "a captured CUDA graph needs a GPU, a constant learning rate, one process, and no "
+            "fp16 (its gradient scaler checks for overflow on the host) or compile",
+        ),
+    ],
+)
+def test_alternating_flips_need_flips_and_warmup_linear_no_graphs(
+    body: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        JobCreate.model_validate(body)
+    assert refused.value.errors()[0]["msg"] == f"Value error, {message}"
+
+
+def test_each_request_schema_gets_its_own_copy_of_the_examples() -> None:
+    first = JobCreate.model_json_schema()
+    first["examples"][3]["recipe"] = "changed"
+    first["examples"].append({"epochs": 3})
+    assert REQUEST_EXAMPLES[3] == {"recipe": "fast"} and len(REQUEST_EXAMPLES) == 5
+    assert JobCreate.model_json_schema()["examples"] == REQUEST_EXAMPLES

@@ -41,7 +41,7 @@ def class_dependent(arch: str, **options: object) -> list[str]:
 
 def test_every_family_has_a_known_head() -> None:
     assert set(TORCHVISION) == set(FAMILY_SIZES)
-    assert set(HEADS) == {*FAMILY_SIZES, "tutorial", "mlp"}
+    assert set(HEADS) == {*FAMILY_SIZES, "tutorial", "fast", "mlp"}
 
 
 @pytest.mark.parametrize("arch", sorted(TORCHVISION.values()))
@@ -58,6 +58,8 @@ def test_our_heads_are_the_last_layers() -> None:
     cnn = meta_model("tutorial_cnn", 10)
     assert head_of(cnn, "tutorial_cnn") == "fc3"
     assert class_dependent("tutorial_cnn") == ["fc3.bias", "fc3.weight"]
+    assert head_of(meta_model("fast_cnn", 10), "fast_cnn") == "head"
+    assert class_dependent("fast_cnn") == ["head.weight"]  # no bias
     mlp = meta_model("mlp", 10, in_features=5, hidden_layers=[8, 4])
     assert head_of(mlp, "mlp") == "layers.4"  # Linear, ReLU, Linear, ReLU, Linear
     assert class_dependent("mlp", in_features=5, hidden_layers=[8, 4]) == [

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from app.cpus import usable_cpus
 from app.jobs.config import JobConfig
 from app.ml.cifar10 import load_cifar10
 from tests.conftest import job_config
 from tests.workers.test_train import CLASSES, Collector, image_set
-from workers.offer import usable_cpus
 from workers.training.data_parallel import SYNC_EVERY, train_data_parallel
 from workers.training.hooks import StopReason, TrainingInterrupted, TrainInputs, TrainResult
 from workers.training.loop import train

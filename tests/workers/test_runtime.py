@@ -35,6 +35,16 @@ def test_on_a_gpu_graphs_replay_and_large_graphed_batches_use_bf16_and_nhwc() ->
     assert auto(GPU, 512, bf16_supported=False).precision == "fp32"
 
 
+def test_fast_cnn_on_a_gpu_trains_in_bf16_channels_last_even_eagerly() -> None:
+    for batch_size, schedule in ((1024, "warmup_linear"), (64, "constant")):
+        runtime = auto(GPU, batch_size, lr_schedule=schedule, model="fast_cnn")
+        assert (runtime.precision, runtime.channels_last) == ("bf16", True)
+    assert auto(GPU, 1024, model="fast_cnn", bf16_supported=False).precision == "fp32"
+    fixed = auto(GPU, 1024, model="fast_cnn", precision="fp32", channels_last=False)
+    assert (fixed.precision, fixed.channels_last) == ("fp32", False)
+    assert auto(CPU, 1024, model="fast_cnn") == Runtime(CPU, "fp32", False, False, False, None)
+
+
 def test_eager_gpu_steps_stay_fp32_nchw_at_any_batch_size() -> None:
     # Eagerly, the casts bf16 adds cost more than its arithmetic saves for this small network.
     for given in ({"lr_schedule": "onecycle"}, {"cuda_graphs": False}, {"compile": True}):

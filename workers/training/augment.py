@@ -12,6 +12,23 @@ import torch.nn.functional as F
 
 
 @dataclass(frozen=True)
+class AlternatingFlips:
+    """The airbench paper's alternating flip: a random half of the images is flipped in epochs
+    1, 3, 5, ... and exactly the other half in epochs 2, 4, ..., so that two epochs running
+    never show an image the same way. The first epoch's half is drawn from the seed alone, so
+    any epoch's flips can be computed again, on a resume too."""
+
+    size: int
+    seed: int
+    epoch: int  # counted from 1
+
+    def flips(self) -> torch.Tensor:
+        """This epoch's flips: bool (size,)."""
+        first = torch.rand(self.size, generator=torch.Generator().manual_seed(self.seed)) < 0.5
+        return first if self.epoch % 2 == 1 else ~first
+
+
+@dataclass(frozen=True)
 class AugmentPlan:
     """One epoch's augmentation of every training image, indexed by the image's position."""
 
@@ -21,12 +38,22 @@ class AugmentPlan:
 
     @staticmethod
     def draw(
-        size: int, generator: torch.Generator, *, flip: bool, padding: int
+        size: int,
+        generator: torch.Generator,
+        *,
+        flip: bool,
+        padding: int,
+        alternating: AlternatingFlips | None = None,
     ) -> "AugmentPlan | None":
-        """This epoch's draws, or None when the job augments nothing."""
+        """This epoch's draws, or None when the job augments nothing; with `alternating`, the
+        flips are its epoch's rather than drawn."""
         if not flip and padding == 0:
             return None
-        flips = torch.rand(size, generator=generator) < 0.5 if flip else None
+        flips = None
+        if alternating is not None:
+            flips = alternating.flips()
+        elif flip:
+            flips = torch.rand(size, generator=generator) < 0.5
         shifts = (
             torch.randint(0, 2 * padding + 1, (size, 2), generator=generator) if padding else None
         )

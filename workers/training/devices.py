@@ -4,8 +4,8 @@ import math
 
 import torch
 
+from app.cpus import usable_cpus
 from app.jobs.config import JobConfig
-from workers.offer import usable_cpus
 from workers.training.ranks import SINGLE, Ranks
 from workers.training.runtime import Runtime, UnsupportedOption, resolve_runtime
 
@@ -45,6 +45,7 @@ def runtime_for(config: JobConfig, batch_size: int, ranks: Ranks = SINGLE) -> Ru
         device,
         batch_size=math.ceil(batch_size / ranks.size),
         processes=ranks.size,
+        model=config.model,
         lr_schedule=config.lr_schedule,
         precision=config.precision,
         # Rows of features have no channels to lay out.

@@ -97,6 +97,8 @@ def _train_epochs(
             if run.schedule is not None:
                 run.schedule.step()
             at.step += 1
+            if run.lookahead is not None:
+                run.lookahead.after_step((at.epoch - 1) * run.steps_per_epoch + at.step)
             if at.step % log_every == 0:
                 window = run.mean_loss_sums()[0].item() / log_every
                 mean = _finite(window, "loss", at.epoch, at.step)
@@ -113,6 +115,8 @@ def _train_epochs(
             if at.step < run.steps_per_epoch and hooks.checkpoint_due():
                 hooks.save_checkpoint(run.snapshot(), at.epoch, at.step)
 
+        if run.lookahead is not None and at.epoch == config.epochs:
+            run.lookahead.finish()
         epoch_loss = run.mean_loss_sums()[1].item() / run.steps_per_epoch
         train_loss = _finite(epoch_loss, "loss", at.epoch, at.step)
         if leader:

@@ -44,6 +44,35 @@ class OneCycle(LRScheduler):
         return _cosine(peak_lr, start_lr / ONE_CYCLE_END_DIVISOR, fraction)
 
 
+# warmup_linear: from this fraction of the learning rate ...
+WARMUP_START_FRACTION = 0.2
+WARMUP_STEPS_FRACTION = 0.23  # ... up to all of it over this fraction of the steps ...
+DECAY_END_FRACTION = 0.07  # ... then down to this fraction of it at the last step
+
+
+class WarmupLinear(LRScheduler):
+    """A linear rise from WARMUP_START_FRACTION of each group's learning rate to all of it
+    over the first WARMUP_STEPS_FRACTION of the steps, then a linear fall to
+    DECAY_END_FRACTION of it at the last step: the airbench paper's schedule. A function of
+    the step alone, so that a restored schedule continues exactly."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, total_steps: int) -> None:
+        self.total_steps = total_steps
+        self.peak_step = int(WARMUP_STEPS_FRACTION * total_steps)
+        super().__init__(optimizer)
+
+    def get_lr(self) -> list[float | torch.Tensor]:
+        return [float(peak_lr) * self.fraction(self.last_epoch) for peak_lr in self.base_lrs]
+
+    def fraction(self, step: int) -> float:
+        """The fraction of the peak learning rate at `step` (0 is the first)."""
+        if step < self.peak_step:
+            return WARMUP_START_FRACTION + (1 - WARMUP_START_FRACTION) * step / self.peak_step
+        last = max(self.total_steps - 1, self.peak_step + 1)
+        done = min(1.0, (step - self.peak_step) / (last - self.peak_step))
+        return 1 + (DECAY_END_FRACTION - 1) * done
+
+
 def parameter_groups(
     model: nn.Module, head: str | None, backbone_learning_rate: float | None
 ) -> list[dict[str, Any]]:
@@ -93,4 +122,6 @@ def make_lr_schedule(
         return OneCycle(optimizer, total_steps=total_steps)
     if config.lr_schedule == "cosine":
         return CosineAnnealingLR(optimizer, T_max=total_steps)
+    if config.lr_schedule == "warmup_linear":
+        return WarmupLinear(optimizer, total_steps=total_steps)
     raise ValueError(f"unknown lr_schedule {config.lr_schedule!r}")

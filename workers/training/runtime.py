@@ -11,7 +11,7 @@ from typing import Literal, cast, get_args
 
 import torch
 
-from workers.offer import usable_cpus
+from app.cpus import usable_cpus
 
 Precision = Literal["fp32", "bf16", "fp16"]
 
@@ -28,6 +28,10 @@ GRAPHED_BF16_BATCH_SIZE = 256
 # PyTorch's own convolution beats oneDNN's at this size (median 1,462 against 1,673 us a step
 # over 6 alternating rounds), while oneDNN is 4x faster at batch 256.
 SMALL_CPU_BATCH_SIZE = 16
+# Networks wide enough that bf16 and the NHWC layout pay on a GPU even eagerly: fast_cnn's
+# 256-channel convolutions are bound by arithmetic, not launches, and the airbench paper trains
+# it in half precision, channels-last.
+LOW_PRECISION_NETWORKS = ("fast_cnn",)
 
 
 class UnsupportedOption(ValueError):
@@ -91,9 +95,10 @@ def resolve_runtime(
     cuda_graphs: bool | str,
     bf16_supported: bool,
     processes: int = 1,
+    model: str = "",
 ) -> Runtime:
     """The options one of a job's `processes` trains with on `device`, each "auto" decided;
-    `batch_size` is what this process trains on at a step."""
+    `batch_size` is what this process trains on at a step, `model` the network's name."""
     on_gpu = device.type == "cuda"
     if precision != "auto" and precision not in get_args(Precision):
         raise ValueError(f"unknown precision {precision!r}")
@@ -116,7 +121,9 @@ def resolve_runtime(
         )
     elif cuda_graphs and processes > 1:
         raise UnsupportedOption("cuda_graphs needs a job trained by one process")
-    low_precision_pays = bool(cuda_graphs) and batch_size >= GRAPHED_BF16_BATCH_SIZE
+    low_precision_pays = model in LOW_PRECISION_NETWORKS or (
+        bool(cuda_graphs) and batch_size >= GRAPHED_BF16_BATCH_SIZE
+    )
     chosen: Precision
     if precision == "auto":
         chosen = "bf16" if on_gpu and low_precision_pays and bf16_supported else "fp32"

@@ -73,17 +73,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.event_hub = EventHub(settings.events_poll_seconds)
     # Made on a thread: a bucket's client resolves its credentials, perhaps over HTTP (an
     # instance role), which the event loop must not wait for.
-    app.state.store = await asyncio.to_thread(get_store)
-    app.state.store_health = await asyncio.to_thread(get_store_health)
-    await asyncio.to_thread(move_old_weights, settings.data_dir, app.state.store)
-    # One service for every request: the prediction routes' dependency hands it out as it is.
-    app.state.predictions = Predictions(
-        ServingJobs(settings.default_model),
-        app.state.model_cache,
-        app.state.store,
-        app.state.store_health,
-    )
-    sweeping = asyncio.create_task(sweep_periodically(settings, app.state.store))
+    store = await asyncio.to_thread(get_store)
+    await asyncio.to_thread(get_store_health)
+    await asyncio.to_thread(move_old_weights, settings.data_dir, store)
+    sweeping = asyncio.create_task(sweep_periodically(settings, store))
     frozen = app.state.freeze_collector
     if frozen:
         freeze_long_lived()  # what start-up made lives as long as the process
@@ -151,6 +144,8 @@ def create_app(*, freeze_collector: bool = False) -> FastAPI:
         max_batch=settings.max_batch_size,
         max_wait_s=settings.max_batch_wait_ms / 1000,
     )
+    # One service for every request: the prediction routes' dependency hands it out as it is.
+    app.state.predictions = Predictions(ServingJobs(settings.default_model), app.state.model_cache)
     # Added innermost first: requests pass the request id, CORS, the metrics, keys, body limits.
     app.add_middleware(BodyIdleLimit, timeout_s=settings.body_timeout_seconds)
     app.add_middleware(BodyLimit, settings=settings)

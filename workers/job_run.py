@@ -13,6 +13,7 @@ from app.db import in_write_session, session_scope
 from app.db_outages import OutageLog, outage_of, retry_through_outages
 from app.jobs.progress import (
     RecordedCheckpoint,
+    fall_back_to_previous_checkpoint,
     heartbeat,
     record_checkpoint,
     record_epoch,
@@ -193,6 +194,10 @@ class JobRun:
             if snapshot is not None:
                 loaded = key
                 break
+        if loaded is not None and loaded != recorded[0][0]:
+            self.write(lambda: self._in_session(fall_back_to_previous_checkpoint))
+            self.checkpoints.discard(recorded[0][0])  # recorded no more
+            self._checkpoints = [loaded]
         if not recorded and (unrecorded := self.in_store(self.checkpoints.load_unrecorded)):
             # Running when the service was upgraded to recording checkpoints: its newest file.
             loaded, snapshot = unrecorded

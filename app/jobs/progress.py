@@ -144,6 +144,20 @@ def record_checkpoint(session: Session, lease: Lease, *, key: str, sha256: str) 
     )
 
 
+def fall_back_to_previous_checkpoint(session: Session, lease: Lease) -> None:
+    """The job's newest checkpoint does not load and the one before it did: that one becomes the
+    newest, and the only one, so that the next checkpoint keeps it as the fallback rather than
+    the one that does not load."""
+    update_leased(
+        session,
+        lease,
+        checkpoint_key=Job.previous_checkpoint_key,
+        checkpoint_sha256=Job.previous_checkpoint_sha256,
+        previous_checkpoint_key=None,
+        previous_checkpoint_sha256=None,
+    )
+
+
 RecordedCheckpoint = tuple[str, str | None]  # its key and sha256
 
 

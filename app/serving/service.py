@@ -14,6 +14,7 @@ from app.serving.batcher import Batcher, UploadRejected
 from app.serving.lookup import ServedModel, ServingJobs, Target
 from app.serving.model_cache import ModelCache
 from app.serving.rows import column_values
+from app.storage.config import get_store, get_store_health
 from app.storage.health import StoreHealth
 from app.storage.store import ArtifactStore
 
@@ -41,9 +42,12 @@ class Predictions:
         self,
         lookup: ServingJobs,
         models: ModelCache,
-        store: ArtifactStore,
-        health: StoreHealth | None = None,
+        store: Callable[[], ArtifactStore] = get_store,
+        health: Callable[[], StoreHealth] = get_store_health,
     ) -> None:
+        # The store and its health are asked for at a cache miss, not held: the app's lifespan
+        # makes them on a thread (a bucket's client may resolve credentials over HTTP), and an
+        # app driven without its lifespan (an embedding, a test) still finds them.
         self.lookup, self.models, self.store, self.health = lookup, models, store, health
 
     async def classify_images(
@@ -114,6 +118,6 @@ class Predictions:
         served = await self.lookup.find_once(target)
         batcher = self.models.cached(served)
         if batcher is None:
-            loading = self.models.loading(served, self.store, self.health)
+            loading = self.models.loading(served, self.store(), self.health())
             batcher = await asyncio.wrap_future(loading)
         return served, batcher

@@ -154,8 +154,25 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(
     damage(migrated_env.artifacts_dir / newest, "garbage")
 
     caplog.set_level(logging.INFO, logger="trainserve.worker")
-    assert registered(Worker(migrated_env.settings(), worker_id="w2")).run_once()
+    second = registered(Worker(migrated_env.settings(), worker_id="w2"))
+    recorded_next: list[tuple[str | None, str | None]] = []
+
+    def changed() -> bool:
+        job = load(job_id)
+        if job.checkpoint_key == newest:
+            return False
+        recorded_next.append((job.checkpoint_key, job.previous_checkpoint_key))
+        return True
+
+    watcher = stop_when(second, changed)
+    second.run_once()
+    watcher.join()
     assert f"job {job_id}: resuming from checkpoint {Path(previous).name} (epoch " in caplog.text
+    # Before it trains, the one it resumed from is the newest, and the one that does not load is
+    # recorded no more: else the next checkpoint would keep that one as the fallback.
+    assert recorded_next == [(previous, None)]
+
+    assert registered(Worker(migrated_env.settings(), worker_id="w3")).run_once()
     job = load(job_id)
     assert (job.status, job.checkpoint_key, job.previous_checkpoint_key) == (
         JobStatus.SUCCEEDED,

@@ -1,6 +1,8 @@
 """The test images a job's model gets wrong, most confident mistakes first, from the predictions
 its worker stored beside the model (app/ml/example_predictions.py)."""
 
+import logging
+
 from pydantic import BaseModel, Field
 
 from app.errors import Conflict, InvalidInput, Unavailable
@@ -9,6 +11,8 @@ from app.jobs.job_fields import JobFields
 from app.ml.example_predictions import ExamplePredictions, load_example_predictions, rank_mistakes
 from app.models import Job, JobStatus
 from app.storage.store import ArtifactMissing, ArtifactStore, StoreError
+
+log = logging.getLogger("trainserve.api")
 
 # What the list needs of a job's stored config (an old one without a field had its default).
 FIELDS = ("dataset", "model")
@@ -93,6 +97,9 @@ def _stored_predictions(job: Job, store: ArtifactStore) -> ExamplePredictions:
         ) from None
     except StoreError as exc:  # damaged, or the store does not answer
         raise Unavailable(f"job {job.id}: its test predictions cannot be read: {exc}") from None
+    except Exception as exc:  # a file from before sha256s were recorded, changed on the disk
+        log.error("job %s: its test predictions do not load: %s", job.id, exc)
+        raise Unavailable(f"job {job.id}: its test predictions cannot be loaded") from None
 
 
 def _class_index(job: Job, field: str, name: str | None) -> int | None:

@@ -10,9 +10,12 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
+from sqlalchemy import update
 
+from app.db import session_scope
 from app.ml.example_predictions import load_example_predictions
 from app.ml.images import balanced_indices
+from app.models import Job
 from tests.api.conftest import TrainJob, refusal
 from tests.api.test_datasets import colour_archive, upload
 from tests.api.test_tabular import ready, small_table, upload_csv
@@ -139,6 +142,22 @@ def test_a_job_without_stored_predictions_is_409(
         "submit its config again to get them",
     )
     assert client.get("/jobs/999/errors").json()["detail"] == "job 999 not found"
+
+
+def test_stored_predictions_that_do_not_load_are_503(
+    client: TestClient, train_job: TrainJob, synthetic_cifar: Path, env: Env
+) -> None:
+    trained = train_job(**UNDERTRAINED)
+    stored = env.artifacts_dir / f"jobs/{trained}/test-predictions-attempt1.pt"
+    stored.write_bytes(b"not a torch file")
+    assert refusal(client.get(f"/jobs/{trained}/errors"))[0] == 503  # refused by its sha256
+    # Kept before sha256s were recorded: nothing to check it by, and it does not load.
+    with session_scope(write=True) as session:
+        session.execute(update(Job).where(Job.id == trained).values(predictions_sha256=None))
+    assert refusal(client.get(f"/jobs/{trained}/errors")) == (
+        503,
+        f"job {trained}: its test predictions cannot be loaded",
+    )
 
 
 def test_filters_and_limits_are_checked(

@@ -238,7 +238,8 @@ def register(cli: typer.Typer) -> None:
             typer.Option(
                 min=0,
                 help="Leave files changed within this many seconds (default: "
-                "TRAINSERVE_SWEEP_GRACE_SECONDS).",
+                "TRAINSERVE_SWEEP_GRACE_SECONDS). 0 also removes a dataset or weights file "
+                "being uploaded now, before its row is committed: only while nothing uploads.",
             ),
         ] = None,
     ) -> None:

@@ -1,9 +1,11 @@
 """Weights files uploaded before they lived in the artifact store were kept under
-TRAINSERVE_DATA_DIR/weights/<id>/; the API moves them into the store at its start (a rename into
-the local folder, an upload to a bucket), so that their rows work again without a hand."""
+TRAINSERVE_DATA_DIR/weights/<id>/; the API moves them into the store at its start (copied into
+the local folder or uploaded to a bucket, file by file, each whole or not at all), so that their
+rows work again without a hand."""
 
 import logging
 import shutil
+from functools import partial
 from pathlib import Path
 
 from app.storage.local import LocalFolder
@@ -24,7 +26,7 @@ def move_old_weights(data_dir: Path, store: ArtifactStore) -> int:
         try:
             if _move(folder, store):
                 moved += 1
-        except (OSError, StoreError) as exc:
+        except (OSError, StoreError, ValueError) as exc:
             log.warning(
                 "weights %s were not moved into the %s: %s", folder.name, store.description, exc
             )
@@ -34,16 +36,13 @@ def move_old_weights(data_dir: Path, store: ArtifactStore) -> int:
 
 
 def _move(folder: Path, store: ArtifactStore) -> bool:
-    files = [path for path in sorted(folder.iterdir()) if path.is_file()]
-    prefix = weights_prefix(folder.name)
-    if isinstance(store, LocalFolder):
-        target = store.path(prefix)
-        if target.exists():
-            return False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(folder, target)
-        return True
-    for path in files:
-        store.publish(path, f"{prefix}/{path.name}")
+    prefix = weights_prefix(folder.name)  # the store refuses (ValueError) a name no key takes
+    if isinstance(store, LocalFolder) and store.path(prefix).exists():
+        return False  # moved by an earlier start, or by another API process now
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            # Copied and published file by file, each whole or not at all: a start cut short
+            # leaves no half-copied file, and the next one copies it again.
+            store.publish_new(f"{prefix}/{path.name}", partial(shutil.copyfile, path))
     shutil.rmtree(folder)
     return True

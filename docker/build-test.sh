@@ -56,6 +56,12 @@ for file in docker/compose*.yaml; do
         || fail "docker-compose config: $file is not a valid Compose file"
     echo "$file: valid"
 done
+# The stack of machines that share nothing but the database and the bucket: no named volume is
+# mounted by two services (anchors expanded by `config`).
+shared=$(docker-compose -f "$work/compose/compose.s3.yaml" config | grep -oE '^ *- [A-Za-z0-9_.-]+:/' \
+    | sort | uniq -d)
+[ -z "$shared" ] || fail "docker/compose.s3.yaml: a volume is mounted by two services: $shared"
+echo "docker/compose.s3.yaml: no volume shared between services"
 
 step "hadolint"
 .venv/bin/hadolint docker/Dockerfile || fail "hadolint: docker/Dockerfile"

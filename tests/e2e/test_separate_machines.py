@@ -3,21 +3,31 @@ processes, each with a data and an artifacts folder of its own (its own copy of 
 and a bucket of a real S3-compatible server. A worker killed with SIGKILL mid-job leaves its
 checkpoint in the bucket; the other resumes from it and ends exactly as an uninterrupted run;
 the API serves, exports and lists the mistakes of models it never had on its disk; the sweep
-(`trainserve gc`) removes an orphan object and nothing a row refers to."""
+(`trainserve gc`) removes an orphan object and nothing a row refers to. A worker killed while a
+checkpoint's PUT is held open half-sent (by a proxy in front of the server) leaves no object and
+no reference to it: the other resumes from the checkpoint before it."""
 
 import re
 import subprocess
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
+from app.bucket_sweep import BucketSweep, sweep_bucket
+from app.db import session_scope
+from app.models import Job
+from app.storage.bucket import Bucket
+from app.storage.config import get_store
 from tests.api.test_exports import png
 from tests.conftest import Env, synthetic_split, write_cifar_layout
-from tests.e2e.conftest import TRAINSERVE, Service
+from tests.e2e.conftest import START_TIMEOUT_S, TRAINSERVE, Service
 from tests.e2e.test_chaos import CONFIG, assert_same_run, recorded_checkpoint, run_to_end
 from tests.s3 import S3Bucket
+from tests.s3_faults import Faults, PutHold, faulty_proxy
 
 pytestmark = pytest.mark.e2e
 
@@ -32,6 +42,13 @@ def machine(env: Env, name: str) -> dict[str, str]:
     }
 
 
+FAST_LEASES = {
+    "TRAINSERVE_LEASE_SECONDS": "1.5",
+    "TRAINSERVE_HEARTBEAT_SECONDS": "0.2",
+    "TRAINSERVE_CHECKPOINT_SECONDS": "0.25",
+}
+
+
 def local_job_files(env: Env) -> list[Path]:
     """Files of jobs in any machine's own artifacts folder, outside its cache of the bucket."""
     return [p for name in ("api", "first", "second") for p in (env.root / name).rglob("jobs/*")]
@@ -40,11 +57,7 @@ def local_job_files(env: Env) -> list[Path]:
 def test_machines_sharing_only_the_database_and_a_bucket(
     env: Env, s3_bucket: S3Bucket, service: Service
 ) -> None:
-    service.overrides = {
-        "TRAINSERVE_LEASE_SECONDS": "1.5",
-        "TRAINSERVE_HEARTBEAT_SECONDS": "0.2",
-        "TRAINSERVE_CHECKPOINT_SECONDS": "0.25",
-    }
+    service.overrides = FAST_LEASES
     service.start_api(private=machine(env, "api"))
     first = service.start_worker("first", private=machine(env, "first"))
     client = service.client()
@@ -99,3 +112,71 @@ def test_machines_sharing_only_the_database_and_a_bucket(
     assert s3_bucket.stored_keys() == kept
     again = client.get("/models/cifar10/versions/2/export", params={"format": "safetensors"})
     assert (again.status_code, again.content) == (200, export.content)
+
+
+def recorded_keys(job_id: int) -> tuple[str | None, str | None]:
+    """The checkpoint keys the job's row records: the newest and the one before."""
+    with session_scope() as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        return job.checkpoint_key, job.previous_checkpoint_key
+
+
+def loss_difference(client: httpx.Client, job_id: int, reference: dict[str, Any]) -> float:
+    """The largest difference between the job's loss points and the reference run's."""
+    losses = [p["loss"] for p in client.get(f"/jobs/{job_id}/metrics").json()["loss_history"]]
+    return max(abs(a - b["loss"]) for a, b in zip(losses, reference["loss_history"], strict=True))
+
+
+def test_a_worker_killed_mid_upload_of_a_checkpoint_leaves_the_one_before(
+    env: Env, s3_bucket: S3Bucket, service: Service
+) -> None:
+    service.overrides = FAST_LEASES
+    service.start_api(private=machine(env, "api"))
+    client = service.client()
+    job_id = client.post("/jobs", json=CONFIG).json()["id"]
+    checkpoints = f"jobs/{job_id}/checkpoints/"
+    # The job's first checkpoint goes to the bucket whole; its second is held half-sent.
+    hold = PutHold(s3_bucket.name(checkpoints), let_through=1)
+    with faulty_proxy(s3_bucket.server.endpoint, Faults(hold=hold)) as endpoint:
+        through_proxy = {"TRAINSERVE_S3_ENDPOINT_URL": endpoint}
+        victim = service.start_worker("victim", private={**machine(env, "victim"), **through_proxy})
+        held = hold.wait(START_TIMEOUT_S)
+        victim.kill()
+        hold.release.set()  # the connections dropped, as the dead worker's would be
+    half_written = held.path.split(f"/{s3_bucket.bucket}/{s3_bucket.prefix}/", 1)[1]
+    assert 0 < held.sent < held.length
+    assert re.fullmatch(rf"{checkpoints}epoch\d{{4}}-step\d{{8}}-attempt1\.pt", half_written)
+    newest, before = recorded_keys(job_id)
+    assert newest is not None and before is None and half_written not in (newest, before)
+    assert [k for k in s3_bucket.stored_keys() if k.startswith(checkpoints)] == [newest]
+    assert f"checkpoint {PurePosixPath(newest).name} written" in victim.log()
+    assert client.get(f"/jobs/{job_id}").json()["status"] == "running"
+
+    successor_folder = env.root / "successor"
+    assert not successor_folder.exists()  # an empty cache: it reads the bucket
+    successor = service.start_worker("successor", private=machine(env, "successor"))
+    successor.wait_for_log(f"job {job_id}: resuming from checkpoint {PurePosixPath(newest).name} ")
+    assert half_written not in s3_bucket.stored_keys()  # the server dropped the half it got
+    job = run_to_end(client, job_id)
+    assert (job["status"], job["attempts"]) == ("succeeded", 2), successor.log()
+    reference_id = client.post("/jobs", json=CONFIG).json()["id"]
+    assert run_to_end(client, reference_id)["status"] == "succeeded"
+    reference = client.get(f"/jobs/{reference_id}/metrics").json()
+    assert_same_run(client, job_id, reference, abs=1e-6)
+    difference = loss_difference(client, job_id, reference)
+
+    # Nothing is left behind for the sweep: no object and no unfinished upload.
+    kept = s3_bucket.stored_keys()
+    assert [k for k in kept if k.startswith(f"jobs/{job_id}/")] == [
+        f"jobs/{job_id}/model-attempt2.pt",
+        f"jobs/{job_id}/test-predictions-attempt2.pt",
+    ]
+    store = get_store()
+    assert isinstance(store, Bucket)
+    assert sweep_bucket(store, time.time(), uploads_older_than_s=0) == BucketSweep()
+    assert s3_bucket.stored_keys() == kept
+    print(
+        f"\nmid-upload kill: 1 trial, held {held.sent} of {held.length} bytes, 1 resumed from "
+        f"the checkpoint before, 0 lost, largest loss difference {difference:.1e}"
+    )

@@ -140,7 +140,8 @@ class ArtifactStore(ABC):
     @contextlib.contextmanager
     def open_path(self, key: str, sha256: str) -> Iterator[Path]:
         """As `open`, for readers that take a path (an archive, a memory-mapped tensor file):
-        where the verified copy is on this machine, kept whole while the context is open."""
+        where the verified copy is on this machine, kept whole while the context is open (the
+        local folder's file itself; a store that keeps copies elsewhere says where)."""
         with self.open(key, sha256) as file:
             yield Path(file.name)
 

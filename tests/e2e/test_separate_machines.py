@@ -95,8 +95,8 @@ def test_machines_sharing_only_the_database_and_a_bucket(
     on_it = client.post("/jobs", json={**ON_A_DATASET, "dataset": dataset_id}).json()["id"]
     assert (run_to_end(client, on_it)["status"], recorded_checkpoint(on_it)) == ("succeeded", None)
     assert f"dataset {dataset_id} ready" in second.log()
-    image = client.get(f"/datasets/{dataset_id}/images/test/0.png")
-    assert (image.status_code, image.headers["content-type"]) == (200, "image/png")
+    served = client.get(f"/datasets/{dataset_id}/images/test/0.png")
+    assert (served.status_code, served.headers["content-type"]) == (200, "image/png")
     assert [k for k in s3_bucket.stored_keys() if k.startswith("datasets/")] == [
         f"datasets/{dataset_id}/images-attempt1.pt"  # its upload is gone once decoded
     ]

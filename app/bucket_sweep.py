@@ -1,9 +1,12 @@
 """Removing the objects of a bucket that no row refers to: models, predictions and checkpoints of
 deleted jobs, checkpoints a finished job no longer records (a worker killed after publishing one,
-before recording it), exports of deleted model versions, weights files whose row is gone; and
+before recording it), exports of deleted model versions, weights files whose row is gone, the
+uploads and decoded tensors of deleted datasets (and a decoded dataset's upload, or tensors its
+row does not record: an API killed before its row, a worker killed before it recorded them); and
 multipart uploads a process left unfinished a day ago or more under those folders (the bucket
 may be shared: another's uploads, elsewhere in it, are not ours to abort). Nothing of a queued
-or running job is touched: its worker may have published a file it is about to record.
+or running job, nor of a queued or decoding dataset, is touched: its worker may have published a
+file it is about to record.
 
 What a row refers to is never removed, and nothing written within the grace period is: an object
 published a moment ago whose row is being committed. The rows are read first, then the bucket
@@ -20,10 +23,19 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.datasets.files import DATASETS_FOLDER, dataset_prefix
 from app.db import session_scope
 from app.exports.store import EXPORTS_FOLDER
 from app.jobs.files import JOBS_FOLDER, job_prefix, predictions_key
-from app.models import Job, JobStatus, ModelVersion, RegisteredModel, WeightsFile
+from app.models import (
+    Dataset,
+    DatasetStatus,
+    Job,
+    JobStatus,
+    ModelVersion,
+    RegisteredModel,
+    WeightsFile,
+)
 from app.storage.bucket import Bucket
 from app.weights.files import WEIGHTS_FOLDER, weights_prefix
 
@@ -45,13 +57,15 @@ class BucketSweep:
 
 @dataclass(frozen=True)
 class References:
-    keys: set[str]  # job files rows name
+    keys: set[str]  # job and dataset files rows name
     versions: set[tuple[str, int]]  # (model, version): their exports
-    prefixes: set[str]  # everything under these: unfinished jobs' and weights files' folders
+    # Everything under these: unfinished jobs' and datasets', and weights files' folders.
+    prefixes: set[str]
 
 
 def references(session: Session) -> References:
-    """Every key a job or a model version refers to, and every version's exports."""
+    """Every key a job, a dataset or a model version refers to, and every version's
+    exports."""
     keys: set[str] = set()
     prefixes = {f"{weights_prefix(row)}/" for row in session.scalars(select(WeightsFile.id))}
     jobs = session.execute(
@@ -71,6 +85,13 @@ def references(session: Session) -> References:
         if status == JobStatus.SUCCEEDED:
             keys.add(predictions_key(job_id, attempts))
     keys.update(session.scalars(select(ModelVersion.model_path)))
+    datasets = session.execute(
+        select(Dataset.id, Dataset.status, Dataset.upload_key, Dataset.tensors_key)
+    )
+    for dataset_id, status, *files in datasets:
+        keys.update(key for key in files if key is not None)
+        if status in (DatasetStatus.QUEUED, DatasetStatus.INGESTING):
+            prefixes.add(f"{dataset_prefix(dataset_id)}/")
     versions = session.execute(
         select(RegisteredModel.name, ModelVersion.version).join(
             RegisteredModel, RegisteredModel.id == ModelVersion.model_id
@@ -87,7 +108,7 @@ def _referenced(key: str, refs: References) -> bool:
 
 
 def _folder(key: str) -> str:
-    return "/".join(key.split("/")[:2]) + "/"  # jobs/7/ or weights/<id>/
+    return "/".join(key.split("/")[:2]) + "/"  # jobs/7/, datasets/<id>/ or weights/<id>/
 
 
 def sweep_bucket(
@@ -99,7 +120,7 @@ def sweep_bucket(
         refs = references(session)
     swept = BucketSweep()
     uploads_cutoff = min(cutoff, time.time() - uploads_older_than_s)
-    for folder in (JOBS_FOLDER, EXPORTS_FOLDER, WEIGHTS_FOLDER):
+    for folder in (JOBS_FOLDER, DATASETS_FOLDER, EXPORTS_FOLDER, WEIGHTS_FOLDER):
         for stored in bucket.list(folder):
             if stored.modified_at < cutoff and not _referenced(stored.key, refs):
                 bucket.delete(stored.key)

@@ -215,6 +215,14 @@ class Dataset(Base):
     # How to make it: image_size, test_fraction, seed.
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
     upload_bytes: Mapped[int] = mapped_column(Integer)
+    # The upload in the artifact store, until it is decoded (or fails); None before it is
+    # stored, and for a dataset uploaded before it went to the store (under DATA_DIR/datasets/).
+    upload_key: Mapped[str | None] = mapped_column(String(500))
+    upload_sha256: Mapped[str | None] = mapped_column(String(64))
+    # The decoded tensors jobs train from, recorded with the status ready; None for a dataset
+    # decoded before they went to the store (DATA_DIR/datasets/<id>/images.pt or table.pt).
+    tensors_key: Mapped[str | None] = mapped_column(String(500))
+    tensors_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     worker_id: Mapped[str | None] = mapped_column(String(200))

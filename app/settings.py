@@ -42,7 +42,10 @@ class Settings(StorageSettings):
         default="sqlite:///./var/trainserve.db",
         description="SQLAlchemy URL of the job database.",
     )
-    data_dir: Path = Field(default=Path("./var/data"), description="Where datasets live.")
+    data_dir: Path = Field(
+        default=Path("./var/data"),
+        description="CIFAR-10, and datasets uploaded before the artifact store.",
+    )
     download: bool = Field(
         default=True, description="Download CIFAR-10 when its files are missing."
     )

@@ -1,6 +1,7 @@
 """Removing files that no row refers to: uploads a crash left before their row was created, the
-folders of datasets, weights files and jobs whose rows are gone, the exports of deleted model
-versions; with a bucket as the artifact store, its objects no row refers to (app/bucket_sweep.py).
+folders of datasets, weights files and jobs whose rows are gone (a dataset's in the artifacts
+folder, and under the data folder from before the store), the exports of deleted model versions;
+with a bucket as the artifact store, its objects no row refers to (app/bucket_sweep.py).
 
 It never removes what a row refers to, and leaves alone anything changed within the grace
 period: an upload being received and checked, a dataset folder whose row is being committed.
@@ -126,8 +127,8 @@ def _sweep_uploads(
 def _sweep_artifacts_folder(
     session: Session, artifacts_dir: Path, cutoff: float, report: SweepReport
 ) -> None:
-    """The folders of deleted jobs and weights files, and the exports of deleted model
-    versions."""
+    """The folders of deleted jobs, datasets and weights files, and the exports of deleted
+    model versions."""
     for entry in _children(artifacts_dir / JOBS_FOLDER):
         if (
             entry.name.isdigit()
@@ -136,6 +137,7 @@ def _sweep_artifacts_folder(
             and _settled(entry, cutoff)
         ):
             report.remove("jobs", entry)
+    _sweep_uploads(session, "datasets", artifacts_dir / DATASETS_FOLDER, cutoff, report)
     _sweep_uploads(session, "weights", artifacts_dir / WEIGHTS_FOLDER, cutoff, report)
     for model_folder in _children(artifacts_dir / EXPORTS_FOLDER):
         for entry in _children(model_folder):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from app.bucket_sweep import sweep_bucket
 from app.db import session_scope
-from app.models import Job, JobStatus, WeightsFile
+from app.models import Dataset, DatasetStatus, Job, JobStatus, WeightsFile
 from app.storage.bucket import Bucket
 from app.storage.config import get_store
 from app.sweep import sweep_unreferenced_files
@@ -29,8 +29,15 @@ KEPT = [
     "jobs/2/checkpoints/epoch0001-step00000015-attempt1.pt",
     "jobs/4/model-attempt2.pt",  # its job is gone, but a version serves it
     "weights/wt-000000000001/weights.pt",
+    "datasets/ds-000000000001/images-attempt2.pt",  # a ready dataset's tensors
+    # A decoding dataset's upload, and tensors published and not yet recorded: untouched.
+    "datasets/ds-000000000002/upload",
+    "datasets/ds-000000000002/images-attempt1.pt",
 ]
 ORPHANS = [
+    "datasets/ds-000000000001/images-attempt1.pt",  # of an attempt killed before recording them
+    "datasets/ds-000000000001/upload",  # decoded: no longer recorded
+    "datasets/ds-000000000003/upload",  # a deleted dataset's, or a row never committed
     "exports/cats/v2/cats-v2.onnx",  # a deleted version's
     "exports/gone/v1/gone-v1.onnx",  # a deleted model's
     "jobs/1/checkpoints/epoch0001-step00000005-attempt1.pt",  # a finished job's, unrecorded
@@ -62,6 +69,22 @@ def add_rows() -> None:
         )
     # A file of no job's: a version's own row is enough to keep it.
     add_version("dogs", 1, "jobs/4/model-attempt2.pt")
+    with session_scope(write=True) as session:
+        for dataset_id, state, keys in (
+            ("ds-000000000001", DatasetStatus.READY, {"tensors_key": KEPT[7]}),
+            ("ds-000000000002", DatasetStatus.INGESTING, {"upload_key": KEPT[8]}),
+        ):
+            session.add(
+                Dataset(
+                    id=dataset_id,
+                    name="a.zip",
+                    kind="images",
+                    status=state,
+                    options={},
+                    upload_bytes=10,
+                    **keys,
+                )
+            )
 
 
 def test_the_sweep_removes_only_what_no_row_refers_to(
@@ -93,8 +116,8 @@ def test_the_sweep_removes_only_what_no_row_refers_to(
     assert str(swept) == (
         "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted "
         "weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted model "
-        "versions, 5 object(s) no row refers to and 0 "
-        f"unfinished multipart upload(s) in the {store.description}: 50 bytes"
+        "versions, 8 object(s) no row refers to and 0 "
+        f"unfinished multipart upload(s) in the {store.description}: 80 bytes"
     )
     assert s3_bucket.stored_keys() == sorted(KEPT)
     # Begun a moment ago: perhaps still under way, kept for a day.

@@ -8,6 +8,7 @@ from pathlib import Path
 from app.datasets.state import create_dataset
 from app.db import session_scope
 from app.models import Job, JobStatus, ModelVersion, RegisteredModel
+from app.storage.store import Published
 from app.sweep import sweep_unreferenced_files
 from tests.conftest import Env
 
@@ -57,14 +58,16 @@ def add_version(name: str, job_id: int, model_path: str) -> None:
 def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) -> None:
     data, artifacts = migrated_env.data_dir, migrated_env.artifacts_dir
     with session_scope(write=True) as session:
+        upload = Published("datasets/ds-000000000001/upload", 1, "0" * 64)
         create_dataset(
-            session, "ds-000000000001", name="a.zip", kind="images", options={}, upload_bytes=1
+            session, "ds-000000000001", name="a.zip", kind="images", options={}, upload=upload
         )
     add_job(JobStatus.SUCCEEDED, 1)
     add_job(JobStatus.RUNNING, 2)
     add_version("cats", 1, "jobs/1/model-attempt1.pt")
     # Referred to by a row: kept.
-    write(data / "datasets/ds-000000000001/images.pt", 100)
+    write(data / "datasets/ds-000000000001/images.pt", 100)  # decoded before the store
+    write(artifacts / "datasets/ds-000000000001/upload", 100)
     write(artifacts / "jobs/1/model-attempt1.pt", 100)
     write(artifacts / "jobs/1/test-predictions-attempt1.pt", 100)
     write(artifacts / "jobs/2/checkpoints/epoch0001-step00000010.pt", 100)  # a running job's
@@ -76,6 +79,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     # No row: removed.
     write(data / "incoming/ds-00000000000a", 5)  # an upload whose API died before its row
     write(data / "datasets/ds-00000000000b/upload", 7)  # a dataset row never committed
+    write(artifacts / "datasets/ds-00000000000d/upload", 3)  # since the store
     write(artifacts / "weights/wt-00000000000c/weights.pt", 9)  # a weights row never committed
     write(artifacts / "jobs/3/model-attempt1.pt", 11)  # a deleted job's
     write(artifacts / "jobs/3/test-predictions-attempt1.pt", 19)
@@ -87,9 +91,9 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     report = sweep_unreferenced_files(data, artifacts, grace_s=HOUR_S)
 
     assert str(report) == (
-        "1 unfinished upload(s), 1 folder(s) of deleted datasets, 1 folder(s) of deleted "
+        "1 unfinished upload(s), 2 folder(s) of deleted datasets, 1 folder(s) of deleted "
         "weights files, 1 folder(s) of deleted jobs, 2 export folder(s) of deleted model "
-        "versions: 81 bytes"
+        "versions: 84 bytes"
     )
     assert files(data) == [
         "cifar-10-batches-py/data_batch_1",
@@ -97,6 +101,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
         "datasets/notes.txt",
     ]
     assert files(artifacts) == [
+        "datasets/ds-000000000001/upload",
         "exports/cats/v1/cats-v1.onnx",
         "jobs/1/model-attempt1.pt",
         "jobs/1/test-predictions-attempt1.pt",

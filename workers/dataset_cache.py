@@ -1,13 +1,13 @@
 """Datasets as a job names them, decoded once and kept while their files are unchanged."""
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
-from app.datasets.files import images_path, table_path
+from app.datasets.tensors import DecodedTensors, open_tensors
 from app.jobs.config import JobConfig
 from app.ml.cifar10 import ALL_FILES, DatasetError, ensure_cifar10, load_cifar10
 from app.ml.image_folders import load_image_folders
@@ -15,6 +15,7 @@ from app.ml.images import ImageSet, balanced_indices, stratified_split
 from app.ml.standardizer import Standardizer
 from app.ml.table_datasets import load_table_dataset
 from app.settings import OFFICIAL_CIFAR10_URL, Settings
+from app.storage.store import ArtifactStore
 
 IMAGE_SIZE = (32, 32)
 
@@ -49,15 +50,17 @@ def _identity(folder: Path) -> FileIdentity:
 class DatasetCache:
     """Keeps the last decoded dataset, so back-to-back jobs skip decoding."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._key: tuple[Path, FileIdentity] | None = None
+    def __init__(self, settings: Settings, store: ArtifactStore) -> None:
+        self.settings, self.store = settings, store
+        self._key: Hashable | None = None
         self._value: LoadedDataset | None = None
 
-    def load(self, name: str) -> LoadedDataset:
-        """The full dataset called `name`: "cifar10", or an uploaded one by its id."""
+    def load(self, name: str, uploaded: DecodedTensors | None = None) -> LoadedDataset:
+        """The full dataset called `name`: "cifar10", or an uploaded one, whose tensors are
+        `uploaded` (from the artifact store: a store that fails raises its StoreError)."""
         if name != "cifar10":
-            return self._load_uploaded(name)
+            assert uploaded is not None and uploaded.dataset_id == name
+            return self._load_uploaded(uploaded)
         folder = ensure_cifar10(
             self.settings.data_dir,
             download=self.settings.download,
@@ -66,45 +69,41 @@ class DatasetCache:
         )
         return self._cached((folder.resolve(), _identity(folder)), lambda: _read_cifar10(folder))
 
-    def _cached(
-        self, key: tuple[Path, FileIdentity], read: Callable[[], LoadedDataset]
-    ) -> LoadedDataset:
+    def _cached(self, key: Hashable, read: Callable[[], LoadedDataset]) -> LoadedDataset:
         if key != self._key or self._value is None:
             self._value = None  # frees the old copy before the new one is decoded
             self._key, self._value = key, read()
         return self._value
 
-    def _load_uploaded(self, dataset_id: str) -> LoadedDataset:
-        path = images_path(self.settings.data_dir, dataset_id)
-        table = table_path(self.settings.data_dir, dataset_id)
-        if table.exists():
-            path = table
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            raise DatasetError(
-                f"dataset {dataset_id} is not on this worker's disk ({path}): it was deleted, "
-                "or this worker does not share the API's TRAINSERVE_DATA_DIR"
-            ) from None
-        key = (path.resolve(), ((path.name, stat.st_size, stat.st_mtime_ns),))
-        return self._cached(key, lambda: _read_uploaded(path, table))
+    def _load_uploaded(self, tensors: DecodedTensors) -> LoadedDataset:
+        if tensors.key is not None:
+            # Written once under its key: the same sha256 is the same bytes, not read again.
+            key: Hashable = (tensors.key, tensors.sha256)
+        else:
+            path = tensors.legacy_path(self.settings.data_dir)
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                return self._read_uploaded(tensors)  # which says where it was looked for
+            key = (path.resolve(), stat.st_size, stat.st_mtime_ns)
+        return self._cached(key, lambda: self._read_uploaded(tensors))
+
+    def _read_uploaded(self, tensors: DecodedTensors) -> LoadedDataset:
+        with open_tensors(self.store, self.settings.data_dir, tensors) as path:
+            content = tensors.sha256 or _sha256_of([path])
+            if tensors.kind == "tabular":
+                rows = load_table_dataset(path)
+                return LoadedDataset(
+                    rows.train, rows.test, rows.classes, (0, 0), content, rows.standardizer
+                )
+            train, test, classes, size = load_image_folders(path)
+            return LoadedDataset(train, test, classes, (size, size), content)
 
 
 def _read_cifar10(folder: Path) -> LoadedDataset:
     train, test, classes = load_cifar10(folder)
     content = _sha256_of(folder / name for name in ALL_FILES)
     return LoadedDataset(train, test, classes, IMAGE_SIZE, content)
-
-
-def _read_uploaded(path: Path, table: Path) -> LoadedDataset:
-    content = _sha256_of([path])
-    if path == table:
-        rows = load_table_dataset(path)
-        return LoadedDataset(
-            rows.train, rows.test, rows.classes, (0, 0), content, rows.standardizer
-        )
-    train, test, classes, size = load_image_folders(path)
-    return LoadedDataset(train, test, classes, (size, size), content)
 
 
 def _sha256_of(files: Iterable[Path]) -> str:

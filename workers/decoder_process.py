@@ -9,11 +9,8 @@ import subprocess
 import sys
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any
 
-from app.datasets.files import upload_path
 from app.datasets.state import DatasetLease, IngestResult
-from app.settings import Settings
 from workers.decoder import DecodeRequest
 
 log = logging.getLogger("trainserve.worker")
@@ -25,26 +22,21 @@ WAIT_POLL_S = 0.2
 
 @dataclass(frozen=True)
 class DecoderReply:
-    """What the decoding process answered, how it died (`died`: "was killed by SIGKILL..."), or
-    that the worker's stop ended it."""
+    """What the decoding process answered, how it died (`died`: "was killed by SIGKILL..."),
+    why the artifact store could not be used (`store_failed`), or that the worker's stop ended
+    it."""
 
     result: IngestResult | None = None
     error: str | None = None
     died: str | None = None
+    store_failed: str | None = None
     stopped: bool = False
 
 
-def run_decoder(
-    settings: Settings,
-    lease: DatasetLease,
-    kind: str,
-    options: dict[str, Any],
-    stop: threading.Event,
-) -> DecoderReply:
+def run_decoder(request: DecodeRequest, lease: DatasetLease, stop: threading.Event) -> DecoderReply:
     """Decode the leased dataset in a child process; its answer, how it died, or that `stop`
     ended it."""
     dataset_id = lease.dataset_id
-    request = DecodeRequest(dataset_id, kind, options, parent_pid=os.getpid())
     # Its own session: a Ctrl-C at the terminal reaches the worker alone, which ends the decoder.
     process = subprocess.Popen(
         [sys.executable, "-m", "workers.decoder"],
@@ -55,7 +47,7 @@ def run_decoder(
     log.info(
         "dataset %s: decoding %s in process %d (attempt %d of %d)",
         dataset_id,
-        upload_path(settings.data_dir, dataset_id),
+        request.upload_key or "its upload (under TRAINSERVE_DATA_DIR)",
         process.pid,
         lease.attempt,
         lease.max_attempts,
@@ -94,6 +86,8 @@ def run_decoder(
         reply = json.loads(bytes(answer).decode(errors="replace").strip().splitlines()[-1])
         if "result" in reply:
             return DecoderReply(result=IngestResult(**reply["result"]))
+        if "store_failed" in reply:
+            return DecoderReply(store_failed=str(reply["store_failed"]))
         return DecoderReply(error=str(reply["error"]))
     except (IndexError, ValueError, TypeError, KeyError):
         return DecoderReply(died=f"ended without an answer ({peak})")

@@ -4,6 +4,7 @@ it starts from, the training loop, and the model and predictions published and r
 import logging
 import threading
 
+from app.datasets.tensors import DecodedTensors
 from app.db import in_write_session, session_scope
 from app.jobs.config import JobConfig
 from app.jobs.transitions import Lease, finish_job
@@ -35,9 +36,12 @@ def train_and_save(
         job = session.get(Job, lease.job_id)
         assert job is not None
         config = JobConfig.from_stored(job.config)
+        uploaded = (
+            None if config.dataset == "cifar10" else DecodedTensors.find(session, config.dataset)
+        )
     with JobRun(lease, settings, stop, trained, store) as run:
         dataset = limit_samples(
-            datasets.load(config.dataset),
+            run.in_store(lambda: datasets.load(config.dataset, uploaded)),
             config.max_train_samples,
             config.max_test_samples,
         )

@@ -35,7 +35,7 @@ from app.storage.outages import StoreOutage, StoreOutageLog
 from app.storage.store import ArtifactStore, StoreError
 from workers.dataset_cache import DatasetCache
 from workers.failures import failure_message
-from workers.ingest import claim_dataset, ingest
+from workers.ingest import Ingest
 from workers.job_checkpoints import JobCheckpoints
 from workers.job_run import TrainedImages
 from workers.job_training import train_and_save
@@ -64,7 +64,8 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.offer = offer or detect_offer()
         self.stop = threading.Event()
-        self.datasets = DatasetCache(settings)
+        self.datasets = DatasetCache(settings, self.store)
+        self.ingest = Ingest(settings, self.store)
         self.current_job: int | None = None
         self.trained = TrainedImages()
         self._gone = threading.Event()
@@ -198,15 +199,17 @@ class Worker:
     def run_once(self) -> bool:
         """Decode one uploaded dataset, or else claim and run one queued job; False when there
         was nothing to do."""
-        dataset = claim_dataset(self.settings, self.worker_id)
+        # Datasets too live in the store: none is claimed while it cannot be used.
+        store_answers = self._store_answers()
+        dataset = self.ingest.claim(self.worker_id) if store_answers else None
         if dataset is not None:
-            ingest(self.settings, dataset, self.stop)
+            self.ingest.run(dataset, self.stop)
             return True
         with session_scope(write=True) as session:
             requeued, failed = recover_expired_leases(session)
         if requeued or failed:
             log.warning("expired leases: %d job(s) requeued, %d failed", requeued, failed)
-        if not self._store_answers():
+        if not store_answers:
             return False
         with session_scope(write=True) as session:
             lease = claim_next_job(

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Response
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import SessionDep, SettingsDep, StoreDep
 from app.datasets.images import Split, dataset_image
 from app.errors import ErrorOut
 from app.jobs.fields import COUNT_MAX, DATASET_NAME
@@ -42,12 +42,17 @@ DatasetName = Annotated[
             "description": "The dataset is not ready, or CIFAR-10's files cannot be read.",
         },
         422: {"model": ErrorOut, "description": "Not a dataset name, a split or an index."},
+        503: {
+            "model": ErrorOut,
+            "description": "The artifact store does not answer, or holds damaged tensors.",
+        },
     },
     summary="One image of a dataset's train or test split (PNG)",
 )
 def get_dataset_image(
     session: SessionDep,
     settings: SettingsDep,
+    store: StoreDep,
     dataset_id: DatasetName,
     split: Split,
     index: Annotated[int, Path(ge=0, le=COUNT_MAX, description="From 0, in the split's order.")],
@@ -55,7 +60,8 @@ def get_dataset_image(
 ) -> Response:
     """The image exactly as training reads it (an upload's images at the dataset's image_size),
     at its position in the split: the index `GET /jobs/{id}/errors` gives for a test image."""
-    data = png_bytes(dataset_image(session, settings.data_dir, dataset_id, split, index))
+    image = dataset_image(session, store, settings.data_dir, dataset_id, split, index)
+    data = png_bytes(image)
     etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL}
     if if_none_match is not None and etag in (tag.strip() for tag in if_none_match.split(",")):

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 from sqlalchemy import func, select
 
-from app.api.deps import SessionDep, SettingsDep
+from app.api.deps import SessionDep, SettingsDep, StoreDep
 from app.datasets.files import ID_PREFIX
 from app.datasets.schemas import DatasetList, DatasetOut
 from app.datasets.uploads import UploadOptions, UploadPolicy, accept_upload
@@ -29,11 +29,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     responses={
         413: {"model": ErrorOut, "description": "Over TRAINSERVE_MAX_DATASET_BYTES."},
         422: {"model": ErrorOut, "description": "Not a safe zip or tar.gz of train/<class>/."},
+        503: {"model": ErrorOut, "description": "The artifact store did not take the file."},
     },
     summary="Upload a dataset: an image-folder archive or a CSV table",
 )
 def upload_dataset(
     settings: SettingsDep,
+    store: StoreDep,
     response: Response,
     file: Annotated[
         UploadFile,
@@ -67,14 +69,13 @@ def upload_dataset(
     reason); a worker then decodes it once (status `queued`, `ingesting`, then `ready` or
     `failed`). A CSV (comma, semicolon or tab separated) needs `target`; its other columns,
     but those in `drop`, are the numeric features, standardised with the training split's
-    statistics."""
+    statistics. The upload is streamed to the artifact store as it arrives, never held in
+    memory whole."""
     options = UploadOptions(
         image_size=image_size, test_fraction=test_fraction, seed=seed, target=target, drop=drop
     )
-    policy = UploadPolicy(
-        settings.data_dir, settings.max_attempts, settings.failpoint_upload_pause_seconds
-    )
-    dataset = accept_upload(policy, file.filename or "upload", file.file, options)
+    policy = UploadPolicy(settings.max_attempts, settings.failpoint_upload_pause_seconds)
+    dataset = accept_upload(store, policy, file.filename or "upload", file.file, options)
     response.headers["Location"] = f"/datasets/{dataset.id}"
     return DatasetOut.model_validate(dataset)
 
@@ -107,7 +108,7 @@ def get_dataset(session: SessionDep, dataset_id: DatasetId) -> DatasetOut:
     },
     summary="Delete a dataset",
 )
-def delete_dataset(settings: SettingsDep, dataset_id: DatasetId) -> Response:
+def delete_dataset(settings: SettingsDep, store: StoreDep, dataset_id: DatasetId) -> Response:
     """Its row and files; refused while a queued or running job trains on it."""
-    remove_dataset(settings.data_dir, dataset_id)
+    remove_dataset(store, settings.data_dir, dataset_id)
     return Response(status_code=204)

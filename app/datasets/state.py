@@ -17,8 +17,12 @@ from app.datasets.attempts import AttemptOutcome, ended, gave_up_message, starte
 from app.db import utcnow
 from app.jobs.worker_registry import is_live
 from app.models import Dataset, DatasetStatus, WorkerRecord
+from app.storage.store import Published
 
 WORKER_LOST = "the worker decoding it stopped without a word (killed, or out of memory?)"
+# A dataset that is ready or failed refers to its upload no more: its worker removes it, or the
+# sweep does.
+UPLOAD_DONE_WITH: dict[str, Any] = {"upload_key": None}
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class IngestResult:
     image_size: int | None = None
     ignored_files: int | None = None
     feature_columns: list[str] | None = None
+    # Where the decoded tensors were published in the artifact store.
+    tensors_key: str | None = None
+    tensors_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,17 +55,19 @@ def create_dataset(
     name: str,
     kind: str,
     options: dict[str, Any],
-    upload_bytes: int,
+    upload: Published,
     max_attempts: int = 3,
 ) -> Dataset:
-    """Queue an uploaded, checked dataset for a worker to decode."""
+    """Queue an uploaded, checked dataset, stored as `upload`, for a worker to decode."""
     dataset = Dataset(
         id=dataset_id,
         name=name,
         kind=kind,
         status=DatasetStatus.QUEUED,
         options=options,
-        upload_bytes=upload_bytes,
+        upload_bytes=upload.size,
+        upload_key=upload.key,
+        upload_sha256=upload.sha256,
         created_at=utcnow(),
         attempts=0,
         max_attempts=max_attempts,
@@ -143,6 +152,7 @@ def _attempt_died(
     else:
         status = DatasetStatus.FAILED
         values = {"finished_at": now, "error": gave_up_message(lease.attempt, what)}
+        values.update(UPLOAD_DONE_WITH)
     written = _update_leased(session, lease, status=status, attempt_history=history, **values)
     return status if written else None
 
@@ -200,13 +210,17 @@ def _end(
 
 
 def finish_dataset(session: Session, lease: DatasetLease, result: IngestResult) -> bool:
-    """Mark the dataset ready; False when it was deleted or taken over meanwhile."""
+    """Mark the dataset ready, recording where its tensors are; False when it was deleted or
+    taken over meanwhile."""
     return _end(
         session,
         lease,
         "ready",
         None,
+        **UPLOAD_DONE_WITH,
         status=DatasetStatus.READY,
+        tensors_key=result.tensors_key,
+        tensors_sha256=result.tensors_sha256,
         classes=result.classes,
         counts=result.counts,
         image_size=result.image_size,
@@ -218,4 +232,12 @@ def finish_dataset(session: Session, lease: DatasetLease, result: IngestResult) 
 
 def fail_dataset(session: Session, lease: DatasetLease, message: str) -> bool:
     """Mark the dataset failed with a message for the user (its upload is at fault: no retry)."""
-    return _end(session, lease, "failed", message, status=DatasetStatus.FAILED, error=message)
+    return _end(
+        session,
+        lease,
+        "failed",
+        message,
+        **UPLOAD_DONE_WITH,
+        status=DatasetStatus.FAILED,
+        error=message,
+    )

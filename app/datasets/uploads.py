@@ -1,20 +1,19 @@
-"""Accepting an uploaded dataset: stored, checked at once (layout, safety, columns), queued for
-a worker to decode; nothing is left on disk when it is refused.
+"""Accepting an uploaded dataset: streamed to the artifact store as it arrives (never whole in
+memory), checked at once (layout, safety, columns), queued for a worker to decode; nothing is
+left behind when it is refused (app/storage/uploads.py).
 
-The upload is written and checked under incoming/, then moved into datasets/<id>/ in the
-transaction that creates its row: a crash at any moment leaves a row with its upload, or files
+The upload is published under its key before the transaction that creates its row, which
+records the key and its sha256: a crash at any moment leaves a row with its upload, or an object
 no row refers to, which the sweep removes (app/sweep.py).
 """
 
 import logging
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from app.datasets.files import dataset_folder, incoming_path, new_dataset_id, upload_path
+from app.datasets.files import dataset_prefix, new_dataset_id, upload_key
 from app.datasets.state import create_dataset
 from app.db import session_scope
 from app.errors import InvalidInput
@@ -22,10 +21,10 @@ from app.ml.archives import ArchiveRejected, ImageArchive, archive_kind
 from app.ml.csv_tables import TableRejected, read_header
 from app.ml.image_folders import check_decoded_size
 from app.models import Dataset
+from app.storage.store import ArtifactStore
+from app.storage.uploads import staged_upload
 
 log = logging.getLogger("trainserve.api")
-
-COPY_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -43,48 +42,38 @@ class UploadOptions:
 class UploadPolicy:
     """What the settings say about every upload."""
 
-    data_dir: Path
     max_attempts: int  # deaths of its decoding process or worker before it fails
-    pause_s: float = 0.0  # fault injection: a pause once it is stored, before its row
+    pause_s: float = 0.0  # fault injection: a pause once it is received, before it is published
 
 
 def accept_upload(
-    policy: UploadPolicy, name: str, body: BinaryIO, options: UploadOptions
+    store: ArtifactStore, policy: UploadPolicy, name: str, body: BinaryIO, options: UploadOptions
 ) -> Dataset:
-    """Store the upload, check it and queue it for decoding; 422 with the reason when refused."""
+    """Store the upload, check it and queue it for decoding; 422 with the reason when refused,
+    503 when the store fails."""
     dataset_id = new_dataset_id()
-    incoming = incoming_path(policy.data_dir, dataset_id)
-    incoming.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with incoming.open("wb") as out:
-            shutil.copyfileobj(body, out, COPY_CHUNK_BYTES)
-        size = incoming.stat().st_size
+    key = upload_key(dataset_id)
+    with staged_upload(store, body, key, dataset_prefix(dataset_id)) as staged:
         if policy.pause_s:
             log.info(
-                "upload %s stored (%d bytes); pausing %.1f s", dataset_id, size, policy.pause_s
+                "upload %s received (%d bytes); pausing %.1f s",
+                dataset_id,
+                staged.size(),
+                policy.pause_s,
             )
             time.sleep(policy.pause_s)
-        if size == 0:
-            raise InvalidInput("file: the upload is empty")
-        kind, how = _checked_kind(incoming, options)
+        kind, how = _checked_kind(staged.path, options)
+        published = staged.publish(key)
         with session_scope(write=True) as session:
-            dataset = create_dataset(
+            return create_dataset(
                 session,
                 dataset_id,
                 name=name[:255],
                 kind=kind,
                 options=how,
-                upload_bytes=size,
+                upload=published,
                 max_attempts=policy.max_attempts,
             )
-            upload = upload_path(policy.data_dir, dataset_id)
-            upload.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(incoming, upload)
-        return dataset
-    except BaseException:
-        incoming.unlink(missing_ok=True)
-        shutil.rmtree(dataset_folder(policy.data_dir, dataset_id), ignore_errors=True)
-        raise
 
 
 def _checked_kind(upload: Path, options: UploadOptions) -> tuple[str, dict[str, Any]]:

@@ -1,15 +1,17 @@
 """Datasets as jobs use them: whether a job may train on one, and deleting one no job needs."""
 
+import contextlib
 import shutil
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from app.datasets.files import dataset_folder
+from app.datasets.files import dataset_prefix, legacy_folder
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.jobs.unfinished import refuse_while_needed
 from app.models import Dataset, DatasetStatus, Job
+from app.storage.store import ArtifactStore, StoreError
 
 
 def find_dataset(session: Session, dataset_id: str) -> Dataset:
@@ -43,12 +45,15 @@ def check_usable(session: Session, dataset_id: str, model: str) -> int | None:
     return dataset.image_size
 
 
-def remove_dataset(data_dir: Path, dataset_id: str) -> None:
-    """Its row and files; 409 while a queued or running job trains on it."""
+def remove_dataset(store: ArtifactStore, data_dir: Path, dataset_id: str) -> None:
+    """Its row, then its files (in the artifact store, and any kept under the data folder from
+    before the store); 409 while a queued or running job trains on it."""
     with session_scope(write=True) as session:
         dataset = find_dataset(session, dataset_id)
         refuse_while_needed(
             session, f"dataset {dataset_id}", Job.config["dataset"].as_string() == dataset_id
         )
         session.delete(dataset)
-    shutil.rmtree(dataset_folder(data_dir, dataset_id), ignore_errors=True)
+    shutil.rmtree(legacy_folder(data_dir, dataset_id), ignore_errors=True)
+    with contextlib.suppress(StoreError):  # else the sweep removes them: no row refers to them
+        store.delete_prefix(dataset_prefix(dataset_id))

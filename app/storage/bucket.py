@@ -1,6 +1,5 @@
 """The artifact store as an S3-compatible bucket (AWS S3, MinIO, SeaweedFS, Ceph...), through
-boto3: its endpoint, region and credentials come from the standard AWS variables and files, the
-endpoint also from TRAINSERVE_S3_ENDPOINT_URL.
+boto3: endpoint, region and credentials from the AWS variables (or TRAINSERVE_S3_ENDPOINT_URL).
 
 A publication is one PUT, or a multipart upload above TRAINSERVE_S3_MULTIPART_THRESHOLD_BYTES
 (boto3's managed transfer, which reads the file part by part): S3 shows an object only once it
@@ -178,6 +177,11 @@ class Bucket(ArtifactStore):
             file = self._download(key, expected)
         with file:
             yield file
+
+    @contextlib.contextmanager
+    def open_path(self, key: str, sha256: str) -> Iterator[Path]:
+        with self.open(key, sha256):  # held open: kept in the cache, under its digest's name
+            yield self.cache.path(sha256)
 
     def _recorded_sha256(self, key: str) -> str | None:
         """The sha256 the publisher kept in the object's metadata (None for another's object)."""

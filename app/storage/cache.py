@@ -32,6 +32,10 @@ class FileCache:
         self.folder, self.max_bytes = folder, max_bytes
         folder.mkdir(parents=True, exist_ok=True)
 
+    def path(self, sha256: str) -> Path:
+        """Where the file with this digest is kept (while one holds it open, it stays there)."""
+        return self.folder / sha256
+
     def open(self, sha256: str) -> BinaryIO | None:
         """The cached file with this digest, opened and marked as used now; None when absent."""
         path = self.folder / sha256

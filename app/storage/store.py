@@ -7,6 +7,7 @@ listing; the sha256 recorded there is checked before any byte is used.
 """
 
 import base64
+import contextlib
 import hashlib
 import re
 from abc import ABC, abstractmethod
@@ -135,6 +136,14 @@ class ArtifactStore(ABC):
     def problem(self, *, writes: bool = False) -> str | None:
         """Why the store cannot be used now (naming it), or None when it answers; with `writes`,
         also when it refuses to store a file (a credential that may only read)."""
+
+    @contextlib.contextmanager
+    def open_path(self, key: str, sha256: str) -> Iterator[Path]:
+        """As `open`, for readers that take a path (an archive, a memory-mapped tensor file):
+        where the verified copy is on this machine, kept whole while the context is open (the
+        local folder's file itself; a store that keeps copies elsewhere says where)."""
+        with self.open(key, sha256) as file:
+            yield Path(file.name)
 
     def publish_new(self, key: str, write: Callable[[Path], object]) -> Published:
         """Publish under `key` the file `write(path)` makes; its staged copy is removed."""

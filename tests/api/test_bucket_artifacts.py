@@ -14,7 +14,8 @@ from PIL import Image
 
 from app.db import session_scope
 from app.main import create_app
-from app.models import Job
+from app.models import Dataset, Job
+from tests.api.test_datasets import colour_archive, upload
 from tests.conftest import Env
 from tests.s3 import S3Bucket
 from workers.worker import Worker
@@ -105,4 +106,51 @@ def test_a_model_changed_in_the_bucket_is_refused_by_its_sha256(
             "detail": f"job {job_id}: its model file is damaged: its sha256 does not match the "
             "one recorded when it was written"
         },
+    )
+
+
+def change_object(bucket: S3Bucket, key: str) -> tuple[str, str]:
+    """Change one byte of the object under `key` in the bucket: its sha256 before and after."""
+    client = bucket.server.client()
+    data = client.get_object(Bucket=bucket.bucket, Key=bucket.name(key))["Body"].read()
+    changed = data[:-1] + bytes([data[-1] ^ 1])
+    client.put_object(Bucket=bucket.bucket, Key=bucket.name(key), Body=changed)
+    return hashlib.sha256(data).hexdigest(), hashlib.sha256(changed).hexdigest()
+
+
+def test_dataset_objects_changed_in_the_bucket_are_refused_by_their_sha256(
+    bucket_client: TestClient, s3_bucket: S3Bucket, env: Env, tmp_path: Path
+) -> None:
+    client = bucket_client
+    store = f"artifact store {s3_bucket.url} at {s3_bucket.server.endpoint}"
+    first, second = (
+        upload(client, colour_archive(tmp_path / name, per_class=3, size=16), image_size=16).json()
+        for name in ("first.zip", "second.zip")
+    )
+    first_upload = f"datasets/{first['id']}/upload"
+    assert s3_bucket.stored_keys() == sorted([first_upload, f"datasets/{second['id']}/upload"])
+    recorded, changed = change_object(s3_bucket, first_upload)
+    with session_scope() as session:
+        assert session.get_one(Dataset, first["id"]).upload_sha256 == recorded
+
+    worker = Worker(env.settings())
+    assert worker.run_once() and worker.run_once()  # both decoded, or refused
+    failed = client.get(f"/datasets/{first['id']}").json()
+    assert (failed["status"], failed["attempts"], failed["error"]) == (
+        "failed",
+        1,
+        f"its upload cannot be used: {store}: {first_upload} is damaged: its sha256 is "
+        f"{changed}, not the {recorded} recorded when it was written; it was not used; upload "
+        "it again",
+    )
+    assert client.get(f"/datasets/{second['id']}").json()["status"] == "ready"
+    tensors = f"datasets/{second['id']}/images-attempt1.pt"
+    assert s3_bucket.stored_keys() == [tensors]  # the uploads are gone, decoded or refused
+
+    recorded, changed = change_object(s3_bucket, tensors)
+    image = client.get(f"/datasets/{second['id']}/images/test/0.png")
+    assert (image.status_code, image.json()["detail"]) == (
+        503,
+        f"dataset {second['id']}'s images cannot be read: {store}: {tensors} is damaged: its "
+        f"sha256 is {changed}, not the {recorded} recorded when it was written; it was not used",
     )

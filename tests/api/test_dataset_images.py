@@ -12,10 +12,9 @@ import torch
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from app.datasets.files import images_path
 from app.ml.image_folders import load_image_folders
 from tests.api.conftest import refusal
-from tests.api.test_datasets import colour_archive, upload
+from tests.api.test_datasets import colour_archive, tensors_key, upload
 from tests.api.test_tabular import ready, small_table, upload_csv
 from tests.conftest import Env, synthetic_split, write_cifar_layout
 from workers.worker import Worker
@@ -82,7 +81,7 @@ def test_an_uploaded_dataset_s_images_are_its_stored_tensors(
         f"dataset {dataset['id']} is queued; its images are served once it is ready",
     )
     assert Worker(env.settings()).run_once()
-    train, test, _, size = load_image_folders(images_path(env.data_dir, dataset["id"]))
+    train, test, _, size = load_image_folders(env.artifacts_dir / tensors_key(dataset["id"]))
     assert (len(train), len(test), size) == (30, 6, 20)
     for split, stored in (("train", train), ("test", test)):
         for index in range(len(stored)):

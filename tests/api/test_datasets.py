@@ -11,13 +11,23 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from app.db import session_scope
 from app.main import create_app
+from app.models import Dataset
 from app.settings import get_settings
 from tests.conftest import Env
 from tests.ml.test_archives import png, write_zip
 from workers.worker import Worker
 
 COLORS = {"red": (200, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 200)}
+
+
+def tensors_key(dataset_id: str) -> str:
+    """Where the dataset's row says its decoded tensors are in the artifact store."""
+    with session_scope() as session:
+        key = session.get_one(Dataset, dataset_id).tensors_key
+    assert key is not None
+    return key
 
 
 def noisy_png(color: tuple[int, int, int], seed: int, size: int) -> bytes:
@@ -85,8 +95,9 @@ def test_upload_decode_train_predict_and_delete(
         None,
     )
     assert attempt["started_at"] <= attempt["ended_at"] <= ready["finished_at"]
-    folder = env.data_dir / "datasets" / dataset["id"]
-    assert sorted(p.name for p in folder.iterdir()) == ["images.pt"]  # the upload is gone
+    folder = env.artifacts_dir / "datasets" / dataset["id"]
+    assert tensors_key(dataset["id"]) == f"datasets/{dataset['id']}/images-attempt1.pt"
+    assert sorted(p.name for p in folder.iterdir()) == ["images-attempt1.pt"]  # no upload now
     assert client.get("/datasets").json()["total"] == 1
 
     body = {"dataset": dataset["id"], "epochs": 6, "batch_size": 6, "learning_rate": 0.01,

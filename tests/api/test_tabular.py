@@ -155,10 +155,14 @@ def test_tabular_options_are_checked(client: TestClient, env: Env, tmp_path: Pat
         response = client.post("/jobs", json=body)
         assert response.status_code == status, response.text
         assert detail in response.json()["detail"]
-    shutil.rmtree(env.data_dir / "datasets" / dataset["id"])
+    shutil.rmtree(env.artifacts_dir / "datasets" / dataset["id"])
     body = {"dataset": dataset["id"], "model": "mlp", "epochs": 1}
     job_id = client.post("/jobs", json=body).json()["id"]
     assert Worker(env.settings()).run_once()
     failed = client.get(f"/jobs/{job_id}").json()
     assert failed["status"] == "failed"
-    assert failed["error"].startswith(f"dataset {dataset['id']} is not on this worker's disk")
+    assert failed["error"] == (
+        f"dataset {dataset['id']}'s decoded tensors are gone (artifact store "
+        f"{env.artifacts_dir}: datasets/{dataset['id']}/table-attempt1.pt is missing); upload "
+        "it again"
+    )

@@ -17,6 +17,7 @@ from app.datasets.state import (
 from app.db import session_scope
 from app.jobs.worker_registry import WorkerOffer, register_worker
 from app.models import Dataset, DatasetStatus
+from app.storage.store import Published
 from tests.conftest import Env
 
 DATASET_ID = "ds-0123456789ab"
@@ -34,7 +35,7 @@ def upload(max_attempts: int) -> None:
             name="a.zip",
             kind="images",
             options={},
-            upload_bytes=1,
+            upload=Published(f"datasets/{DATASET_ID}/upload", 1, "0" * 64),
             max_attempts=max_attempts,
         )
 

@@ -64,22 +64,25 @@ def test_an_upload_orphaned_by_a_killed_api_is_swept_at_the_next_start(
     }
     api = service.start_api()
     sender = post_in_background(service.url, os.urandom(UPLOAD_BYTES))
-    api.wait_for_log(f"stored ({UPLOAD_BYTES} bytes); pausing")
+    api.wait_for_log(f"received ({UPLOAD_BYTES} bytes); pausing")
     api.kill()  # the body has arrived; no 202 yet
     sender.join(10)
-    dataset_id = re.findall(r"upload (ds-[0-9a-f]{12}) stored", api.log())[-1]
-    # Nothing a row could refer to: the whole upload sits under incoming/, and nowhere else.
-    assert files(env.data_dir) == [f"incoming/{dataset_id}"]
-    assert (env.data_dir / "incoming" / dataset_id).stat().st_size == UPLOAD_BYTES
+    dataset_id = re.findall(r"upload (ds-[0-9a-f]{12}) received", api.log())[-1]
+    # Nothing a row could refer to: the whole upload is staged in the dataset's folder of the
+    # artifact store (never published), and nowhere else.
+    [staged] = files(env.artifacts_dir)
+    assert re.fullmatch(rf"datasets/{dataset_id}/\.upload\.[0-9a-f]{{8}}\.tmp", staged), staged
+    assert (env.artifacts_dir / staged).stat().st_size == UPLOAD_BYTES
+    assert files(env.data_dir) == []
 
     service.overrides["TRAINSERVE_FAILPOINT_UPLOAD_PAUSE_SECONDS"] = "0"
     restarted = service.start_api()
     restarted.wait_for_log(
-        "sweep removed 1 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
+        "sweep removed 0 unfinished upload(s), 1 folder(s) of deleted datasets, 0 folder(s) of "
         "deleted weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted "
         f"model versions: {UPLOAD_BYTES} bytes"
     )
-    assert files(env.data_dir) == []
+    assert files(env.artifacts_dir) == []
     with service.client() as client:
         assert client.get("/datasets").json() == {"items": [], "total": 0}
 

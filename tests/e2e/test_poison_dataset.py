@@ -124,7 +124,7 @@ def test_a_decoder_killed_on_every_attempt_fails_the_dataset_after_max_attempts(
     for attempt in (1, 2):
         assert f"dataset {dataset_id} queued again after attempt {attempt} of 3" in worker.log()
     assert f"dataset {dataset_id} failed after attempt 3 of 3" in worker.log()
-    assert not (env.data_dir / "datasets" / dataset_id).exists()  # nothing kept of it
+    assert not (env.artifacts_dir / "datasets" / dataset_id).exists()  # nothing kept of it
     # The worker goes on to other work: a dataset that decodes is made ready.
     service.overrides["TRAINSERVE_FAILPOINT_DECODE_PAUSE_SECONDS"] = "0"
     worker.stop()
@@ -159,7 +159,7 @@ def test_a_worker_killed_while_it_decodes_on_every_attempt_fails_the_dataset(
     assert all(a["ended_at"] is not None for a in history)
     successor.wait_for_log("datasets whose worker was lost: 0 queued again, 1 failed")
     assert decoder_pauses(successor, dataset_id) == 0  # no fourth attempt
-    assert not (env.data_dir / "datasets" / dataset_id).exists()
+    assert not (env.artifacts_dir / "datasets" / dataset_id).exists()
 
 
 def test_a_stopping_worker_ends_its_decoder_and_hands_the_dataset_back_uncounted(

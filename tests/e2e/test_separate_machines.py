@@ -3,7 +3,8 @@ processes, each with a data and an artifacts folder of its own (its own copy of 
 and a bucket of a real S3-compatible server. A worker killed with SIGKILL mid-job leaves its
 checkpoint in the bucket; the other resumes from it and ends exactly as an uninterrupted run;
 the API serves, exports and lists the mistakes of models it never had on its disk; the sweep
-(`trainserve gc`) removes an orphan object and nothing a row refers to. A worker killed while a
+(`trainserve gc`) removes an orphan object and nothing a row refers to. A dataset uploaded to
+the API is decoded and trained on by a worker that sees only the bucket. A worker killed while a
 checkpoint's PUT is held open half-sent (by a proxy in front of the server) leaves no object and
 no reference to it: the other resumes from the checkpoint before it."""
 
@@ -22,14 +23,17 @@ from app.db import session_scope
 from app.models import Job
 from app.storage.bucket import Bucket
 from app.storage.config import get_store
+from tests.api.test_datasets import colour_archive
 from tests.api.test_exports import png
 from tests.conftest import Env, synthetic_split, write_cifar_layout
 from tests.e2e.conftest import START_TIMEOUT_S, TRAINSERVE, Service
 from tests.e2e.test_chaos import CONFIG, assert_same_run, recorded_checkpoint, run_to_end
+from tests.e2e.test_poison_dataset import final, upload
 from tests.s3 import S3Bucket
 from tests.s3_faults import Faults, PutHold, faulty_proxy
 
 pytestmark = pytest.mark.e2e
+ON_A_DATASET = {"epochs": 1, "batch_size": 4, "log_every": 10, "seed": 7, "device": "cpu"}
 
 
 def machine(env: Env, name: str) -> dict[str, str]:
@@ -49,9 +53,10 @@ FAST_LEASES = {
 }
 
 
-def local_job_files(env: Env) -> list[Path]:
-    """Files of jobs in any machine's own artifacts folder, outside its cache of the bucket."""
-    return [p for name in ("api", "first", "second") for p in (env.root / name).rglob("jobs/*")]
+def local_files(env: Env, pattern: str) -> list[Path]:
+    """Files of jobs (`jobs/*`) or datasets in any machine's own folders, outside its cache of
+    the bucket."""
+    return [p for name in ("api", "first", "second") for p in (env.root / name).rglob(pattern)]
 
 
 def test_machines_sharing_only_the_database_and_a_bucket(
@@ -93,13 +98,27 @@ def test_machines_sharing_only_the_database_and_a_bucket(
     export = client.get("/models/cifar10/versions/2/export", params={"format": "safetensors"})
     assert export.status_code == 200, export.text
     assert "exports/cifar10/v2/cifar10-v2.safetensors" in s3_bucket.stored_keys()
-    assert local_job_files(env) == []
+    assert local_files(env, "jobs/*") == []
+
+    # A dataset uploaded to the API is decoded and trained on by a worker with folders of its
+    # own, and its images served by the API, which never decoded it.
+    archive = colour_archive(env.root / "colours.zip", per_class=4)
+    dataset_id = upload(client, archive)
+    assert final(client, dataset_id)["status"] == "ready"
+    on_it = client.post("/jobs", json={**ON_A_DATASET, "dataset": dataset_id}).json()["id"]
+    assert (run_to_end(client, on_it)["status"], recorded_checkpoint(on_it)) == ("succeeded", None)
+    assert f"dataset {dataset_id} ready" in second.log()
+    served = client.get(f"/datasets/{dataset_id}/images/test/0.png")
+    assert (served.status_code, served.headers["content-type"]) == (200, "image/png")
+    assert [k for k in s3_bucket.stored_keys() if k.startswith("datasets/")] == [
+        f"datasets/{dataset_id}/images-attempt1.pt"  # its upload is gone once decoded
+    ]
+    assert local_files(env, "datasets/*") == []
 
     kept = s3_bucket.stored_keys()
     store_client = s3_bucket.server.client()
-    store_client.put_object(
-        Bucket=s3_bucket.bucket, Key=s3_bucket.name(f"jobs/{job_id}/stray.pt"), Body=b"z"
-    )
+    for stray in (f"jobs/{job_id}/stray.pt", f"datasets/{dataset_id}/stray.pt"):
+        store_client.put_object(Bucket=s3_bucket.bucket, Key=s3_bucket.name(stray), Body=b"z")
     time.sleep(1.1)  # the server's times are in whole seconds
     gc = subprocess.run(
         [TRAINSERVE, "gc", "--grace", "0"],
@@ -108,7 +127,7 @@ def test_machines_sharing_only_the_database_and_a_bucket(
         text=True,
     )
     assert gc.returncode == 0, gc.stderr
-    assert ", 1 object(s) no row refers to and 0 unfinished multipart upload(s) in" in gc.stdout
+    assert ", 2 object(s) no row refers to and 0 unfinished multipart upload(s) in" in gc.stdout
     assert s3_bucket.stored_keys() == kept
     again = client.get("/models/cifar10/versions/2/export", params={"format": "safetensors"})
     assert (again.status_code, again.content) == (200, export.content)

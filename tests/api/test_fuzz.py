@@ -89,7 +89,8 @@ def test_no_5xx_no_schema_violation_no_route_without_auth(
 
 
 SUBMIT_REFUSAL = re.compile(
-    rb'^\{"detail":"(body: )?(model: [a-z0-9_]+ takes images |batch_size: [a-z0-9_]+ trains with batch norm'
+    rb'^\{"detail":"(body: )?(model: [a-z0-9_]+ takes images '
+    rb"|batch_size: [a-z0-9_]+ trains with batch norm"
     rb"|init_from: |freeze: |backbone_learning_rate: |alternating_flip true cannot go with )"
 )
 

@@ -66,7 +66,13 @@ class Decoding:
             return
         key, sha256 = request.upload_key, request.upload_sha256
         with contextlib.ExitStack() as opened:
-            yield self.in_store(lambda: opened.enter_context(self.store.open_path(key, sha256)))
+            path = self.in_store(lambda: opened.enter_context(self.store.open_path(key, sha256)))
+            try:
+                yield path
+            except FileNotFoundError as exc:
+                # Its local copy went while read: the upload itself is in the store, untouched
+                # (its row says so), so this attempt failed the store's way, to be tried again.
+                raise StoreError(f"{self.store.description}: reading {key}: {exc}") from exc
 
     def publish(self, write: Callable[[Path], object]) -> Published:
         key = tensors_key(self.request.id, self.request.kind, self.request.attempt)

@@ -46,6 +46,7 @@ from app.storage.store import (
     content_md5,
     damaged,
     file_digest,
+    path_of_open,
 )
 
 log = logging.getLogger("trainserve.storage")
@@ -180,8 +181,9 @@ class Bucket(ArtifactStore):
 
     @contextlib.contextmanager
     def open_path(self, key: str, sha256: str) -> Iterator[Path]:
-        with self.open(key, sha256):  # held open: kept in the cache, under its digest's name
-            yield self.cache.path(sha256)
+        # Held open, locked: no eviction takes it. Its name in the cache (where /proc is not).
+        with self.open(key, sha256) as file:
+            yield path_of_open(file, self.cache.path(sha256), self.description)
 
     def _recorded_sha256(self, key: str) -> str | None:
         """The sha256 the publisher kept in the object's metadata (None for another's object)."""

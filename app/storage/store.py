@@ -9,6 +9,7 @@ listing; the sha256 recorded there is checked before any byte is used.
 import base64
 import contextlib
 import hashlib
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -18,6 +19,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 HASH_CHUNK_BYTES = 1024 * 1024
+# Linux's names for a process's open files: opening one reaches the open file itself, even when
+# its own name has since been removed or given to another file.
+OPEN_FILES = Path("/proc/self/fd")
 _KEY = re.compile(r"^[A-Za-z0-9._=-]+(/[A-Za-z0-9._=-]+)*$")
 
 
@@ -90,6 +94,20 @@ def content_md5(path: Path) -> str:
     return base64.b64encode(digest.digest()).decode()
 
 
+def path_of_open(file: BinaryIO, name: Path, description: str) -> Path:
+    """A path to the open `file` itself, valid while it stays open: /proc/self/fd/N on Linux;
+    elsewhere `name`, when it still names that file (else a StoreError: read it again)."""
+    if OPEN_FILES.is_dir():
+        return OPEN_FILES / str(file.fileno())
+    try:
+        same = os.stat(name).st_ino == os.fstat(file.fileno()).st_ino
+    except FileNotFoundError:
+        same = False
+    if not same:
+        raise StoreError(f"{description}: {name} changed after it was verified; read it again")
+    return name
+
+
 def damaged(description: str, key: str, actual: str, expected: str) -> ArtifactDamaged:
     return ArtifactDamaged(
         f"{description}: {key} is damaged: its sha256 is {actual}, not the {expected} recorded "
@@ -139,11 +157,12 @@ class ArtifactStore(ABC):
 
     @contextlib.contextmanager
     def open_path(self, key: str, sha256: str) -> Iterator[Path]:
-        """As `open`, for readers that take a path (an archive, a memory-mapped tensor file):
-        where the verified copy is on this machine, kept whole while the context is open (the
-        local folder's file itself; a store that keeps copies elsewhere says where)."""
+        """As `open`, for readers that take a path (an archive, a memory-mapped tensor file): a
+        path to the verified file itself, held open while the context is, so that what is read
+        through it is what was checked whatever becomes of the file's name meanwhile (removed,
+        evicted from a cache, replaced by another process's copy)."""
         with self.open(key, sha256) as file:
-            yield Path(file.name)
+            yield path_of_open(file, Path(file.name), self.description)
 
     def publish_new(self, key: str, write: Callable[[Path], object]) -> Published:
         """Publish under `key` the file `write(path)` makes; its staged copy is removed."""

@@ -229,3 +229,21 @@ def test_the_probe_says_when_the_endpoint_does_not_answer(
         "artifact store s3://models at http://127.0.0.1:9: cannot be reached (Could not "
         'connect to the endpoint URL: "http://127.0.0.1:9/models'
     )
+
+
+@pytest.mark.parametrize("fate", ["evicted", "replaced by another process's copy"])
+def test_a_path_handed_out_reaches_the_verified_file_whatever_becomes_of_its_cached_name(
+    s3_bucket: S3Bucket, tmp_path: Path, fate: str
+) -> None:
+    store = bucket_store(s3_bucket, tmp_path / "cache")
+    data = os.urandom(10_000)
+    published = store.publish_bytes("datasets/d1/upload-attempt1.zip", data)
+    copy = tmp_path / "cache" / published.sha256
+    with store.open_path(published.key, published.sha256) as path:
+        if fate == "evicted":
+            copy.unlink()
+        else:  # another process's download of the same digest, renamed onto the name
+            other = tmp_path / "cache" / "other"
+            other.write_bytes(b"not what was verified")
+            os.replace(other, copy)
+        assert path.read_bytes() == data

@@ -84,3 +84,13 @@ def test_listing_and_deleting_under_a_prefix(tmp_path: Path) -> None:
 def test_a_key_outside_the_store_is_refused(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError, match="not an artifact key"):
         LocalFolder(tmp_path).staging_path(key)
+
+
+def test_a_path_handed_out_reaches_the_verified_file_even_once_it_is_deleted(
+    tmp_path: Path,
+) -> None:
+    store = LocalFolder(tmp_path)
+    published = store.publish_bytes("datasets/d1/upload.zip", b"archive")
+    with store.open_path(published.key, published.sha256) as path:
+        store.delete(published.key)
+        assert path.read_bytes() == b"archive"

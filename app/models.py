@@ -214,7 +214,7 @@ class Dataset(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     # How to make it: image_size, test_fraction, seed.
     options: Mapped[dict[str, Any]] = mapped_column(JSON)
-    upload_bytes: Mapped[int] = mapped_column(Integer)
+    upload_bytes: Mapped[int] = mapped_column(BigInteger)
     # The upload in the artifact store, until it is decoded (or fails); None before it is
     # stored, and for a dataset uploaded before it went to the store (under DATA_DIR/datasets/).
     upload_key: Mapped[str | None] = mapped_column(String(500))

@@ -126,3 +126,17 @@ def test_a_stopping_worker_hands_the_dataset_back_without_counting(migrated_env:
     ready = shown()
     assert (ready.status, ready.attempts, ready.classes) == ("ready", 1, ["a", "b"])
     assert outcomes() == [(1, "w2", "ready", None)]
+
+
+def test_an_upload_past_2_gib_is_recorded_with_its_size() -> None:
+    size = 3 * 1024**3  # past a 32-bit integer: TRAINSERVE_MAX_DATASET_BYTES has no bound
+    with session_scope(write=True) as session:
+        create_dataset(
+            session,
+            DATASET_ID,
+            name="big.zip",
+            kind="images",
+            options={},
+            upload=Published(f"datasets/{DATASET_ID}/upload", size, "0" * 64),
+        )
+    assert shown().upload_bytes == size

@@ -1,8 +1,9 @@
 """The process that decodes one uploaded dataset, apart from its worker (`python -m
 workers.decoder`): an upload that crashes the decoder or exhausts memory takes down this process
 only, and the worker reports how it died. It reads the dataset to decode as JSON on stdin and
-answers one JSON line on stdout: {"result": {...}}, {"error": "<message for the user>"}, or
-{"store_failed": "<message>"} when the artifact store could not be used."""
+answers one JSON line on stdout: {"result": {...}}, {"error": "<message for the user>"},
+{"store_failed": "<message>"} when the artifact store could not be used, or {"store_refused":
+"<message>"} when it refused the request (credentials, a missing bucket)."""
 
 import contextlib
 import errno
@@ -28,7 +29,14 @@ from app.parent_death import signal_when_parent_dies
 from app.settings import Settings, get_settings
 from app.storage.config import open_store
 from app.storage.outages import StoreOutageLog, retry_through_store_outages
-from app.storage.store import ArtifactDamaged, ArtifactMissing, ArtifactStore, Published, StoreError
+from app.storage.store import (
+    ArtifactDamaged,
+    ArtifactMissing,
+    ArtifactStore,
+    Published,
+    StoreError,
+    StoreRefused,
+)
 
 log = logging.getLogger("trainserve.worker")
 T = TypeVar("T")
@@ -112,13 +120,16 @@ class Decoding:
 
 def reply_for(settings: Settings, exc: Exception) -> dict[str, Any]:
     """The answer for a decoding that failed: {"error": what the user reads in the dataset's
-    `error`}, or {"store_failed": ...} when the store did (the dataset is tried again)."""
+    `error`}, or {"store_failed"/"store_refused": ...} when the store did (the dataset is tried
+    again)."""
     if isinstance(exc, ArchiveRejected | TableRejected):
         return {"error": str(exc)}
     if isinstance(exc, ArtifactDamaged):
         return {"error": f"its upload cannot be used: {exc}; upload it again"}
     if isinstance(exc, ArtifactMissing | FileNotFoundError):
         return {"error": f"its upload is gone ({exc}); upload it again"}
+    if isinstance(exc, StoreRefused):
+        return {"store_refused": str(exc)}
     if isinstance(exc, StoreError):
         return {"store_failed": str(exc)}
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:

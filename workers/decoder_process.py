@@ -23,13 +23,14 @@ WAIT_POLL_S = 0.2
 @dataclass(frozen=True)
 class DecoderReply:
     """What the decoding process answered, how it died (`died`: "was killed by SIGKILL..."),
-    why the artifact store could not be used (`store_failed`), or that the worker's stop ended
-    it."""
+    why the artifact store could not be used (`store_failed`) or refused it (`store_refused`),
+    or that the worker's stop ended it."""
 
     result: IngestResult | None = None
     error: str | None = None
     died: str | None = None
     store_failed: str | None = None
+    store_refused: str | None = None
     stopped: bool = False
 
 
@@ -88,6 +89,8 @@ def run_decoder(request: DecodeRequest, lease: DatasetLease, stop: threading.Eve
             return DecoderReply(result=IngestResult(**reply["result"]))
         if "store_failed" in reply:
             return DecoderReply(store_failed=str(reply["store_failed"]))
+        if "store_refused" in reply:
+            return DecoderReply(store_refused=str(reply["store_refused"]))
         return DecoderReply(error=str(reply["error"]))
     except (IndexError, ValueError, TypeError, KeyError):
         return DecoderReply(died=f"ended without an answer ({peak})")

@@ -27,6 +27,7 @@ from app.datasets.state import (
 from app.db import session_scope
 from app.models import DatasetStatus
 from app.settings import Settings
+from app.storage.health import StoreHealth
 from app.storage.store import ArtifactStore, StoreError
 from workers.decoder import DecodeRequest
 from workers.decoder_process import DecoderReply, run_decoder
@@ -47,8 +48,8 @@ class ClaimedDataset:
 class Ingest:
     """The datasets a worker decodes, with the settings and the artifact store they live in."""
 
-    def __init__(self, settings: Settings, store: ArtifactStore) -> None:
-        self.settings, self.store = settings, store
+    def __init__(self, settings: Settings, store: ArtifactStore, store_health: StoreHealth) -> None:
+        self.settings, self.store, self.store_health = settings, store, store_health
 
     def claim(self, owner: str) -> ClaimedDataset | None:
         """The oldest queued dataset, now ours to decode (the attempts of lost workers end
@@ -88,11 +89,18 @@ class Ingest:
             reply = run_decoder(dataset.request, lease, stop)
         except OSError as exc:  # no process to decode in (out of memory, of process slots...)
             reply = DecoderReply(died=f"could not be started ({exc})")
+        if reply.store_failed is not None or reply.store_refused is not None:
+            # Its answer of a moment ago may be stale: nothing is claimed before it is asked again.
+            self.store_health.forget()
         if reply.stopped:
-            with session_scope(write=True) as session:
-                released = release_dataset(session, lease)
-            if released:
-                log.info("dataset %s: the worker is stopping; queued again", dataset.id)
+            self._release(dataset, "the worker is stopping")
+            return
+        if reply.store_refused is not None:
+            # No fault of the upload, and waiting on it would not help: the attempt is not
+            # counted and the upload kept, to be decoded once the store takes the request.
+            log.error("dataset %s: %s", dataset.id, reply.store_refused)
+            self._release(dataset, "the artifact store refused the request")
+            stop.wait(self.settings.worker_poll_seconds)  # not claimed again at once
             return
         if reply.store_failed is not None:
             reply = DecoderReply(died=f"could not use the artifact store ({reply.store_failed})")
@@ -116,6 +124,13 @@ class Ingest:
                 return
             self._remove_upload(dataset.request)
             log.info("dataset %s ready: %s", dataset.id, reply.result.counts)
+
+    def _release(self, dataset: ClaimedDataset, why: str) -> None:
+        """Hand the dataset back to the queue, this attempt not counted."""
+        with session_scope(write=True) as session:
+            released = release_dataset(session, dataset.lease)
+        if released:
+            log.info("dataset %s: %s; queued again", dataset.id, why)
 
     def _died(self, dataset: ClaimedDataset, how: str) -> None:
         lease = dataset.lease

@@ -65,7 +65,6 @@ class Worker:
         self.offer = offer or detect_offer()
         self.stop = threading.Event()
         self.datasets = DatasetCache(settings, self.store)
-        self.ingest = Ingest(settings, self.store)
         self.current_job: int | None = None
         self.trained = TrainedImages()
         self._gone = threading.Event()
@@ -75,6 +74,7 @@ class Worker:
         # The worker's own writes (its record, claims): an outage is said once, not every second.
         self.outages = OutageLog(log, f"worker {self.worker_id}")
         self.store_health = StoreHealth(self.store, writes=True)
+        self.ingest = Ingest(settings, self.store, self.store_health)
         self.store_outages = StoreOutageLog(
             log, f"worker {self.worker_id}", "claiming no job until it answers"
         )

@@ -1,7 +1,9 @@
 """Removing files that no row refers to: uploads a crash left before their row was created, the
 folders of datasets, weights files and jobs whose rows are gone (a dataset's in the artifacts
-folder, and under the data folder from before the store), the exports of deleted model versions;
-with a bucket as the artifact store, its objects no row refers to (app/bucket_sweep.py).
+folder, and under the data folder from before the store), the exports of deleted model versions,
+the files in finished jobs' and datasets' folders that their row does not record
+(app/sweep_unrecorded.py); with a bucket as the artifact store, its objects no row refers to
+(app/bucket_sweep.py).
 
 It never removes what a row refers to, and leaves alone anything changed within the grace
 period: an upload being received and checked, a dataset folder whose row is being committed.
@@ -32,6 +34,7 @@ from app.models import JOB_ID_MAX, Dataset, Job, ModelVersion, RegisteredModel, 
 from app.settings import Settings
 from app.storage.local import LocalFolder
 from app.storage.store import ArtifactStore
+from app.sweep_unrecorded import unrecorded_files
 from app.weights.files import WEIGHTS_FOLDER
 from app.weights.ids import WEIGHTS_ID_PATTERN
 
@@ -52,7 +55,9 @@ class SweepReport:
 
     # uploads: left under incoming/ by a crash before their row; datasets, weights and jobs:
     # folders whose row is gone (a job's models, checkpoints and test predictions); exports: of
-    # deleted model versions; objects and multipart: of the bucket, when the artifacts are in one.
+    # deleted model versions; unrecorded: files in finished jobs' checkpoints and finished
+    # datasets' folders that no row records; objects and multipart: of the bucket, when the
+    # artifacts are in one.
     removed: Counter[str] = field(default_factory=Counter)
     bytes: int = 0
     bucket: str | None = None  # the bucket swept, as its store names it
@@ -85,7 +90,8 @@ class SweepReport:
             f"{counts['uploads']} unfinished upload(s), {counts['datasets']} folder(s) of "
             f"deleted datasets, {counts['weights']} folder(s) of deleted weights files, "
             f"{counts['jobs']} folder(s) of deleted jobs, {counts['exports']} export folder(s) "
-            f"of deleted model versions{in_bucket}: {self.bytes} bytes"
+            f"of deleted model versions, {counts['unrecorded']} unrecorded file(s) of finished "
+            f"jobs and datasets{in_bucket}: {self.bytes} bytes"
         )
 
 
@@ -127,8 +133,8 @@ def _sweep_uploads(
 def _sweep_artifacts_folder(
     session: Session, artifacts_dir: Path, cutoff: float, report: SweepReport
 ) -> None:
-    """The folders of deleted jobs, datasets and weights files, and the exports of deleted
-    model versions."""
+    """The folders of deleted jobs, datasets and weights files, the exports of deleted model
+    versions, and the files finished jobs and datasets do not record."""
     for entry in _children(artifacts_dir / JOBS_FOLDER):
         if (
             entry.name.isdigit()
@@ -149,6 +155,9 @@ def _sweep_artifacts_folder(
             ):
                 report.remove("exports", entry)
         _remove_if_empty(model_folder, cutoff)
+    for path in unrecorded_files(session, artifacts_dir):
+        if _settled(path, cutoff):
+            report.remove("unrecorded", path)
 
 
 def _sweep_bucket(store: ArtifactStore, cutoff: float, report: SweepReport) -> None:

@@ -116,8 +116,8 @@ def test_the_sweep_removes_only_what_no_row_refers_to(
     assert str(swept) == (
         "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted "
         "weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted model "
-        "versions, 8 object(s) no row refers to and 0 "
-        f"unfinished multipart upload(s) in the {store.description}: 80 bytes"
+        "versions, 0 unrecorded file(s) of finished jobs and datasets, 8 object(s) no row "
+        f"refers to and 0 unfinished multipart upload(s) in the {store.description}: 80 bytes"
     )
     assert s3_bucket.stored_keys() == sorted(KEPT)
     # Begun a moment ago: perhaps still under way, kept for a day.
@@ -152,8 +152,9 @@ def test_trainserve_gc_sweeps_the_bucket_after_its_grace_period(
     env = dict(os.environ)
     swept = "removed 0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
     swept += "deleted weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted "
-    swept += "model versions, {} object(s) no row refers to and 0 unfinished multipart "
-    swept += f"upload(s) in the {store.description}: {{}} bytes\n"
+    swept += "model versions, 0 unrecorded file(s) of finished jobs and datasets, {} object(s) "
+    swept += "no row refers to and 0 unfinished multipart upload(s) in the "
+    swept += f"{store.description}: {{}} bytes\n"
     # Within the grace period (an hour): perhaps a file whose row is being written, kept.
     kept = subprocess.run([TRAINSERVE, "gc"], env=env, capture_output=True, text=True)
     assert (kept.returncode, kept.stdout) == (0, swept.format(0, 0)), kept.stderr

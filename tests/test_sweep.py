@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.datasets.state import create_dataset
 from app.db import session_scope
-from app.models import Job, JobStatus, ModelVersion, RegisteredModel
+from app.models import Dataset, DatasetStatus, Job, JobStatus, ModelVersion, RegisteredModel
 from app.storage.store import Published
 from app.sweep import sweep_unreferenced_files
 from tests.conftest import Env
@@ -93,7 +93,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     assert str(report) == (
         "1 unfinished upload(s), 2 folder(s) of deleted datasets, 1 folder(s) of deleted "
         "weights files, 1 folder(s) of deleted jobs, 2 export folder(s) of deleted model "
-        "versions: 84 bytes"
+        "versions, 0 unrecorded file(s) of finished jobs and datasets: 84 bytes"
     )
     assert files(data) == [
         "cifar-10-batches-py/data_batch_1",
@@ -115,7 +115,7 @@ def test_it_removes_what_no_row_refers_to_and_nothing_else(migrated_env: Env) ->
     assert (str(again), (artifacts / "exports/gone").exists()) == (
         "0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of deleted "
         "weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted model "
-        "versions: 0 bytes",
+        "versions, 0 unrecorded file(s) of finished jobs and datasets: 0 bytes",
         False,
     )
 
@@ -135,3 +135,83 @@ def test_what_changed_within_the_grace_period_is_left_alone(migrated_env: Env) -
     swept = sweep_unreferenced_files(data, artifacts, grace_s=0)
     assert (swept.bytes, dict(swept.removed)) == (36, {"uploads": 1, "datasets": 1, "jobs": 1})
     assert files(data) == files(artifacts) == []
+
+
+def add_dataset(dataset_id: str, status: str, tensors_key: str | None = None) -> None:
+    """A dataset row in `status` whose upload (recorded until it is decoded or fails) is
+    `datasets/<id>/upload`."""
+    with session_scope(write=True) as session:
+        upload = Published(f"datasets/{dataset_id}/upload", 1, "0" * 64)
+        create_dataset(session, dataset_id, name="a.zip", kind="images", options={}, upload=upload)
+        dataset = session.get(Dataset, dataset_id)
+        assert dataset is not None
+        dataset.status = status
+        if status in (DatasetStatus.READY, DatasetStatus.FAILED):
+            dataset.upload_key = None
+        dataset.tensors_key = tensors_key
+
+
+def record_checkpoints(job_id: int, *keys: str) -> None:
+    with session_scope(write=True) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        job.checkpoint_key, job.previous_checkpoint_key = keys
+
+
+def test_files_a_finished_row_does_not_record_go_and_unfinished_folders_stay_whole(
+    migrated_env: Env,
+) -> None:
+    data, artifacts = migrated_env.data_dir, migrated_env.artifacts_dir
+    add_dataset(
+        "ds-000000000001", DatasetStatus.READY, "datasets/ds-000000000001/images-attempt2.pt"
+    )
+    add_dataset("ds-000000000002", DatasetStatus.FAILED)
+    add_dataset("ds-000000000003", DatasetStatus.INGESTING)
+    add_dataset("ds-000000000004", DatasetStatus.QUEUED)
+    for job_id, status in enumerate(
+        [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RUNNING, JobStatus.QUEUED], start=1
+    ):
+        add_job(status, job_id)
+    record_checkpoints(1, "jobs/1/checkpoints/b.pt", "jobs/1/checkpoints/a.pt")
+    # Recorded, or in an unfinished row's folder: kept.
+    write(artifacts / "datasets/ds-000000000001/images-attempt2.pt", 100)
+    write(artifacts / "jobs/1/model-attempt1.pt", 100)
+    write(artifacts / "jobs/1/checkpoints/a.pt", 100)
+    write(artifacts / "jobs/1/checkpoints/b.pt", 100)
+    write(artifacts / "jobs/2/model-attempt1.pt", 100)  # not a checkpoint: not this rule's
+    for unfinished in ("datasets/ds-000000000003", "datasets/ds-000000000004", "jobs/3", "jobs/4"):
+        write(artifacts / unfinished / "checkpoints/c.pt", 100)
+        write(artifacts / unfinished / "images-attempt1.pt", 100)
+    # Recorded by no finished row: removed.
+    write(artifacts / "datasets/ds-000000000001/images-attempt1.pt", 3)  # a killed attempt's
+    write(artifacts / "datasets/ds-000000000001/upload", 5)  # decoded: not removed by its worker
+    write(artifacts / "datasets/ds-000000000001/.upload.0123abcd.tmp", 7)  # staged by a crash
+    write(artifacts / "datasets/ds-000000000002/images-attempt1.pt", 11)
+    write(artifacts / "jobs/1/checkpoints/c.pt", 13)  # written, its worker killed before recording
+    write(artifacts / "jobs/2/checkpoints/a.pt", 17)  # a failed job records none
+    age(artifacts, 2 * HOUR_S)
+    write(artifacts / "jobs/2/checkpoints/d.pt", 19)  # unrecorded but recent: kept for now
+
+    report = sweep_unreferenced_files(data, artifacts, grace_s=HOUR_S)
+
+    assert (dict(report.removed), report.bytes) == ({"unrecorded": 6}, 56)
+    assert str(report).endswith(
+        "0 export folder(s) of deleted model versions, 6 unrecorded file(s) of finished jobs and "
+        "datasets: 56 bytes"
+    )
+    assert files(artifacts) == [
+        "datasets/ds-000000000001/images-attempt2.pt",
+        "datasets/ds-000000000003/checkpoints/c.pt",
+        "datasets/ds-000000000003/images-attempt1.pt",
+        "datasets/ds-000000000004/checkpoints/c.pt",
+        "datasets/ds-000000000004/images-attempt1.pt",
+        "jobs/1/checkpoints/a.pt",
+        "jobs/1/checkpoints/b.pt",
+        "jobs/1/model-attempt1.pt",
+        "jobs/2/checkpoints/d.pt",
+        "jobs/2/model-attempt1.pt",
+        "jobs/3/checkpoints/c.pt",
+        "jobs/3/images-attempt1.pt",
+        "jobs/4/checkpoints/c.pt",
+        "jobs/4/images-attempt1.pt",
+    ]

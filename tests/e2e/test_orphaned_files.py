@@ -42,14 +42,15 @@ def post_in_background(url: str, body: bytes) -> threading.Thread:
 SWEPT = re.compile(
     r"sweep removed (\d+) unfinished upload\(s\), (\d+) folder\(s\) of deleted datasets, "
     r"(\d+) folder\(s\) of deleted weights files, (\d+) folder\(s\) of deleted jobs, "
-    r"(\d+) export folder\(s\) of deleted model versions: (\d+) bytes"
+    r"(\d+) export folder\(s\) of deleted model versions, (\d+) unrecorded file\(s\) of "
+    r"finished jobs and datasets: (\d+) bytes"
 )
 
 
 def swept(log: str) -> list[int]:
     """What the sweeps logged in `log` removed, added up: uploads, dataset folders, weights
-    folders, job folders, export folders, bytes."""
-    totals = [0] * 6
+    folders, job folders, export folders, unrecorded files, bytes."""
+    totals = [0] * 7
     for found in SWEPT.finditer(log):
         totals = [total + int(n) for total, n in zip(totals, found.groups(), strict=True)]
     return totals
@@ -80,7 +81,7 @@ def test_an_upload_orphaned_by_a_killed_api_is_swept_at_the_next_start(
     restarted.wait_for_log(
         "sweep removed 0 unfinished upload(s), 1 folder(s) of deleted datasets, 0 folder(s) of "
         "deleted weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted "
-        f"model versions: {UPLOAD_BYTES} bytes"
+        f"model versions, 0 unrecorded file(s) of finished jobs and datasets: {UPLOAD_BYTES} bytes"
     )
     assert files(env.artifacts_dir) == []
     with service.client() as client:
@@ -125,7 +126,7 @@ def test_sweeps_while_jobs_run_remove_orphans_only(
         age(orphan.parent, HOUR_S)
     wait_for(lambda: not any(o.exists() for o in orphans), 30, "orphans were left")
     # Planted one after another while sweeps run every 0.5 s: one sweep or several took them.
-    assert swept(api.log()[logged:]) == [1, 1, 0, 1, 1, 36]
+    assert swept(api.log()[logged:]) == [1, 1, 0, 1, 1, 0, 36]
     # Uploads arrive while sweeps run, and are decoded.
     arriving = upload(client, colour_archive(tmp_path / "more.zip", per_class=4))
     assert final(client, arriving)["status"] == "ready"
@@ -164,11 +165,11 @@ def test_the_sweep_command_says_what_it_removed(env: Env, service: Service) -> N
     assert sweep() == (  # within the default grace period of an hour: all kept
         "removed 0 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
         "deleted weights files, 0 folder(s) of deleted jobs, 0 export folder(s) of deleted "
-        "model versions: 0 bytes\n"
+        "model versions, 0 unrecorded file(s) of finished jobs and datasets: 0 bytes\n"
     )
     assert sweep("--grace", "0") == (
         "removed 1 unfinished upload(s), 0 folder(s) of deleted datasets, 0 folder(s) of "
         "deleted weights files, 1 folder(s) of deleted jobs, 0 export folder(s) of deleted "
-        "model versions: 16 bytes\n"
+        "model versions, 0 unrecorded file(s) of finished jobs and datasets: 16 bytes\n"
     )
     assert files(env.data_dir) == files(env.artifacts_dir) == []

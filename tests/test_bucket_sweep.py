@@ -33,6 +33,10 @@ KEPT = [
     # A decoding dataset's upload, and tensors published and not yet recorded: untouched.
     "datasets/ds-000000000002/upload",
     "datasets/ds-000000000002/images-attempt1.pt",
+    # A queued dataset whose decoder died (attempts 2): its upload, for the next attempt, and
+    # all else in its folder (a worker may claim it and publish there at any moment).
+    "datasets/ds-000000000004/upload",
+    "datasets/ds-000000000004/images-attempt1.pt",
 ]
 ORPHANS = [
     "datasets/ds-000000000001/images-attempt1.pt",  # of an attempt killed before recording them
@@ -73,6 +77,7 @@ def add_rows() -> None:
         for dataset_id, state, keys in (
             ("ds-000000000001", DatasetStatus.READY, {"tensors_key": KEPT[7]}),
             ("ds-000000000002", DatasetStatus.INGESTING, {"upload_key": KEPT[8]}),
+            ("ds-000000000004", DatasetStatus.QUEUED, {"upload_key": KEPT[10], "attempts": 2}),
         ):
             session.add(
                 Dataset(

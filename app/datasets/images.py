@@ -1,7 +1,7 @@
 """One image of a dataset as training reads it: an uploaded dataset's decoded tensors (from the
-artifact store, verified by their sha256 once per process, then memory-mapped), or a CIFAR-10
-batch under the data folder. Only keys and paths made from settings and a dataset row found in
-the database are ever opened."""
+artifact store, verified by their sha256 once per process, then memory-mapped: app/datasets/
+mapped.py), or a CIFAR-10 batch under the data folder. Only keys and paths made from settings
+and a dataset row found in the database are ever opened."""
 
 import threading
 from functools import lru_cache
@@ -11,7 +11,8 @@ from typing import Literal
 import torch
 from sqlalchemy.orm import Session
 
-from app.datasets.tensors import DecodedTensors, open_tensors
+from app.datasets.mapped import MAPPED_TENSORS
+from app.datasets.tensors import DecodedTensors
 from app.datasets.usage import find_dataset
 from app.errors import Conflict, NotFound, Unavailable
 from app.ml.cifar10 import FOLDER_NAME, META_FILE, TEST_FILE, TRAIN_FILES, DatasetError, read_batch
@@ -24,8 +25,6 @@ CIFAR10 = "cifar10"
 # Decoded CIFAR-10 batches kept by the API (about 30 MB each): the test batch a gallery reads,
 # and one more.
 CIFAR_BATCHES_KEPT = 2
-# Uploaded datasets whose tensors the API keeps mapped: memory-mapped, they cost the pages read.
-MAPPED_DATASETS_KEPT = 8
 
 FileIdentity = tuple[int, int]  # size and modification time: a replaced file is read again
 _CIFAR_DECODING = threading.Lock()
@@ -53,25 +52,13 @@ def dataset_image(
     if dataset.kind == "tabular":
         raise NotFound(f"dataset {dataset_id} is a table: it has rows, not images")
     try:
-        payload = _mapped_tensors(store, data_dir, DecodedTensors.of(dataset))
+        payload = MAPPED_TENSORS.get(store, data_dir, DecodedTensors.of(dataset))
     except DatasetError as exc:
         raise NotFound(f"dataset {dataset_id}'s images are gone: {exc}") from None
     except StoreError as exc:  # damaged, or the store does not answer
         raise Unavailable(f"dataset {dataset_id}'s images cannot be read: {exc}") from None
     images: torch.Tensor = payload[f"{split}_images"]
     return _at(images, index, f"dataset {dataset_id}'s {split} split").clone()
-
-
-@lru_cache(maxsize=MAPPED_DATASETS_KEPT)
-def _mapped_tensors(
-    store: ArtifactStore, data_dir: Path, tensors: DecodedTensors
-) -> dict[str, torch.Tensor]:
-    # Checked once, when mapped: a file under a key is never written again. Memory-mapped, only
-    # the pages of the images served are read; the mapping outlives the file's closing (and its
-    # eviction from a bucket's cache).
-    with open_tensors(store, data_dir, tensors) as path:
-        payload: dict[str, torch.Tensor] = torch.load(path, mmap=True, weights_only=True)
-    return payload
 
 
 def _at(images: torch.Tensor, index: int, where: str) -> torch.Tensor:

@@ -7,6 +7,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from app.datasets.files import dataset_prefix, legacy_folder
+from app.datasets.mapped import MAPPED_TENSORS
 from app.db import session_scope
 from app.errors import Conflict, InvalidInput, NotFound
 from app.jobs.unfinished import refuse_while_needed
@@ -54,6 +55,7 @@ def remove_dataset(store: ArtifactStore, data_dir: Path, dataset_id: str) -> Non
             session, f"dataset {dataset_id}", Job.config["dataset"].as_string() == dataset_id
         )
         session.delete(dataset)
+    MAPPED_TENSORS.forget(dataset_id)  # else its file's disk stays held while mapped
     shutil.rmtree(legacy_folder(data_dir, dataset_id), ignore_errors=True)
     with contextlib.suppress(StoreError):  # else the sweep removes them: no row refers to them
         store.delete_prefix(dataset_prefix(dataset_id))

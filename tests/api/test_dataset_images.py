@@ -17,6 +17,7 @@ from tests.api.conftest import refusal
 from tests.api.test_datasets import colour_archive, tensors_key, upload
 from tests.api.test_tabular import ready, small_table, upload_csv
 from tests.conftest import Env, synthetic_split, write_cifar_layout
+from tests.datasets.test_mapped import mapped_files
 from workers.worker import Worker
 
 
@@ -92,7 +93,10 @@ def test_an_uploaded_dataset_s_images_are_its_stored_tensors(
         f"dataset {dataset['id']}'s test split has 6 images: index 6 is not among 0 to 5",
     )
 
+    tensors = str(env.artifacts_dir / tensors_key(dataset["id"]))
+    assert tensors in mapped_files()
     client.delete(f"/datasets/{dataset['id']}")
+    assert [f for f in mapped_files() if f.startswith(tensors)] == []  # its disk is freed
     assert refusal(client.get(f"{url}/test/0.png")) == (
         404,
         f"dataset {dataset['id']} not found",

@@ -167,6 +167,12 @@ def _sweep_bucket(store: ArtifactStore, cutoff: float, report: SweepReport) -> N
 
     assert isinstance(store, Bucket)
     swept = sweep_bucket(store, cutoff)
+    if stale := store.cache.remove_temporaries(cutoff):
+        log.info(
+            "sweep removed %d stale download(s) and staged upload(s) from %s",
+            stale,
+            store.cache.folder,
+        )
     report.bucket = store.description
     report.removed += Counter(objects=swept.objects, multipart=swept.uploads)
     report.bytes += swept.bytes

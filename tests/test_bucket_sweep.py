@@ -112,8 +112,16 @@ def test_the_sweep_removes_only_what_no_row_refers_to(
         )
     data, artifacts = migrated_env.data_dir, migrated_env.artifacts_dir
 
+    # An API killed mid-upload leaves its staged file in the cache folder: gone once stale.
+    assert isinstance(store, Bucket)
+    stale, fresh = store.cache.temporary_path(), store.cache.temporary_path()
+    stale.write_bytes(b"half an archive")
+    fresh.write_bytes(b"an archive arriving")
+    os.utime(stale, (time.time() - 2 * HOUR_S, time.time() - 2 * HOUR_S))
+
     kept = sweep_unreferenced_files(data, artifacts, HOUR_S, store)
     assert (kept.bytes, dict(kept.removed)) == (0, {})
+    assert (stale.exists(), fresh.exists()) == (False, True)
     assert s3_bucket.stored_keys() == sorted(KEPT + ORPHANS)
 
     time.sleep(1.1)  # the server's times are in whole seconds

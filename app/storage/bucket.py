@@ -280,7 +280,7 @@ class Bucket(ArtifactStore):
             raise self._failed(f"could not abort the upload of {upload.key}", exc) from exc
 
     def remove_staged(self, prefix: str) -> None:
-        pass  # staged in the cache folder, whose stale temporaries its eviction removes
+        pass  # staged in the cache folder, whose stale temporaries the sweep removes
 
     def problem(self, *, writes: bool = False) -> str | None:
         # Listing checks the endpoint, the credentials, the bucket and the right to list at once;

@@ -86,23 +86,30 @@ class FileCache:
     def evict(self) -> None:
         """Remove least recently used files until the cache fits its size, skipping the ones
         open anywhere on this machine; and temporaries a killed process left."""
-        entries, now = [], time.time()
+        self.remove_temporaries(time.time() - STALE_TEMPORARY_S)
+        entries = []
         for path in self.folder.iterdir():
             with contextlib.suppress(FileNotFoundError):
-                status = path.stat()
                 if _SHA256.match(path.name):
+                    status = path.stat()
                     entries.append((status.st_mtime, status.st_size, path))
-                elif (
-                    path.name.startswith(PARTIAL_PREFIX)
-                    and status.st_mtime < now - STALE_TEMPORARY_S
-                ):
-                    path.unlink()
         total = sum(size for _, size, _ in entries)
         for _, size, path in sorted(entries):
             if total <= self.max_bytes:
                 break
             if _remove_unless_open(path):
                 total -= size
+
+    def remove_temporaries(self, cutoff: float) -> int:
+        """Remove the downloads and staged uploads last written before `cutoff` (POSIX time):
+        a killed process's (an API killed mid-upload leaves up to a whole archive). How many."""
+        removed = 0
+        for path in self.folder.glob(f"{PARTIAL_PREFIX}*"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed
 
     def size(self) -> int:
         """The bytes of the cached files."""

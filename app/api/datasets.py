@@ -69,8 +69,9 @@ def upload_dataset(
     reason); a worker then decodes it once (status `queued`, `ingesting`, then `ready` or
     `failed`). A CSV (comma, semicolon or tab separated) needs `target`; its other columns,
     but those in `drop`, are the numeric features, standardised with the training split's
-    statistics. The upload is streamed to the artifact store as it arrives, never held in
-    memory whole."""
+    statistics. The request's body is spooled to a temporary file as it arrives, copied to a
+    staged file, checked there, then published to the artifact store: never held in memory
+    whole."""
     options = UploadOptions(
         image_size=image_size, test_fraction=test_fraction, seed=seed, target=target, drop=drop
     )

@@ -52,7 +52,7 @@ def open_tensors(store: ArtifactStore, data_dir: Path, tensors: DecodedTensors) 
             raise DatasetError(
                 f"dataset {tensors.dataset_id} was decoded before datasets went to the artifact "
                 f"store, and its tensors are not on this machine's disk ({path}): upload it "
-                "again, or run this worker where TRAINSERVE_DATA_DIR holds them"
+                "again, or run this process where TRAINSERVE_DATA_DIR holds them"
             )
         yield path
         return

@@ -1,5 +1,6 @@
-"""Accepting an uploaded dataset: streamed to the artifact store as it arrives (never whole in
-memory), checked at once (layout, safety, columns), queued for a worker to decode; nothing is
+"""Accepting an uploaded dataset: its body, spooled by Starlette to a temporary file as it
+arrives, is copied to a staged file (never whole in memory), checked at once there (layout,
+safety, columns), published to the artifact store and queued for a worker to decode; nothing is
 left behind when it is refused (app/storage/uploads.py).
 
 The upload is published under its key before the transaction that creates its row, which

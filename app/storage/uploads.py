@@ -1,6 +1,7 @@
-"""An upload received into the artifact store: streamed to a staged file as it arrives, in
-chunks (never whole in memory: a 1 GiB archive costs the process a chunk), checked by the
-caller, then published; nothing is left behind when it is refused or fails.
+"""An upload received into the artifact store: copied in chunks from the temporary file Starlette
+spooled the request's body to (never whole in memory: a 1 GiB archive costs the process a
+chunk) to a staged file, checked there by the caller, then published; nothing is left behind
+when it is refused or fails.
 
 The file is published under its key before the transaction that creates its row: a crash leaves
 a row with its file, or a file no row refers to, which the sweep removes (app/sweep.py).

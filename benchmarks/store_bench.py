@@ -21,7 +21,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -128,7 +128,7 @@ def timed_read(store: ArtifactStore, key: str, sha256: str) -> float:
 
 
 def report(
-    stores: dict[str, object],
+    stores: Iterable[str],
     sizes: list[float],
     writes: dict[tuple[str, float], list[float]],
     reads: dict[tuple[str, float], list[float]],

@@ -38,11 +38,13 @@ def key_of(tensors: DecodedTensors) -> str:
     return tensors.key
 
 
-def mapped_files() -> list[str]:
-    """The files this process has memory-mapped now (`(deleted)` after a removed one's name)."""
+def mapped_files(under: Path) -> list[str]:
+    """The files under `under` this process has memory-mapped now (`(deleted)` after a removed
+    one's name); not those that other tests in this process mapped."""
     gc.collect()  # a mapping goes with the last tensor that uses it
     lines = Path("/proc/self/maps").read_text().splitlines()
-    return sorted({line.split(maxsplit=5)[5] for line in lines if ".pt" in line})
+    names = {parts[5] for parts in (line.split(maxsplit=5) for line in lines) if len(parts) == 6}
+    return sorted(name for name in names if name.startswith(f"{under}/"))
 
 
 def open_files(under: Path) -> list[str]:
@@ -61,7 +63,7 @@ def test_at_most_the_bytes_kept_least_recently_used_let_go_first(tmp_path: Path)
     mapped = MappedTensors(max_bytes=size + size // 2)
     assert mapped.get(store, tmp_path, a)["test_images"][0, 0, 0, 0] == 4
     assert mapped.get(store, tmp_path, b)["test_images"][0, 0, 0, 0] == 5
-    assert (mapped.mapped_bytes(), mapped_files()) == (size, [str(tmp_path / key_of(b))])
+    assert (mapped.mapped_bytes(), mapped_files(tmp_path)) == (size, [str(tmp_path / key_of(b))])
 
 
 def test_a_removed_file_is_let_go_so_that_its_disk_is_freed(tmp_path: Path) -> None:
@@ -70,13 +72,16 @@ def test_a_removed_file_is_let_go_so_that_its_disk_is_freed(tmp_path: Path) -> N
     mapped = MappedTensors()
     for tensors in (a, b, c):
         mapped.get(store, tmp_path, tensors)
-    assert mapped_files() == [str(tmp_path / key_of(t)) for t in (a, b, c)]
+    assert mapped_files(tmp_path) == [str(tmp_path / key_of(t)) for t in (a, b, c)]
 
     mapped.forget("ds-a")  # deleted by this process
     store.delete(key_of(b))  # deleted by another API process: noticed at the next request
-    assert mapped_files() == [f"{tmp_path / key_of(b)} (deleted)", str(tmp_path / key_of(c))]
+    assert mapped_files(tmp_path) == [
+        f"{tmp_path / key_of(b)} (deleted)",
+        str(tmp_path / key_of(c)),
+    ]
     mapped.get(store, tmp_path, c)
-    assert mapped_files() == [str(tmp_path / key_of(c))]
+    assert mapped_files(tmp_path) == [str(tmp_path / key_of(c))]
     assert open_files(tmp_path) == [str(tmp_path / key_of(c))]
 
 

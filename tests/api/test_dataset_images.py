@@ -96,7 +96,8 @@ def test_an_uploaded_dataset_s_images_are_its_stored_tensors(
     tensors = str(env.artifacts_dir / tensors_key(dataset["id"]))
     assert tensors in mapped_files(env.artifacts_dir)
     client.delete(f"/datasets/{dataset['id']}")
-    assert [f for f in mapped_files(env.artifacts_dir) if f.startswith(tensors)] == []  # its disk is freed
+    # Its disk is freed.
+    assert [f for f in mapped_files(env.artifacts_dir) if f.startswith(tensors)] == []
     assert refusal(client.get(f"{url}/test/0.png")) == (
         404,
         f"dataset {dataset['id']} not found",

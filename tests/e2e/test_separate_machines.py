@@ -59,6 +59,9 @@ def local_files(env: Env, pattern: str) -> list[Path]:
     return [p for name in ("api", "first", "second") for p in (env.root / name).rglob(pattern)]
 
 
+# Machines of their own share a database server: PostgreSQL's pass runs this (SQLite's, one
+# machine, runs the rest of the suite against a bucket of its own where a test asks for one).
+@pytest.mark.database("postgresql")
 def test_machines_sharing_only_the_database_and_a_bucket(
     env: Env, s3_bucket: S3Bucket, service: Service
 ) -> None:
@@ -147,6 +150,7 @@ def loss_difference(client: httpx.Client, job_id: int, reference: dict[str, Any]
     return max(abs(a - b["loss"]) for a, b in zip(losses, reference["loss_history"], strict=True))
 
 
+@pytest.mark.database("sqlite")  # about the bucket and the worker, not the database
 def test_a_worker_killed_mid_upload_of_a_checkpoint_leaves_the_one_before(
     env: Env, s3_bucket: S3Bucket, service: Service
 ) -> None:

@@ -17,11 +17,8 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-import boto3
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from app.storage.bucket_errors import (
@@ -34,6 +31,7 @@ from app.storage.bucket_errors import (
 )
 from app.storage.cache import FileCache
 from app.storage.locations import parse_bucket_url, without_credentials
+from app.storage.s3_clients import RETRIES, s3_clients
 from app.storage.store import (
     ArtifactMissing,
     ArtifactStore,
@@ -52,14 +50,6 @@ from app.storage.store import (
 log = logging.getLogger("trainserve.storage")
 
 SHA256_METADATA = "sha256"  # x-amz-meta-sha256
-MAX_TRANSFER_THREADS = 4
-RETRIES = 5
-PROBE_CONNECT_TIMEOUT_S = 3
-PROBE_READ_TIMEOUT_S = 5
-# Every other request: a server that stopped answering is an error (then retried, then an outage
-# the worker waits out) rather than a thread blocked for botocore's default of minutes.
-CONNECT_TIMEOUT_S = 10
-READ_TIMEOUT_S = 60
 DELETE_BATCH = 1000  # the most keys one DeleteObjects takes
 # A tiny object the worker's probe writes and deletes: a credential that may list but not
 # write is caught before a job is claimed, not at its first checkpoint.
@@ -79,37 +69,8 @@ class Bucket(ArtifactStore):
     ) -> None:
         self.bucket, self.prefix = parse_bucket_url(url)
         self.cache = cache
-        session = boto3.session.Session()
-
-        def client(**config: Any) -> Any:
-            # endpoint_url None: boto3 reads AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS.
-            # Checksums only where S3 requires them: botocore's default (since 1.36) sends and
-            # expects CRC32 headers that MinIO, Ceph and older servers refuse or leave out.
-            options = Config(
-                s3={"addressing_style": addressing_style},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                **config,
-            )
-            return session.client("s3", endpoint_url=endpoint_url or None, config=options)
-
-        self.client = client(
-            retries={"mode": "standard", "max_attempts": attempts},
-            max_pool_connections=2 * MAX_TRANSFER_THREADS,
-            connect_timeout=CONNECT_TIMEOUT_S,
-            read_timeout=READ_TIMEOUT_S,
-        )
-        # The health probe answers fast: one try, short timeouts.
-        self.probe = client(
-            retries={"mode": "standard", "max_attempts": 1},
-            connect_timeout=PROBE_CONNECT_TIMEOUT_S,
-            read_timeout=PROBE_READ_TIMEOUT_S,
-        )
-        self.transfer = TransferConfig(
-            multipart_threshold=multipart_threshold_bytes,
-            multipart_chunksize=multipart_threshold_bytes,
-            max_concurrency=MAX_TRANSFER_THREADS,
-        )
+        clients = s3_clients(endpoint_url, addressing_style, multipart_threshold_bytes, attempts)
+        self.client, self.probe, self.transfer = clients.requests, clients.probe, clients.transfer
         location = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         # Named in logs, job errors and /readyz: never with credentials (AWS_ENDPOINT_URL may
         # hold them; the settings refuse them in TRAINSERVE_S3_ENDPOINT_URL).

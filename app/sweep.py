@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import select
@@ -155,7 +156,8 @@ def _sweep_artifacts_folder(
             ):
                 report.remove("exports", entry)
         _remove_if_empty(model_folder, cutoff)
-    for path in unrecorded_files(session, artifacts_dir):
+    finished_before = datetime.fromtimestamp(cutoff, UTC)
+    for path in unrecorded_files(session, artifacts_dir, finished_before):
         if _settled(path, cutoff):
             report.remove("unrecorded", path)
 

@@ -6,6 +6,7 @@ neither queued nor running: an unfinished one's worker may be about to record wh
 (With a bucket, app/bucket_sweep.py finds the same objects.)"""
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -18,21 +19,37 @@ UNFINISHED_JOBS = (JobStatus.QUEUED, JobStatus.RUNNING)
 FINISHED_DATASETS = (DatasetStatus.READY, DatasetStatus.FAILED)
 
 
-def unrecorded_files(session: Session, artifacts_dir: Path) -> Iterator[Path]:
-    """The files under finished jobs' checkpoints and finished datasets' folders that their
-    row does not record (whatever their age: the caller leaves recent ones alone)."""
+def unrecorded_files(
+    session: Session, artifacts_dir: Path, finished_before: datetime
+) -> Iterator[Path]:
+    """The files under the checkpoints of jobs and in the folders of datasets that finished
+    before `finished_before` that their row does not record (whatever the files' age: the
+    caller leaves recent ones alone). One finished since is left to its worker, which removes
+    them itself right after it records the end."""
     for folder in _folders(artifacts_dir / JOBS_FOLDER):
         if not folder.name.isdigit() or int(folder.name) > JOB_ID_MAX:
             continue
         job = session.get(Job, int(folder.name))
-        if job is not None and job.status not in UNFINISHED_JOBS:
+        if (
+            job is not None
+            and job.status not in UNFINISHED_JOBS
+            and _finished(job.finished_at, finished_before)
+        ):
             recorded = {job.checkpoint_key, job.previous_checkpoint_key}
             yield from _not_among(artifacts_dir, checkpoint_prefix(job.id), recorded)
     for folder in _folders(artifacts_dir / DATASETS_FOLDER):
         dataset = session.get(Dataset, folder.name)
-        if dataset is not None and dataset.status in FINISHED_DATASETS:
+        if (
+            dataset is not None
+            and dataset.status in FINISHED_DATASETS
+            and _finished(dataset.finished_at, finished_before)
+        ):
             recorded = {dataset.upload_key, dataset.tensors_key}
             yield from _not_among(artifacts_dir, dataset_prefix(dataset.id), recorded)
+
+
+def _finished(at: datetime | None, before: datetime) -> bool:
+    return at is None or at < before  # None: a row from before finish times were kept
 
 
 def _not_among(artifacts_dir: Path, prefix: str, keys: set[str | None]) -> Iterator[Path]:

@@ -3,10 +3,11 @@ period, and nothing else: real files on disk, real rows in the migrated database
 
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 
 from app.datasets.state import create_dataset
-from app.db import session_scope
+from app.db import session_scope, utcnow
 from app.models import Dataset, DatasetStatus, Job, JobStatus, ModelVersion, RegisteredModel
 from app.storage.store import Published
 from app.sweep import sweep_unreferenced_files
@@ -32,9 +33,11 @@ def files(root: Path) -> list[str]:
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
 
 
-def add_job(status: str, job_id: int) -> None:
+def add_job(status: str, job_id: int, finished_at: datetime | None = None) -> None:
     with session_scope(write=True) as session:
-        session.add(Job(id=job_id, status=status, config={"epochs": 1}, attempts=1))
+        job = Job(id=job_id, status=status, config={"epochs": 1}, attempts=1)
+        session.add(job)
+        job.finished_at = finished_at
 
 
 def add_version(name: str, job_id: int, model_path: str) -> None:
@@ -172,6 +175,7 @@ def test_files_a_finished_row_does_not_record_go_and_unfinished_folders_stay_who
         [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.RUNNING, JobStatus.QUEUED], start=1
     ):
         add_job(status, job_id)
+    add_job(JobStatus.SUCCEEDED, 5, finished_at=utcnow())  # its worker removes them next
     record_checkpoints(1, "jobs/1/checkpoints/b.pt", "jobs/1/checkpoints/a.pt")
     # Recorded, or in an unfinished row's folder: kept.
     write(artifacts / "datasets/ds-000000000001/images-attempt2.pt", 100)
@@ -179,6 +183,7 @@ def test_files_a_finished_row_does_not_record_go_and_unfinished_folders_stay_who
     write(artifacts / "jobs/1/checkpoints/a.pt", 100)
     write(artifacts / "jobs/1/checkpoints/b.pt", 100)
     write(artifacts / "jobs/2/model-attempt1.pt", 100)  # not a checkpoint: not this rule's
+    write(artifacts / "jobs/5/checkpoints/a.pt", 100)
     for unfinished in ("datasets/ds-000000000003", "datasets/ds-000000000004", "jobs/3", "jobs/4"):
         write(artifacts / unfinished / "checkpoints/c.pt", 100)
         write(artifacts / unfinished / "images-attempt1.pt", 100)
@@ -214,4 +219,5 @@ def test_files_a_finished_row_does_not_record_go_and_unfinished_folders_stay_who
         "jobs/3/images-attempt1.pt",
         "jobs/4/checkpoints/c.pt",
         "jobs/4/images-attempt1.pt",
+        "jobs/5/checkpoints/a.pt",
     ]

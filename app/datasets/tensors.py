@@ -56,10 +56,12 @@ def open_tensors(store: ArtifactStore, data_dir: Path, tensors: DecodedTensors) 
             )
         yield path
         return
-    try:
-        with store.open_path(tensors.key, tensors.sha256) as path:
-            yield path
-    except ArtifactMissing as exc:
-        raise DatasetError(
-            f"dataset {tensors.dataset_id}'s decoded tensors are gone ({exc}); upload it again"
-        ) from None
+    with contextlib.ExitStack() as held:
+        try:
+            path = held.enter_context(store.open_path(tensors.key, tensors.sha256))
+        except ArtifactMissing as exc:
+            raise DatasetError(
+                f"dataset {tensors.dataset_id}'s decoded tensors are gone ({exc}); upload it again"
+            ) from None
+        # Outside the try: what the caller's own work raises is not taken for missing tensors.
+        yield path

@@ -143,15 +143,19 @@ SMALL_JOB = {
 }
 
 
-@pytest.mark.parametrize(
+# The real networks each test of a whole job runs: a torchvision one and ours, through its
+# recipe, with the test's small job's batches rather than the recipe's 1,024.
+NETWORKS = pytest.mark.parametrize(
     "network",
     [
         {"model": "resnet18", "learning_rate": 0.01},
-        # SMALL_JOB's batches of 16 rather than the recipe's 1,024: 4 steps, as for resnet18.
         pytest.param({"recipe": "fast94"}, marks=pytest.mark.database("sqlite"), id="fast_cnn"),
     ],
     ids=lambda network: str(network.get("model")),
 )
+
+
+@NETWORKS
 def test_a_network_trains_registers_serves_and_exports(
     client: TestClient, env: Env, synthetic_cifar: Path, network: dict[str, object]
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from tests.api.test_architectures import NETWORKS
 from tests.api.test_exports import png
 from tests.conftest import Env, synthetic_split
 from tests.e2e.conftest import Service
@@ -32,15 +33,8 @@ EARLY_IN_EPOCH_ONE = re.compile(r"^epoch0001-step0000000[1-5]-attempt1\.pt$")
 BEFORE_EPOCH_END = re.compile(r"^epoch0001-step0000000[1-7]-attempt1\.pt$")
 
 
-@pytest.mark.parametrize(
-    "network",
-    [
-        {"model": "resnet18", "learning_rate": 0.01},
-        # One epoch of SMALL_JOB's: tests/workers/test_fast94.py resumes into a second.
-        pytest.param({"recipe": "fast94"}, marks=pytest.mark.database("sqlite"), id="fast_cnn"),
-    ],
-    ids=lambda network: str(network.get("model")),
-)
+# fast94: one epoch of SMALL_JOB's; tests/workers/test_fast94.py resumes into a second.
+@NETWORKS
 def test_a_network_killed_mid_epoch_resumes_to_the_uninterrupted_run(
     env: Env, service: Service, synthetic_cifar: Path, network: dict[str, object]
 ) -> None:

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Keeps the declared dependency floors true: installs every `name>=X` of pyproject.toml (the
 # dependencies and the dev extra) as exactly `name==X` into a throwaway virtual environment,
-# imports every module of app and workers, and runs the quick tests (the API, jobs, serving, ml,
-# storage, database, migration and sweep ones; not the workers' or the end-to-end ones) against
-# them, the bucket tests against the floor's own SeaweedFS unless TRAINSERVE_TEST_S3_URL names a
-# server. A floor that fails to install beside the others, or to work, fails here: raise it.
+# imports every module of app and workers, and runs the quick tests (the API, jobs, serving,
+# storage, database, migration and sweep ones; not the ml ones, whose torch is the pinned pair,
+# nor the workers' or the end-to-end ones) against them, the bucket tests against the floor's own
+# SeaweedFS unless TRAINSERVE_TEST_S3_URL names a server. A floor that fails to install beside the others, or to work, fails here: raise it.
 # Usage: scripts/test-lowest.sh [PYTEST_ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,6 +51,6 @@ for package in (app, workers):
 print("every module of app and workers imports")
 PY
 
-"$work/venv/bin/python" -m pytest tests/api tests/jobs tests/serving tests/ml tests/storage \
+"$work/venv/bin/python" -m pytest tests/api tests/jobs tests/serving tests/storage \
     tests/test_db.py tests/test_migrations.py tests/test_sweep.py tests/test_bucket_sweep.py \
     -m "not e2e" -x -p no:cacheprovider --database=sqlite "$@"

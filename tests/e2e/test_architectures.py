@@ -16,7 +16,9 @@ from tests.e2e.conftest import Service
 from tests.e2e.resume import kill_mid_epoch_and_resume
 from tests.e2e.test_chaos import run_to_end
 
-pytestmark = pytest.mark.e2e
+# A network's resume is its checkpoint's: the claim and lease it rides on are the chaos test's,
+# which runs against each database.
+pytestmark = [pytest.mark.e2e, pytest.mark.database("sqlite")]
 
 # 64 images in batches of 8: 8 steps an epoch, each a fraction of a second on a CPU.
 SMALL_JOB = {

@@ -3,12 +3,17 @@
 import time
 from pathlib import Path
 
+import pytest
+
 from app.db import session_scope
 from app.jobs.config import JobConfig, JobFields
 from app.jobs.transitions import create_job
 from app.models import Job, JobStatus
 from tests.conftest import Env
 from tests.e2e.conftest import Service
+
+# The accuracy is the training's: the database only keeps the job's row, as every pass checks.
+pytestmark = pytest.mark.database("sqlite")
 
 TRAINING_TIMEOUT_S = 900
 

@@ -95,7 +95,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         only = item.get_closest_marker("database")
         if only and chosen not in only.args:
             item.add_marker(pytest.mark.skip(reason=f"checks {'/'.join(only.args)} only"))
-        elif only is None and "env" not in item.fixturenames and chosen != "sqlite":
+        elif only is None and "env" not in getattr(item, "fixturenames", ()) and chosen != "sqlite":
             # Every database a test opens comes from `env`: one without it (the training
             # math, the networks, the decoders) checks the same thing under either --database,
             # so it runs in the SQLite pass only.

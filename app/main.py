@@ -30,23 +30,23 @@ from app.api import (
     weights,
     workers,
 )
+from app.api.fast_inference import install_fast_inference
 from app.assets import ASSETS_PREFIX
 from app.collector import freeze_long_lived, unfreeze
 from app.errors import install_error_handlers
 from app.jobs.event_hub import EventHub
 from app.lingering_close import CloseUnreadBodies
-from app.metrics import RequestMetrics
-from app.middleware import ApiKeys, BodyLimit, RequestId
+from app.middleware import RequestId
 from app.migrations import upgrade_to_head
 from app.no_route import install_no_route_handler
 from app.oip.errors import ProtocolError, render_protocol_error
 from app.openapi import install_openapi, operation_id
 from app.parent_death import stop_with_supervisor
+from app.request_gate import RequestGate
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
 from app.serving.service import Predictions
 from app.settings import get_settings
-from app.slow_clients import BodyIdleLimit
 from app.storage.config import get_store, get_store_health
 from app.sweep import sweep_periodically
 from app.version import package_version
@@ -79,6 +79,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     sweeping = asyncio.create_task(sweep_periodically(settings, store))
     frozen = app.state.freeze_collector
     if frozen:
+        # Made now rather than by the first request, so that the freeze takes it too: the
+        # OpenAPI document, which the metrics' route templates read (listing the networks for
+        # it imports torchvision: some 160,000 objects that every full collection would walk).
+        app.openapi()
         freeze_long_lived()  # what start-up made lives as long as the process
     try:
         yield
@@ -131,6 +135,7 @@ def create_app(*, freeze_collector: bool = False) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(docs.router)
     app.mount(ASSETS_PREFIX, dashboard.assets(), name="dashboard-assets")
+    install_fast_inference(app)
     app.state.freeze_collector = freeze_collector
     install_error_handlers(app)
     install_no_route_handler(app)
@@ -146,12 +151,9 @@ def create_app(*, freeze_collector: bool = False) -> FastAPI:
     )
     # One service for every request: the prediction routes' dependency hands it out as it is.
     app.state.predictions = Predictions(ServingJobs(settings.default_model), app.state.model_cache)
-    # Added innermost first: requests pass the request id, CORS, the metrics, keys, body limits.
-    app.add_middleware(BodyIdleLimit, timeout_s=settings.body_timeout_seconds)
-    app.add_middleware(BodyLimit, settings=settings)
-    app.add_middleware(ApiKeys, settings=settings)
-    # It counts what the layers inside refuse (401, 413) too.
-    app.add_middleware(RequestMetrics, routes_from=app)
+    # Added innermost first: requests pass the request id, CORS, then the metrics, keys and
+    # body limits in one layer.
+    app.add_middleware(RequestGate, settings=settings, routes_from=app)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

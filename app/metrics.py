@@ -8,7 +8,6 @@ PROMETHEUS_MULTIPROC_DIR (set by `trainserve api --workers N`) and a scrape adds
 
 import os
 import re
-import time
 from collections.abc import Iterator
 
 from fastapi import FastAPI
@@ -18,7 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 from starlette.routing import Mount, Route, compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.db import session_scope
 from app.models import Job, JobStatus, WorkerRecord
@@ -46,6 +45,7 @@ PREDICTIONS = Counter(
 # counted as "other", so that a registry that keeps growing cannot grow the label set.
 MAX_PREDICTION_LABELS = 64
 OTHER = "other"
+SEEN_PATHS_MAX = 4096
 UNMATCHED = "unmatched"  # a path no route serves: one label, however many such paths come
 # The client chooses the method: any other word is counted as "other", so labels stay few.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -71,8 +71,19 @@ class RouteTemplates:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self._compiled: list[tuple[re.Pattern[str], str]] | None = None
+        # Each path's template once matched: a prediction's path was matched against some 90
+        # patterns per request. Bounded, as ids and names make paths without end.
+        self._seen: dict[str, str] = {}
 
     def of(self, path: str) -> str:
+        template = self._seen.get(path)
+        if template is None:
+            template = self._match(path)
+            if len(self._seen) < SEEN_PATHS_MAX:
+                self._seen[path] = template
+        return template
+
+    def _match(self, path: str) -> str:
         if self._compiled is None:  # the routes are all in place by the first request
             templates = [*self.app.openapi()["paths"]]
             routes = self.app.routes
@@ -86,31 +97,17 @@ class RouteTemplates:
 
 
 class RequestMetrics:
-    """Counts and times every HTTP request by method, route template and status."""
+    """Counts and times every HTTP request by method, route template and status (recorded by
+    app/request_gate.py, which sees every answer, the refusals of keys and limits too)."""
 
-    def __init__(self, app: ASGIApp, routes_from: FastAPI) -> None:
-        self.app, self.routes = app, RouteTemplates(routes_from)
+    def __init__(self, routes_from: FastAPI) -> None:
+        self.routes = RouteTemplates(routes_from)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the client gets when the app fails before answering
-
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            route = self.routes.of(scope["path"])
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            REQUESTS.labels(method, route, str(status)).inc()
-            LATENCY.labels(method, route).observe(time.perf_counter() - started)
+    def record(self, scope: Scope, status: int, seconds: float) -> None:
+        route = self.routes.of(scope["path"])
+        method = scope["method"] if scope["method"] in METHODS else "other"
+        REQUESTS.labels(method, route, str(status)).inc()
+        LATENCY.labels(method, route).observe(seconds)
 
 
 class JobsCollector(Collector):

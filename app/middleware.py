@@ -1,13 +1,15 @@
-"""ASGI middleware: request ids, API keys and request body limits.
+"""Request ids (ASGI middleware), and the rules of API keys and body limits, which
+app/request_gate.py applies.
 
-They are plain ASGI (not BaseHTTPMiddleware) so that request bodies stream through them untouched
-and a limit is enforced while the body arrives, not after it has been read.
+Plain ASGI (not BaseHTTPMiddleware), so that request bodies stream through untouched and a limit
+is enforced while the body arrives, not after it has been read.
 """
 
 import hmac
 import itertools
 import json
 import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -99,42 +101,42 @@ class RequestId:
         await self.app(scope, receive, send_with_id)
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """An answer given from a request's headers alone."""
+
+    status: int
+    detail: str
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+
 class ApiKeys:
     """Bearer-key access: the admin key may do anything, the predict key may read and predict."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self.admin = _secret(settings.admin_key)
         self.predict = _secret(settings.predict_key)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def refusal(self, scope: Scope) -> Refusal | None:
+        """401 or 403 for a request its key does not allow; notes the key's role in the scope."""
         if (
-            scope["type"] != "http"
-            or scope["path"] in OPEN_PATHS
+            scope["path"] in OPEN_PATHS
             or (scope["path"].startswith(OPEN_PREFIX) and scope["method"] in READ_METHODS)
             or not (self.admin or self.predict)
         ):
-            await self.app(scope, receive, send)
-            return
+            return None
         role = self._role(_header(scope, b"authorization"))
         if role is None:
-            await send_json(
-                send,
+            return Refusal(
                 401,
-                {"detail": "missing or invalid API key: send Authorization: Bearer <key>"},
+                "missing or invalid API key: send Authorization: Bearer <key>",
                 [(b"www-authenticate", b'Bearer realm="trainserve"')],
             )
-            return
         # For the records that say who changed what (an alias move's history).
         scope.setdefault("state", {})["key_role"] = role
         if role == "predict" and not _predict_key_may(scope["method"], scope["path"]):
-            await send_json(
-                send,
-                403,
-                {"detail": "this key may only read and predict; changes need the admin key"},
-            )
-            return
-        await self.app(scope, receive, send)
+            return Refusal(403, "this key may only read and predict; changes need the admin key")
+        return None
 
     def _role(self, authorization: bytes | None) -> str | None:
         if not authorization or authorization[:7].lower() != b"bearer ":
@@ -170,67 +172,46 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body too large: the limit here is {limit} bytes")
 
 
-class BodyLimit:
-    """413 for bodies over the limit: by Content-Length at once, else while they stream in."""
+class BodyLimits:
+    """How large a request's body may be, by its route: 413 at once when Content-Length says
+    more; the body's bytes are counted as they arrive (app/request_gate.py)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+    def __init__(self, settings: Settings) -> None:
         self.predict_limit = settings.max_predict_bytes
         self.batch_limit = settings.max_batch_predict_bytes
         self.dataset_limit = settings.max_dataset_bytes
         self.weights_limit = settings.max_weights_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] in READ_METHODS:
-            await self.app(scope, receive, send)
-            return
+    def limit(self, scope: Scope) -> int | None:
+        """The request's limit in bytes; None for a method that sends no body."""
+        if scope["method"] in READ_METHODS:
+            return None
         path: str = scope["path"]
         if path == BATCH_PREDICT_PATH:
-            limit = self.batch_limit
-        elif path == ROWS_PATH:
-            limit = ROWS_BODY_LIMIT_BYTES
-        elif path.startswith(PROTOCOL_MODELS_PREFIX) and path.endswith(PROTOCOL_INFER_SUFFIX):
-            limit = self.predict_limit
-        elif path == DATASETS_PATH:
-            limit = self.dataset_limit
-        elif path == WEIGHTS_PATH:
-            limit = self.weights_limit
-        elif path.startswith(PREDICT_PREFIX):  # /predict and /predictions/...
-            limit = self.predict_limit
-        else:
-            limit = JSON_BODY_LIMIT_BYTES
+            return self.batch_limit
+        if path == ROWS_PATH:
+            return ROWS_BODY_LIMIT_BYTES
+        if path.startswith(PROTOCOL_MODELS_PREFIX) and path.endswith(PROTOCOL_INFER_SUFFIX):
+            return self.predict_limit
+        if path == DATASETS_PATH:
+            return self.dataset_limit
+        if path == WEIGHTS_PATH:
+            return self.weights_limit
+        if path.startswith(PREDICT_PREFIX):  # /predict and /predictions/...
+            return self.predict_limit
+        return JSON_BODY_LIMIT_BYTES
+
+    @staticmethod
+    def refusal(scope: Scope, limit: int | None) -> Refusal | None:
+        """400 for a Content-Length that is no number, 413 for one over the limit."""
+        if limit is None:
+            return None
         declared = _header(scope, b"content-length")
         if declared is not None and not declared.isdigit():
-            await send_json(send, 400, {"detail": "invalid Content-Length header"})
-            return
+            return Refusal(400, "invalid Content-Length header")
         if declared is not None and int(declared) > limit:
-            await send_json(send, 413, {"detail": BodyTooLarge(limit).detail})
-            return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    raise BodyTooLarge(limit)
-            return message
-
-        await answer_refusals(self.app, scope, counting_receive, send, BodyTooLarge)
-
-
-async def answer_refusals(
-    app: ASGIApp, scope: Scope, receive: Receive, send: Send, refusal: type[HTTPException]
-) -> None:
-    """Run `app`; a `refusal` raised by `receive` where FastAPI does not turn it into a response
-    itself (a body read outside a route) is answered here, unless an answer has begun."""
-    noting = NotingStart(send)
-    try:
-        await app(scope, receive, noting)
-    except refusal as exc:
-        if not noting.started:
-            await send_json(send, exc.status_code, {"detail": exc.detail})
+            return Refusal(413, BodyTooLarge(limit).detail)
+        return None
 
 
 class NotingStart:

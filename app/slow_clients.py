@@ -3,20 +3,18 @@
 A client that sends its headers a byte at a time, or stops in the middle of a body, would
 otherwise hold its connection (a file descriptor, a parser, maybe a thread) for ever. The header
 deadline has to live in the HTTP protocol itself, since no ASGI code runs before the headers are
-complete; the body's idle limit is ASGI middleware, like the body size limits.
+complete; the body's idle limit is applied with the body size limits, by app/request_gate.py.
 """
 
 import asyncio
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from app.lingering_close import LingeringReader, LingeringTransport
 from app.logs import request_id
-from app.middleware import answer_refusals
 from app.settings import get_settings
 
 REQUEST_TIMEOUT = 408
@@ -112,31 +110,3 @@ class BodyTimeout(HTTPException):
             REQUEST_TIMEOUT,
             f"the request body stopped arriving: nothing came for {timeout_s:g} s",
         )
-
-
-class BodyIdleLimit:
-    """408 when a request's body stops arriving for TRAINSERVE_BODY_TIMEOUT_SECONDS between two
-    chunks; once the body is complete, waits (for a disconnect, say) are not limited."""
-
-    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
-        self.app = app
-        self.timeout_s = timeout_s
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        body_complete = False
-
-        async def receive_in_time() -> Message:
-            nonlocal body_complete
-            if body_complete:
-                return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
-            except TimeoutError:
-                raise BodyTimeout(self.timeout_s) from None
-            body_complete = message["type"] != "http.request" or not message.get("more_body")
-            return message
-
-        await answer_refusals(self.app, scope, receive_in_time, send, BodyTimeout)

@@ -18,6 +18,7 @@ PARTS = [
         "the service's middlewares and metrics",
         (
             "app/middleware.py",
+            "app/request_gate.py",
             "app/lingering_close.py",
             "app/slow_clients.py",
             "app/metrics.py",

@@ -129,7 +129,7 @@ async def version_ready(predictions: PredictionsDep, name: str, version: str) ->
     return await _ready(predictions, name, version)
 
 
-async def _infer(
+async def infer_answer(
     request: Request,
     predictions: PredictionsDep,
     settings: SettingsDep,
@@ -137,6 +137,8 @@ async def _infer(
     version: str | None,
     header_length: str | None,
 ) -> Response:
+    """What an /infer route answers, by its documented route or its fast path
+    (app/api/fast_inference.py)."""
     target = _target(name, version)
     received = await request.body()
     # A large JSON body is parsed on a thread, so as not to hold up the event loop; a small one
@@ -169,7 +171,7 @@ async def model_infer(
 ) -> Response:
     """Images as `image` (UINT8, [N, H, W, 3]) or a table's rows as `features` (FP32, [N, F]);
     answers `probabilities` (FP32, [N, classes]) and `label` (BYTES, [N])."""
-    return await _infer(request, predictions, settings, name, None, header_length)
+    return await infer_answer(request, predictions, settings, name, None, header_length)
 
 
 @router.post(
@@ -187,4 +189,4 @@ async def version_infer(
     version: str,
     header_length: HeaderLength = None,
 ) -> Response:
-    return await _infer(request, predictions, settings, name, version, header_length)
+    return await infer_answer(request, predictions, settings, name, version, header_length)

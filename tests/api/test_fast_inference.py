@@ -1,0 +1,212 @@
+"""The fast path of POST /predict and the protocol's /infer (app/api/fast_inference.py) answers
+every request exactly as the documented routes do: the same app with the fast routes taken out
+answers each request below, and the two answers must match byte for byte."""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from starlette.routing import Match, Route
+
+from app.api.fast_inference import FastInfer, FastPredict, PredictQuery, plain_query
+from app.main import create_app
+from app.serving.lookup import Target
+from tests.api.conftest import TrainJob
+from tests.api.test_oip import SMALL, image_input, pixels, png
+
+FAST_ENDPOINTS = (FastPredict, FastInfer)
+HEADER = "Inference-Header-Content-Length"
+
+
+def is_fast(route: object) -> bool:
+    return isinstance(route, Route) and isinstance(route.endpoint, FAST_ENDPOINTS)
+
+
+def first_route(app: FastAPI, path: str) -> object:
+    scope = {"type": "http", "method": "POST", "path": path, "root_path": "", "headers": []}
+    return next(r for r in app.router.routes if r.matches(scope)[0] is Match.FULL)
+
+
+@dataclass
+class Pair:
+    fast: TestClient
+    documented: TestClient
+
+    def both(self, path: str, **request: Any) -> tuple[httpx.Response, httpx.Response]:
+        return self.fast.post(path, **request), self.documented.post(path, **request)
+
+
+@pytest.fixture
+def pair(env: object, synthetic_cifar: Path) -> Iterator[Pair]:
+    fast_app, documented_app = create_app(), create_app()
+    documented_app.router.routes[:] = [r for r in documented_app.router.routes if not is_fast(r)]
+    with TestClient(fast_app) as fast, TestClient(documented_app) as documented:
+        TrainJob(fast, env)(**SMALL)  # type: ignore[arg-type]  # cifar10 v1, production
+        yield Pair(fast, documented)
+
+
+def assert_same(fast: httpx.Response, documented: httpx.Response) -> None:
+    assert (fast.status_code, fast.content) == (documented.status_code, documented.content)
+    for header in ("content-type", "inference-header-content-length", "allow"):
+        assert fast.headers.get(header) == documented.headers.get(header)
+
+
+def test_the_fast_routes_come_first_and_only_in_the_app_that_has_them(pair: Pair) -> None:
+    fast_app, documented_app = pair.fast.app, pair.documented.app
+    assert isinstance(fast_app, FastAPI) and isinstance(documented_app, FastAPI)
+    for path in ("/predict", "/v2/models/cifar10/infer", "/v2/models/cifar10/versions/1/infer"):
+        assert is_fast(first_route(fast_app, path))
+        assert not is_fast(first_route(documented_app, path))
+    # The documented routes still make the document.
+    paths = pair.fast.get("/openapi.json").json()["paths"]
+    assert "post" in paths["/predict"] and "post" in paths["/v2/models/{name}/infer"]
+
+
+QUERIES = [
+    "",
+    "top_k=3",
+    "resize=false",
+    "resize=true&top_k=1000",
+    "model=cifar10&version=1",
+    "model=cifar10&alias=production",
+    "job_id=1",
+    # Out of the plain form: the documented route answers, as ever.
+    "job_id=0",
+    "top_k=abc",
+    "top_k=1001",
+    "top_k=",
+    "resize=yes",
+    "resize=maybe",
+    "model=CIFAR10",
+    "alias=staging",
+    "version=2",
+    "job_id=1&model=cifar10",
+    "alias=production&version=1",
+    "top_k=1&top_k=2",
+    "unknown=1",
+    "job_id=99999999999",
+    "model=%00",
+]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_predict_with_every_query_answers_as_the_documented_route(pair: Pair, query: str) -> None:
+    image = png(pixels(1, seed=3)[0])
+    assert_same(*pair.both(f"/predict?{query}", files={"file": ("a.png", image)}))
+
+
+def test_predict_with_every_kind_of_body_answers_as_the_documented_route(pair: Pair) -> None:
+    image, other_size = png(pixels(1, seed=4)[0]), png(pixels(1, seed=4)[0][:20])
+    bodies: list[dict[str, Any]] = [
+        {"files": {"file": ("a.png", image)}},
+        {"files": {"file": ("../../etc/passwd\x00.png", image)}},
+        {"files": [("file", ("a.png", image)), ("file", ("b.png", image))]},
+        {"files": {"other": ("a.png", image)}},
+        {"data": {"file": "text"}, "files": {"x": ("x", b"x")}},
+        {"files": {"file": ("a.png", b"not an image")}},
+        {"files": {"file": ("a.png", other_size)}},
+        {"content": image, "headers": {"content-type": "image/png"}},
+        {"content": image, "headers": {"content-type": "application/octet-stream"}},
+        {"content": b"\x89PNG broken", "headers": {"content-type": "image/png"}},
+        {"content": image, "headers": {"content-type": "text/plain"}},
+        {"content": b"", "headers": {"content-type": "image/png"}},
+        {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}},
+        {
+            "content": b"--x\r\nbroken",
+            "headers": {"content-type": "multipart/form-data; boundary=x"},
+        },
+        {
+            "content": b"a=1&file=2",
+            "headers": {"content-type": "application/x-www-form-urlencoded"},
+        },
+    ]
+    for body in bodies:
+        fast, documented = pair.both("/predict", **body)
+        assert_same(fast, documented)
+    # The other size, resized by default and refused without it.
+    refused = pair.both("/predict?resize=false", files={"file": ("a.png", other_size)})
+    assert refused[0].status_code == 422
+    assert_same(*refused)
+
+
+def test_inference_answers_as_the_documented_routes(pair: Pair) -> None:
+    images = pixels(2, seed=6)
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "image",
+                    "datatype": "UINT8",
+                    "shape": [2, 32, 32, 3],
+                    "parameters": {"binary_data_size": images.nbytes},
+                }
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    binary = {
+        "content": header + images.tobytes(),
+        "headers": {"Inference-Header-Content-Length": str(len(header))},
+    }
+    requests: list[tuple[str, dict[str, Any]]] = [
+        ("/v2/models/cifar10/infer", {"json": {"inputs": [image_input(images)]}}),
+        ("/v2/models/cifar10/versions/1/infer", {"json": {"inputs": [image_input(images)]}}),
+        ("/v2/models/cifar10/infer", binary),
+        ("/v2/models/cifar10/infer", {**binary, "headers": {}}),
+        ("/v2/models/cifar10/infer", {**binary, "headers": {HEADER: "99999"}}),
+        ("/v2/models/cifar10/infer", {"content": b"{not json"}),
+        ("/v2/models/cifar10/infer", {"json": {"inputs": []}}),
+        ("/v2/models/cifar10/versions/2/infer", {"json": {"inputs": [image_input(images)]}}),
+        ("/v2/models/cifar10/versions/abc/infer", {"json": {"inputs": [image_input(images)]}}),
+        ("/v2/models/CIFAR10/infer", {"json": {"inputs": [image_input(images)]}}),
+        ("/v2/models/nothing/infer", {"json": {"inputs": [image_input(images)]}}),
+    ]
+    for path, request in requests:
+        fast, documented = pair.both(path, **request)
+        assert_same(fast, documented)
+    answered = pair.fast.post("/v2/models/cifar10/infer", **binary)
+    assert answered.status_code == 200 and "inference-header-content-length" in answered.headers
+
+
+def test_methods_other_than_post_are_still_405_naming_post(pair: Pair) -> None:
+    for path in ("/predict", "/v2/models/cifar10/infer"):
+        fast, documented = pair.fast.get(path), pair.documented.get(path)
+        assert fast.status_code == 405 and fast.headers["allow"] == "POST"
+        assert_same(fast, documented)
+
+
+@pytest.mark.parametrize(
+    ("query", "read"),
+    [
+        (b"", PredictQuery(Target())),
+        (b"top_k=5&resize=false", PredictQuery(Target(), 5, False)),
+        (
+            b"job_id=2147483647&top_k=1000",
+            PredictQuery(Target(job_id=2**31 - 1), 1000),
+        ),
+        (
+            b"model=cifar10&alias=stage-1.b_2",
+            PredictQuery(Target(model="cifar10", alias="stage-1.b_2")),
+        ),
+        (b"model=cifar10&version=3", PredictQuery(Target(model="cifar10", version=3))),
+        (b"model=c%69far10", PredictQuery(Target(model="cifar10"))),  # decoded first
+        (b"job_id=2147483648", None),
+        (b"top_k=01", None),
+        (b"top_k=+1", None),
+        (b"top_k=\xd9\xa1", None),  # an Arabic-Indic one: a digit to str.isdigit(), not here
+        (b"resize=False", None),
+        (b"resize", None),
+        (b"model=a&model=a", None),
+        (b"Model=a", None),
+    ],
+)
+def test_plain_queries_are_read_and_any_other_is_left_to_the_documented_route(
+    query: bytes, read: PredictQuery | None
+) -> None:
+    assert plain_query(query) == read

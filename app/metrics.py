@@ -46,6 +46,7 @@ PREDICTIONS = Counter(
 MAX_PREDICTION_LABELS = 64
 OTHER = "other"
 SEEN_PATHS_MAX = 4096
+SEEN_PATH_MAX_CHARS = 256  # with SEEN_PATHS_MAX, at most about 1 MiB of paths kept
 UNMATCHED = "unmatched"  # a path no route serves: one label, however many such paths come
 # The client chooses the method: any other word is counted as "other", so labels stay few.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -72,14 +73,17 @@ class RouteTemplates:
         self.app = app
         self._compiled: list[tuple[re.Pattern[str], str]] | None = None
         # Each path's template once matched: a prediction's path was matched against some 90
-        # patterns per request. Bounded, as ids and names make paths without end.
+        # patterns per request. Only paths a route serves, none very long, and never more than
+        # SEEN_PATHS_MAX: clients choose paths, and ids and names make them without end.
         self._seen: dict[str, str] = {}
 
     def of(self, path: str) -> str:
         template = self._seen.get(path)
         if template is None:
             template = self._match(path)
-            if len(self._seen) < SEEN_PATHS_MAX:
+            if template != UNMATCHED and len(path) <= SEEN_PATH_MAX_CHARS:
+                if len(self._seen) >= SEEN_PATHS_MAX:
+                    self._seen.clear()  # the paths in use come back at their next request
                 self._seen[path] = template
         return template
 

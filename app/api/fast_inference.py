@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.api import v2
 from app.api.predict import answer_one_image, the_one_file
+from app.errors import InvalidInput
 from app.models import JOB_ID_MAX
 from app.oip.response import HEADER_LENGTH
 from app.registry.names import VERSION_MAX, is_name
@@ -80,14 +81,18 @@ def plain_query(query_string: bytes) -> PredictQuery | None:
         )
         top_k = _number(given["top_k"], TOP_K_MAX) if "top_k" in given else None
         resize = PLAIN_FLAGS[given["resize"]] if "resize" in given else True
-    except (NotPlain, KeyError):
+    except (NotPlain, KeyError, InvalidInput):
+        # InvalidInput: a target that names two models. The documented route says so, once it
+        # has read the body and found nothing wrong with it first.
         return None
     return PredictQuery(target, top_k, resize)
 
 
 async def read_form(request: Request) -> FormData:
     """The request's form as the documented route reads it: a refusal on the way (a body too
-    large or too slow) as it was raised, any other failure to parse as a 400."""
+    large or too slow) as it was raised, any other failure to parse as a 400. The limits on
+    files and fields are Starlette's defaults, as the documented route's are while no router
+    sets FastAPI's `form_limits`."""
     try:
         return await request.form()
     except HTTPException:

@@ -17,6 +17,7 @@ from starlette.routing import Match, Route
 from app.api.fast_inference import FastInfer, FastPredict, PredictQuery, plain_query
 from app.main import create_app
 from app.serving.lookup import Target
+from app.settings import get_settings
 from tests.api.conftest import TrainJob
 from tests.api.test_oip import SMALL, image_input, pixels, png
 
@@ -53,7 +54,7 @@ def pair(env: object, synthetic_cifar: Path) -> Iterator[Pair]:
 
 def assert_same(fast: httpx.Response, documented: httpx.Response) -> None:
     assert (fast.status_code, fast.content) == (documented.status_code, documented.content)
-    for header in ("content-type", "inference-header-content-length", "allow"):
+    for header in ("content-type", "inference-header-content-length", "allow", "connection"):
         assert fast.headers.get(header) == documented.headers.get(header)
 
 
@@ -76,7 +77,7 @@ QUERIES = [
     "model=cifar10&version=1",
     "model=cifar10&alias=production",
     "job_id=1",
-    # Out of the plain form: the documented route answers, as ever.
+    # Out of the plain form, or naming two models: the documented route answers, as ever.
     "job_id=0",
     "top_k=abc",
     "top_k=1001",
@@ -129,6 +130,11 @@ def test_predict_with_every_kind_of_body_answers_as_the_documented_route(pair: P
     for body in bodies:
         fast, documented = pair.both("/predict", **body)
         assert_same(fast, documented)
+    # A query naming two models, and two files: the documented route refuses the files first.
+    two_files = [("file", ("a.png", image)), ("file", ("b.png", image))]
+    fast, documented = pair.both("/predict?job_id=1&model=cifar10", files=two_files)
+    assert fast.json()["detail"].startswith("file: send exactly one file")
+    assert_same(fast, documented)
     # The other size, resized by default and refused without it.
     refused = pair.both("/predict?resize=false", files={"file": ("a.png", other_size)})
     assert refused[0].status_code == 422
@@ -210,3 +216,25 @@ def test_plain_queries_are_read_and_any_other_is_left_to_the_documented_route(
     query: bytes, read: PredictQuery | None
 ) -> None:
     assert plain_query(query) == read
+
+
+def chunks(size: int) -> Iterator[bytes]:
+    """A body without Content-Length: only counting its bytes as they arrive can refuse it."""
+    for _ in range(size // 65536):
+        yield b"\0" * 65536
+
+
+def test_a_body_found_too_large_as_it_arrives_is_refused_by_both(pair: Pair) -> None:
+    limit = get_settings().max_predict_bytes
+    multipart = {"content-type": "multipart/form-data; boundary=x"}
+    for path, headers in [
+        ("/predict", multipart),
+        ("/predict", {"content-type": "image/png"}),
+        ("/v2/models/cifar10/infer", {HEADER: "10"}),
+    ]:
+        fast, documented = (
+            client.post(path, content=chunks(limit + 65536), headers=headers)
+            for client in (pair.fast, pair.documented)
+        )
+        assert fast.status_code == 413, fast.text
+        assert_same(fast, documented)

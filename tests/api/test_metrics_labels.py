@@ -1,6 +1,7 @@
 """Labels of the request metrics stay few, whatever method or path a client sends."""
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -48,3 +49,23 @@ def test_prediction_labels_stay_few_however_many_versions_answer(
         metrics.count_predictions("labels-test", version, 1)
     assert len(metrics._prediction_labels) == metrics.MAX_PREDICTION_LABELS
     assert predictions("other", "other") > others
+
+
+def test_route_templates_remember_only_served_short_paths_and_stay_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = FastAPI()
+
+    @app.get("/jobs/{job_id}")
+    def job(job_id: int) -> None: ...
+
+    templates = metrics.RouteTemplates(app)
+    long_path = "/jobs/" + "9" * metrics.SEEN_PATH_MAX_CHARS
+    assert templates.of("/jobs/7") == "/jobs/{job_id}"
+    assert templates.of(long_path) == "/jobs/{job_id}"
+    assert templates.of("/nothing") == metrics.UNMATCHED
+    assert templates._seen == {"/jobs/7": "/jobs/{job_id}"}  # a client's own paths not kept
+    monkeypatch.setattr(metrics, "SEEN_PATHS_MAX", 3)
+    for number in range(10):
+        assert templates.of(f"/jobs/{number}") == "/jobs/{job_id}"
+        assert len(templates._seen) <= 3

@@ -2,7 +2,6 @@
 every request exactly as the documented routes do: the same app with the fast routes taken out
 answers each request below, and the two answers must match byte for byte."""
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from app.main import create_app
 from app.serving.lookup import Target
 from app.settings import get_settings
 from tests.api.conftest import TrainJob
-from tests.api.test_oip import SMALL, image_input, pixels, png
+from tests.api.test_oip import SMALL, binary_header, image_input, pixels, png
 
 FAST_ENDPOINTS = (FastPredict, FastInfer)
 HEADER = "Inference-Header-Content-Length"
@@ -143,19 +142,7 @@ def test_predict_with_every_kind_of_body_answers_as_the_documented_route(pair: P
 
 def test_inference_answers_as_the_documented_routes(pair: Pair) -> None:
     images = pixels(2, seed=6)
-    header = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "image",
-                    "datatype": "UINT8",
-                    "shape": [2, 32, 32, 3],
-                    "parameters": {"binary_data_size": images.nbytes},
-                }
-            ],
-            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
-        }
-    ).encode()
+    header = binary_header(images, [{"name": "probabilities", "parameters": {"binary_data": True}}])
     binary = {
         "content": header + images.tobytes(),
         "headers": {"Inference-Header-Content-Length": str(len(header))},

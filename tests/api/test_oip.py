@@ -35,6 +35,23 @@ def image_input(images: np.ndarray, **extra: object) -> dict[str, object]:
     }
 
 
+def binary_header(images: np.ndarray, outputs: list[dict[str, object]] | None = None) -> bytes:
+    """The JSON header of a request whose `image` input follows as a binary tensor."""
+    inference: dict[str, object] = {
+        "inputs": [
+            {
+                "name": "image",
+                "datatype": "UINT8",
+                "shape": list(images.shape),
+                "parameters": {"binary_data_size": images.nbytes},
+            }
+        ]
+    }
+    if outputs is not None:
+        inference["outputs"] = outputs
+    return json.dumps(inference).encode()
+
+
 @pytest.fixture
 def trained(client: TestClient, train_job: TrainJob) -> int:
     return train_job(**SMALL)  # cifar10 v1, production
@@ -105,22 +122,10 @@ def test_json_inference_equals_predict(client: TestClient, trained: int) -> None
 
 def test_binary_tensors_both_ways_and_output_selection(client: TestClient, trained: int) -> None:
     images = pixels(2, seed=5)
-    header = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "image",
-                    "datatype": "UINT8",
-                    "shape": [2, 32, 32, 3],
-                    "parameters": {"binary_data_size": images.nbytes},
-                }
-            ],
-            "outputs": [
-                {"name": "label"},
-                {"name": "probabilities", "parameters": {"binary_data": True}},
-            ],
-        }
-    ).encode()
+    header = binary_header(
+        images,
+        [{"name": "label"}, {"name": "probabilities", "parameters": {"binary_data": True}}],
+    )
     response = client.post(
         "/v2/models/cifar10/infer",
         content=header + images.tobytes(),
@@ -244,18 +249,7 @@ def test_bad_requests_are_400_naming_the_problem(
 
 def test_bad_binary_bodies_and_outputs(client: TestClient, trained: int) -> None:
     images = pixels(1)
-    header = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "image",
-                    "datatype": "UINT8",
-                    "shape": [1, 32, 32, 3],
-                    "parameters": {"binary_data_size": images.nbytes},
-                }
-            ]
-        }
-    ).encode()
+    header = binary_header(images)
     truncated = client.post(
         "/v2/models/cifar10/infer",
         content=header + images.tobytes()[:100],

@@ -102,7 +102,8 @@ async def _target(
 
 
 TargetDep = Annotated[Target, Depends(_target)]
+TOP_K_MAX = 1000
 TopKQuery = Annotated[
     int | None,
-    Query(ge=1, le=1000, description="How many classes to list in `top_k` (default: all)."),
+    Query(ge=1, le=TOP_K_MAX, description="How many classes to list in `top_k` (default: all)."),
 ]

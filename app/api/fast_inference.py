@@ -7,7 +7,8 @@ their parameters took a third. These routes take little: a model to name, a coun
 plain route placed ahead of the documented one parses them itself and calls the same code the
 documented route calls. The documented route stays: it makes the OpenAPI document, and routing
 goes on to it for every request whose query the fast path does not read as it is (a parameter
-out of its plain form, unknown or repeated), so that a 422 says exactly what it always said.
+out of its plain form, unknown or repeated, or two models named), so that a 422 says exactly
+what it always said.
 """
 
 import re
@@ -22,6 +23,7 @@ from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
 from app.api import v2
+from app.api.deps import TOP_K_MAX
 from app.api.predict import answer_one_image, the_one_file
 from app.errors import InvalidInput
 from app.models import JOB_ID_MAX
@@ -30,12 +32,12 @@ from app.registry.names import VERSION_MAX, is_name
 from app.serving.lookup import Target
 from app.settings import get_settings
 
-TOP_K_MAX = 1000  # as TopKQuery says
 PLAIN_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
 PLAIN_FLAGS = {"true": True, "false": False}
 TARGET_NAMES = ("job_id", "model", "alias", "version")
 QUERY_NAMES = frozenset({"top_k", "resize", *TARGET_NAMES})
 PARSE_FAILED = "There was an error parsing the body"  # the framework's words for the same failure
+QUERY_KEY = "trainserve.predict_query"  # where the route's match leaves the query it read
 
 
 class NotPlain(Exception):
@@ -99,9 +101,6 @@ async def read_form(request: Request) -> FormData:
         raise
     except Exception as exc:
         raise HTTPException(400, PARSE_FAILED) from exc
-
-
-QUERY_KEY = "trainserve.predict_query"  # where the route's match leaves the query it read
 
 
 class FastPredictRoute(Route):

@@ -4,7 +4,8 @@
 # imports every module of app and workers, and runs the quick tests (the API, jobs, serving,
 # storage, database, migration and sweep ones; not the ml ones, whose torch is the pinned pair,
 # nor the workers' or the end-to-end ones) against them, the bucket tests against the floor's own
-# SeaweedFS unless TRAINSERVE_TEST_S3_URL names a server. A floor that fails to install beside the others, or to work, fails here: raise it.
+# SeaweedFS unless TRAINSERVE_TEST_S3_URL names a server. A floor that fails to install beside
+# the others, or to work, fails here: raise it.
 # Usage: scripts/test-lowest.sh [PYTEST_ARGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."

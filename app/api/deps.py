@@ -12,6 +12,7 @@ from app.jobs.event_hub import EventHub
 from app.models import JOB_ID_MAX, Job
 from app.registry.names import VERSION_MAX, Name
 from app.serving.lookup import Target
+from app.serving.schemas import TOP_K_MAX
 from app.serving.service import Predictions
 from app.settings import Settings, get_settings
 from app.storage.config import get_store
@@ -102,7 +103,6 @@ async def _target(
 
 
 TargetDep = Annotated[Target, Depends(_target)]
-TOP_K_MAX = 1000
 TopKQuery = Annotated[
     int | None,
     Query(ge=1, le=TOP_K_MAX, description="How many classes to list in `top_k` (default: all)."),

@@ -22,14 +22,15 @@ from starlette.requests import Request
 from starlette.routing import Match, Route
 from starlette.types import Receive, Scope, Send
 
-from app.api import v2
-from app.api.deps import TOP_K_MAX
-from app.api.predict import answer_one_image, the_one_file
 from app.errors import InvalidInput
 from app.models import JOB_ID_MAX
+from app.oip.answer import infer_answer
+from app.oip.errors import PROTOCOL_PREFIX
 from app.oip.response import HEADER_LENGTH
 from app.registry.names import VERSION_MAX, is_name
 from app.serving.lookup import Target
+from app.serving.one_image import answer_one_image, the_one_file
+from app.serving.schemas import TOP_K_MAX
 from app.settings import get_settings
 
 PLAIN_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
@@ -148,10 +149,10 @@ class FastInfer:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive, send)
         params = scope["path_params"]
-        answer = await v2.infer_answer(
+        answer = await infer_answer(
             request,
             scope["app"].state.predictions,
-            get_settings(),
+            get_settings().max_batch_files,
             params["name"],
             params.get("version"),
             request.headers.get(HEADER_LENGTH),
@@ -163,8 +164,8 @@ def install_fast_inference(app: FastAPI) -> None:
     """Put the fast routes ahead of the documented ones. (An instance, not a function, is what
     the router takes as a plain ASGI endpoint.)"""
     infer_paths = [
-        f"{v2.router.prefix}/models/{{name}}/infer",
-        f"{v2.router.prefix}/models/{{name}}/versions/{{version}}/infer",
+        f"{PROTOCOL_PREFIX}/models/{{name}}/infer",
+        f"{PROTOCOL_PREFIX}/models/{{name}}/versions/{{version}}/infer",
     ]
     app.router.routes[:0] = [
         FastPredictRoute(),

@@ -4,73 +4,26 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
-from starlette import datastructures
 
 from app.api.deps import PredictionsDep, SettingsDep, TargetDep, TopKQuery
 from app.errors import InvalidInput
-from app.serving.lookup import Target
+from app.serving.one_image import answer_one_image, the_one_file
 from app.serving.schemas import (
     PREDICTION_ERRORS,
     BatchPredictionOut,
     PredictionOut,
     batch_json,
-    prediction_json,
 )
-from app.serving.service import Predictions
 from app.serving.uploads import (
-    MISSING_IMAGE,
     RAW_IMAGE_BODY,
-    display_name,
-    is_raw_image,
-    media_type,
 )
 
 router = APIRouter(tags=["predict"])
 
 
-def the_one_file(form: datastructures.FormData) -> datastructures.UploadFile | None:
-    """The form's `file` field; refused when it comes more than once, or as text."""
-    values = form.getlist("file")
-    if len(values) > 1:
-        raise InvalidInput(f"file: send exactly one file in the field 'file' (got {len(values)})")
-    if not values:
-        return None
-    if isinstance(values[0], str):
-        raise InvalidInput("file: expected a file upload, got a text field")
-    return values[0]
-
-
 async def one_file_upload(request: Request) -> None:
     """Refuse a form that carries the `file` field more than once, or as text."""
     the_one_file(await request.form())
-
-
-async def image_upload(
-    request: Request, file: datastructures.UploadFile | None
-) -> tuple[str, bytes]:
-    """The one image of a /predict request: the multipart field `file`, or the raw body when
-    its Content-Type is an image's."""
-    if file is not None:
-        return display_name(file.filename), await file.read()
-    if is_raw_image(media_type(request)):
-        return "body", await request.body()
-    raise InvalidInput(MISSING_IMAGE)
-
-
-async def answer_one_image(
-    request: Request,
-    predictions: Predictions,
-    file: datastructures.UploadFile | None,
-    target: Target,
-    top_k: int | None,
-    resize: bool,
-) -> JSONResponse:
-    """What /predict answers, by its documented route or its fast path
-    (app/api/fast_inference.py)."""
-    upload = await image_upload(request, file)
-    served = await predictions.classify_images(target, [upload], resize=resize)
-    [prediction] = served.predictions
-    return JSONResponse({**served.json(), **prediction_json(prediction, top_k)})
 
 
 ResizeQuery = Annotated[

@@ -1,7 +1,6 @@
 """The Open Inference Protocol (KServe v2) over HTTP/REST for registered models: health, server
 and model metadata, readiness and inference, with the binary tensor data extension."""
 
-import re
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -9,10 +8,10 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.api.deps import PredictionsDep, SettingsDep
-from app.oip import request as oip_request
-from app.oip.errors import PROTOCOL_PREFIX, NotFound
-from app.oip.inference import infer, loaded_model
-from app.oip.response import HEADER_LENGTH, encode
+from app.oip.answer import infer_answer, target_of
+from app.oip.errors import PROTOCOL_PREFIX
+from app.oip.inference import loaded_model
+from app.oip.response import HEADER_LENGTH
 from app.oip.schemas import (
     ERRORS,
     INFER_BODY,
@@ -25,26 +24,12 @@ from app.oip.schemas import (
 )
 from app.oip.signature import Signature
 from app.readiness import readiness_problem
-from app.registry.names import VERSION_MAX, is_name
 from app.registry.versions import version_numbers
-from app.serving.lookup import Target
 from app.version import package_version
 
 router = APIRouter(prefix=PROTOCOL_PREFIX, tags=["open inference protocol"])
 
 EXTENSIONS = ["binary_tensor_data"]
-INLINE_PARSE_MAX_BYTES = 16 * 1024
-DIGITS = re.compile(r"[0-9]{1,10}")  # ASCII digits: str.isdigit() also takes "²"
-
-
-def _target(name: str, version: str | None) -> Target:
-    if not is_name(name):
-        raise NotFound(f"model '{name[:70]}' not found")
-    if version is None:
-        return Target(model=name)
-    if not DIGITS.fullmatch(version) or not 1 <= int(version) <= VERSION_MAX:
-        raise NotFound(f"model '{name}' has no version '{version[:20]}'")
-    return Target(model=name, version=int(version))
 
 
 @router.get("/health/live", response_model=LiveOut, summary="The server is live")
@@ -80,7 +65,7 @@ def server_metadata() -> ServerMetadataOut:
 async def _metadata(
     predictions: PredictionsDep, name: str, version: str | None
 ) -> ModelMetadataOut:
-    target = _target(name, version)
+    target = target_of(name, version)
     _served, batcher = await loaded_model(predictions, target)
     versions = await run_in_threadpool(version_numbers, name)
     return ModelMetadataOut.model_validate(Signature.of(batcher.predictor).metadata(name, versions))
@@ -107,7 +92,7 @@ async def version_metadata(
 
 
 async def _ready(predictions: PredictionsDep, name: str, version: str | None) -> ModelReadyOut:
-    await loaded_model(predictions, _target(name, version))  # loaded and verified, or an error
+    await loaded_model(predictions, target_of(name, version))  # loaded and verified, or an error
     return ModelReadyOut(name=name, ready=True)
 
 
@@ -129,29 +114,6 @@ async def version_ready(predictions: PredictionsDep, name: str, version: str) ->
     return await _ready(predictions, name, version)
 
 
-async def infer_answer(
-    request: Request,
-    predictions: PredictionsDep,
-    settings: SettingsDep,
-    name: str,
-    version: str | None,
-    header_length: str | None,
-) -> Response:
-    """What an /infer route answers, by its documented route or its fast path
-    (app/api/fast_inference.py)."""
-    target = _target(name, version)
-    received = await request.body()
-    # A large JSON body is parsed on a thread, so as not to hold up the event loop; a small one
-    # (an image as a binary tensor) parses faster than the hop to a thread would take.
-    if len(received) <= INLINE_PARSE_MAX_BYTES:
-        parsed = oip_request.parse(received, header_length)
-    else:
-        parsed = await run_in_threadpool(oip_request.parse, received, header_length)
-    inferred = await infer(predictions, target, parsed, settings.max_batch_files)
-    answer, headers = encode(name, parsed.id, inferred)
-    return Response(answer, headers=headers)
-
-
 HeaderLength = Annotated[str | None, Header(alias=HEADER_LENGTH)]
 
 
@@ -171,7 +133,9 @@ async def model_infer(
 ) -> Response:
     """Images as `image` (UINT8, [N, H, W, 3]) or a table's rows as `features` (FP32, [N, F]);
     answers `probabilities` (FP32, [N, classes]) and `label` (BYTES, [N])."""
-    return await infer_answer(request, predictions, settings, name, None, header_length)
+    return await infer_answer(
+        request, predictions, settings.max_batch_files, name, None, header_length
+    )
 
 
 @router.post(
@@ -189,4 +153,6 @@ async def version_infer(
     version: str,
     header_length: HeaderLength = None,
 ) -> Response:
-    return await infer_answer(request, predictions, settings, name, version, header_length)
+    return await infer_answer(
+        request, predictions, settings.max_batch_files, name, version, header_length
+    )

@@ -66,6 +66,9 @@ class BatchPredictionOut(AnsweredBy):
     predictions: list[ImagePrediction] = Field(description="One per image, in the order sent.")
 
 
+TOP_K_MAX = 1000  # the most classes a request may ask `top_k` to list
+
+
 def prediction_json(prediction: Prediction, top_k: int | None) -> dict[str, Any]:
     """One input's answer as plain JSON data, in the shape of ImagePrediction (built without
     validation: validating our own output would cost more than the forward pass)."""

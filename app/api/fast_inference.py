@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Match, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from app.errors import InvalidInput
 from app.models import JOB_ID_MAX
@@ -29,8 +29,10 @@ from app.oip.errors import PROTOCOL_PREFIX
 from app.oip.response import HEADER_LENGTH
 from app.registry.names import VERSION_MAX, is_name
 from app.serving.lookup import Target
-from app.serving.one_image import answer_one_image, the_one_file
+from app.serving.one_image import answer_one_image, answer_upload, the_one_file
+from app.serving.plain_form import one_file_of_plain_form, plain_form_boundary
 from app.serving.schemas import TOP_K_MAX
+from app.serving.uploads import display_name
 from app.settings import get_settings
 
 PLAIN_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
@@ -126,20 +128,55 @@ class FastPredict:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: PredictQuery = scope[QUERY_KEY]
+        predictions = scope["app"].state.predictions
+        boundary = plain_form_boundary(_content_type(scope))
+        if boundary is not None:
+            # A small form arrives whole in its first message: read in the plain shape it is
+            # answered here; otherwise the general parser gets the same messages in turn.
+            first = await receive()
+            upload = _whole_plain_form(first, boundary)
+            if upload is not None:
+                answer = await answer_upload(
+                    predictions, upload, query.target, query.top_k, query.resize
+                )
+                await answer(scope, receive, send)
+                return
+            receive = _replaying(first, receive)
         request = Request(scope, receive, send)
         form = await read_form(request)
         try:
             answer = await answer_one_image(
-                request,
-                scope["app"].state.predictions,
-                the_one_file(form),
-                query.target,
-                query.top_k,
-                query.resize,
+                request, predictions, the_one_file(form), query.target, query.top_k, query.resize
             )
         finally:
             await form.close()
         await answer(scope, receive, send)
+
+
+def _content_type(scope: Scope) -> bytes | None:
+    """The request's first Content-Type header, as the framework reads it."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bytes(value)
+    return None
+
+
+def _whole_plain_form(message: Message, boundary: bytes) -> tuple[str, bytes] | None:
+    """The one file of a form that came whole in `message`, in the plain shape."""
+    if message["type"] != "http.request" or message.get("more_body", False):
+        return None
+    upload = one_file_of_plain_form(message.get("body", b""), boundary)
+    return None if upload is None else (display_name(upload[0]), upload[1])
+
+
+def _replaying(first: Message, receive: Receive) -> Receive:
+    """`receive` with `first`, already received, given back first."""
+    pending = [first]
+
+    async def replay() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replay
 
 
 class FastInfer:

@@ -45,6 +45,17 @@ async def answer_one_image(
 ) -> JSONResponse:
     """The prediction for the request's image, with the model that gave it."""
     upload = await image_upload(request, file)
+    return await answer_upload(predictions, upload, target, top_k, resize)
+
+
+async def answer_upload(
+    predictions: Predictions,
+    upload: tuple[str, bytes],
+    target: Target,
+    top_k: int | None,
+    resize: bool,
+) -> JSONResponse:
+    """The prediction for an image already read (its name for messages, its bytes)."""
     served = await predictions.classify_images(target, [upload], resize=resize)
     [prediction] = served.predictions
     return JSONResponse({**served.json(), **prediction_json(prediction, top_k)})

@@ -4,7 +4,7 @@ The service answers some requests from their headers alone (a 401, a 413 from Co
 404) and does not read the rest of the body. Two things must then hold for the client to get
 that answer:
 
-- the answer says `Connection: close` (CloseUnreadBodies), or a keep-alive client sends its next
+- the answer says `Connection: close` (app/request_edge.py), or a keep-alive client sends its next
   request on a connection the server is about to close, and loses it;
 - the server does not close its socket while the client's body is still arriving: closing with
   unread data makes the kernel send a reset, which can reach a client that sends its whole body
@@ -16,7 +16,7 @@ that answer:
 import asyncio
 from typing import Any, Protocol
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 # How long and how much of an answered request's body the server reads and drops before closing.
 LINGER_SECONDS = 2.0
@@ -31,34 +31,6 @@ def has_body(scope: Scope) -> bool:
         if name == b"content-length":
             return value.strip() not in (b"0", b"")
     return False
-
-
-class CloseUnreadBodies:
-    """`Connection: close` on an answer that starts before its request's body was all read."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        body_read = not has_body(scope)
-
-        async def noting_receive() -> Message:
-            nonlocal body_read
-            message = await receive()
-            if message["type"] == "http.request" and not message.get("more_body", False):
-                body_read = True
-            return message
-
-        async def closing_send(message: Message) -> None:
-            if message["type"] == "http.response.start" and not body_read:
-                headers = [*message.get("headers", []), (b"connection", b"close")]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, noting_receive, closing_send)
 
 
 class Lingering(Protocol):

@@ -35,13 +35,12 @@ from app.assets import ASSETS_PREFIX
 from app.collector import freeze_long_lived, unfreeze
 from app.errors import install_error_handlers
 from app.jobs.event_hub import EventHub
-from app.lingering_close import CloseUnreadBodies
-from app.middleware import RequestId
 from app.migrations import upgrade_to_head
 from app.no_route import install_no_route_handler
 from app.oip.errors import ProtocolError, render_protocol_error
 from app.openapi import install_openapi, operation_id
 from app.parent_death import stop_with_supervisor
+from app.request_edge import RequestEdge
 from app.request_gate import RequestGate
 from app.serving.lookup import ServingJobs
 from app.serving.model_cache import ModelCache
@@ -162,9 +161,10 @@ def create_app(*, freeze_collector: bool = False) -> FastAPI:
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
-    # Outermost: every answer carries its id, a CORS preflight's too, and so do its log lines.
-    app.add_middleware(CloseUnreadBodies)  # outside every layer that may answer unread bodies
-    app.add_middleware(RequestId)
+    # Outermost, outside every layer that may answer unread bodies: every answer carries its
+    # id (a CORS preflight's too, and so do its log lines), and closes a connection whose
+    # request's body was not all read.
+    app.add_middleware(RequestEdge)
     return app
 
 

@@ -1,8 +1,6 @@
-"""Request ids (ASGI middleware), and the rules of API keys and body limits, which
-app/request_gate.py applies.
-
-Plain ASGI (not BaseHTTPMiddleware), so that request bodies stream through untouched and a limit
-is enforced while the body arrives, not after it has been read.
+"""The rules of request ids, API keys and body limits, which app/request_edge.py and
+app/request_gate.py apply (plain ASGI layers, so that request bodies stream through untouched
+and a limit is enforced while the body arrives, not after it has been read).
 """
 
 import hmac
@@ -13,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope, Send
 
 from app import logs
 from app.settings import Settings
@@ -57,48 +55,40 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
-def _header(scope: Scope, name: bytes) -> bytes | None:
+def first_header(scope: Scope, name: bytes) -> bytes | None:
+    """The request's first header of this (lower-case) name, as the framework reads it."""
     for key, value in scope["headers"]:
         if key == name:
             return bytes(value)
     return None
 
 
-class RequestId:
-    """Gives every request an id (the client's X-Request-ID when it is sane), echoed back."""
+class RequestIds:
+    """Gives every request an id (the client's X-Request-ID when it is sane); app/request_edge.py
+    echoes it back."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         # 32 hex digits, unique across processes and restarts: a random half drawn once, and a
         # count. uuid4() per request read the kernel's random source each time: about a tenth
         # of the event loop's time at 64 connections.
         self.prefix, self.counter = secrets.token_hex(8), itertools.count()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = _header(scope, REQUEST_ID_HEADER)
+    def assign(self, scope: Scope) -> str:
+        """The request's id, kept where its answer, its log lines and the 500 handler find it."""
+        given = first_header(scope, REQUEST_ID_HEADER)
         request_id = (
             given.decode()
             if given and len(given) <= 64 and given.isascii() and given.replace(b"-", b"").isalnum()
             else f"{self.prefix}{next(self.counter):016x}"
         )
-        # Kept in the scope, where the 500 handler (outside this middleware) still sees it.
+        # Kept in the scope, where the 500 handler (outside the middleware) still sees it.
         scope.setdefault("state", {})["request_id"] = request_id
         # Every line logged for this request carries its id. Not reset on the way out: the server
         # runs each request in its own task, whose copy of the context ends with it, and the 500
-        # handler and the server's access and error lines, all written after this returns, are
-        # the request's lines too.
+        # handler and the server's access and error lines, all written after the middleware
+        # returns, are the request's lines too.
         logs.request_id.set(request_id)
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER, request_id.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+        return request_id
 
 
 @dataclass(frozen=True)
@@ -125,7 +115,7 @@ class ApiKeys:
             or not (self.admin or self.predict)
         ):
             return None
-        role = self._role(_header(scope, b"authorization"))
+        role = self._role(first_header(scope, b"authorization"))
         if role is None:
             return Refusal(
                 401,
@@ -206,7 +196,7 @@ class BodyLimits:
         """400 for a Content-Length that is no number, 413 for one over the limit."""
         if limit is None:
             return None
-        declared = _header(scope, b"content-length")
+        declared = first_header(scope, b"content-length")
         if declared is not None and not declared.isdigit():
             return Refusal(400, "invalid Content-Length header")
         if declared is not None and int(declared) > limit:

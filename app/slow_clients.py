@@ -71,7 +71,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not self.request_body_complete and self.lingering is None:
             # Answered before its body was read (a 401, a 413, a 404...) with the connection
-            # kept alive (CloseUnreadBodies said close: an answer by some other way did not):
+            # kept alive (RequestEdge said close: an answer by some other way did not):
             # the rest of the body would hold it open at the client's pace, so it is closed.
             self.linger()
 

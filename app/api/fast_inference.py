@@ -23,6 +23,7 @@ from starlette.routing import Match, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from app.errors import InvalidInput
+from app.middleware import first_header
 from app.models import JOB_ID_MAX
 from app.oip.answer import infer_answer
 from app.oip.errors import PROTOCOL_PREFIX
@@ -129,7 +130,7 @@ class FastPredict:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: PredictQuery = scope[QUERY_KEY]
         predictions = scope["app"].state.predictions
-        boundary = plain_form_boundary(_content_type(scope))
+        boundary = plain_form_boundary(first_header(scope, b"content-type"))
         if boundary is not None:
             # A small form arrives whole in its first message: read in the plain shape it is
             # answered here; otherwise the general parser gets the same messages in turn.
@@ -151,14 +152,6 @@ class FastPredict:
         finally:
             await form.close()
         await answer(scope, receive, send)
-
-
-def _content_type(scope: Scope) -> bytes | None:
-    """The request's first Content-Type header, as the framework reads it."""
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return bytes(value)
-    return None
 
 
 def _whole_plain_form(message: Message, boundary: bytes) -> tuple[str, bytes] | None:

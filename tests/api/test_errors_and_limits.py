@@ -3,6 +3,7 @@
 import logging
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -51,6 +52,27 @@ def test_every_response_carries_a_request_id(client: TestClient) -> None:
         client.get("/healthz", headers={"X-Request-ID": "a b\x7f"}).headers["x-request-id"]
         != "a b\x7f"
     )
+
+
+def test_an_answer_before_the_body_was_read_closes_the_connection_and_only_then(
+    client: TestClient,
+) -> None:
+    def connection_and_id(response: httpx.Response) -> tuple[str | None, str]:
+        return response.headers.get("connection"), response.headers["x-request-id"]
+
+    # Answered from the headers alone: a route that does not exist, a body over its limit.
+    unread = client.post("/nothing", content=b"x" * 10, headers={"X-Request-ID": "r-1"})
+    too_large = client.post("/jobs", content=b"x" * 70_000, headers={"X-Request-ID": "r-2"})
+    assert (unread.status_code, too_large.status_code) == (404, 413)
+    assert [connection_and_id(r) for r in (unread, too_large)] == [
+        ("close", "r-1"),
+        ("close", "r-2"),
+    ]
+    # The body read, or none sent: the connection stays open.
+    read = client.post("/jobs", json={"epochs": 0}, headers={"X-Request-ID": "r-3"})
+    bodiless = client.get("/healthz", headers={"X-Request-ID": "r-4"})
+    assert read.status_code == 422
+    assert [connection_and_id(r) for r in (read, bodiless)] == [(None, "r-3"), (None, "r-4")]
 
 
 def test_cors_is_off_by_default(client: TestClient) -> None:

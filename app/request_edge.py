@@ -1,7 +1,7 @@
 """The outermost layer, which every answer passes on its way out: the request's id, and
 `Connection: close` on an answer that begins before its request's body was all read.
 
-Outside CORS, so that a preflight's answer carries both too. One layer, not two: each layer
+Outside CORS, so that a preflight's answer carries them too. One layer, not two: each layer
 wraps `send` and `receive` once more, and every request pays for each wrapper. The rules stay
 where they are: the ids in app/middleware.py, why an unread body closes the connection in
 app/lingering_close.py.
@@ -16,6 +16,9 @@ CLOSE = (b"connection", b"close")
 
 
 class RequestEdge:
+    """Every answer carries its request's id; one that begins before the request's body was all
+    read says `Connection: close`."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.ids = RequestIds()
@@ -36,8 +39,11 @@ class RequestEdge:
 
         async def edge_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), *(() if body_read else (CLOSE,))]
-                message = {**message, "headers": [*headers, request_id]}
+                headers = list(message.get("headers", []))
+                if not body_read:
+                    headers.append(CLOSE)
+                headers.append(request_id)
+                message = {**message, "headers": headers}
             await send(message)
 
         # A request without a body has nothing to note as it is read.

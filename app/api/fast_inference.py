@@ -129,7 +129,7 @@ class FastPredict:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: PredictQuery = scope[QUERY_KEY]
-        predictions = scope["app"].state.predictions
+        form_receive = receive  # what the general form parser reads the body from
         boundary = plain_form_boundary(first_header(scope, b"content-type"))
         if boundary is not None:
             # A small form arrives whole in its first message: read in the plain shape it is
@@ -138,16 +138,26 @@ class FastPredict:
             upload = _whole_plain_form(first, boundary)
             if upload is not None:
                 answer = await answer_upload(
-                    predictions, upload, query.target, query.top_k, query.resize
+                    scope["app"].state.predictions,
+                    upload,
+                    query.target,
+                    query.top_k,
+                    query.resize,
                 )
                 await answer(scope, receive, send)
                 return
-            receive = _replaying(first, receive)
-        request = Request(scope, receive, send)
+            form_receive = _replaying(first, receive)
+            del first  # the parser lets go of it once read
+        request = Request(scope, form_receive, send)
         form = await read_form(request)
         try:
             answer = await answer_one_image(
-                request, predictions, the_one_file(form), query.target, query.top_k, query.resize
+                request,
+                scope["app"].state.predictions,
+                the_one_file(form),
+                query.target,
+                query.top_k,
+                query.resize,
             )
         finally:
             await form.close()

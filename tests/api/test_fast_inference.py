@@ -13,7 +13,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Match, Route
 
-from app.api.fast_inference import FastInfer, FastPredict, PredictQuery, plain_query
+from app.api import fast_inference
+from app.api.fast_inference import FastInfer, FastPredict, PredictQuery, plain_query, read_form
 from app.main import create_app
 from app.serving.lookup import Target
 from app.settings import get_settings
@@ -181,6 +182,59 @@ def test_predict_with_every_kind_of_body_answers_as_the_documented_route(pair: P
     refused = pair.both("/predict?resize=false", files={"file": ("a.png", other_size)})
     assert refused[0].status_code == 422
     assert_same(*refused)
+
+
+def asgi_post(client: TestClient, content_type: bytes, messages: list[bytes]) -> tuple[int, bytes]:
+    """POST /predict straight to the client's app, in its event loop, with the body in these
+    messages (a test client sends a body in one)."""
+    body_length = str(sum(len(m) for m in messages)).encode()
+    scope = {
+        **{"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST"},
+        **{"scheme": "http", "path": "/predict", "raw_path": b"/predict", "root_path": ""},
+        "query_string": b"",
+        "headers": [(b"content-type", content_type), (b"content-length", body_length)],
+        **{"client": ("127.0.0.1", 50000), "server": ("testserver", 80), "state": {}},
+    }
+    pending = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(messages) - 1}
+        for i, chunk in enumerate(messages)
+    ]
+    status, answer = 0, b""
+
+    async def receive() -> dict[str, Any]:
+        return pending.pop(0) if pending else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status, answer
+        status = message.get("status", status)
+        answer += message.get("body", b"")
+
+    assert client.portal is not None
+    client.portal.call(client.app, scope, receive, send)
+    return status, answer
+
+
+def test_a_plain_form_is_read_without_the_general_parser_unless_it_comes_in_parts(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    general_reads: list[object] = []
+
+    async def counted(request: object) -> object:
+        general_reads.append(request)
+        return await read_form(request)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fast_inference, "read_form", counted)
+    request = httpx.Request(
+        "POST", "/predict", files={"file": ("a.png", png(pixels(1, seed=7)[0]))}
+    )
+    content_type, body = request.headers["content-type"].encode(), request.read()
+    answers = [
+        asgi_post(pair.fast, content_type, [body]),
+        asgi_post(pair.fast, content_type, [body[:100], body[100:]]),
+        asgi_post(pair.documented, content_type, [body[:100], body[100:]]),
+    ]
+    assert answers[0][0] == 200 and answers[0] == answers[1] == answers[2]
+    assert len(general_reads) == 1  # the form in two messages, replayed to the general parser
 
 
 def test_inference_answers_as_the_documented_routes(pair: Pair) -> None:

@@ -116,6 +116,32 @@ def test_any_other_body_is_left_to_the_general_parser(body: bytes) -> None:
     assert one_file_of_plain_form(body, b"b0undary") is None
 
 
+@pytest.mark.parametrize(
+    ("filename", "part_type", "read_here"),
+    [
+        (b"a" * 255, b"image/png", True),
+        (b"a" * 256, b"image/png", False),
+        (b"a" * 4169, b"image/png", False),  # a header line the general parser refuses
+        (b"a.png", b"x" * 127, True),
+        (b"a.png", b"x" * 128, False),
+        (b"a.png", b"x" * 4220, False),
+    ],
+)
+def test_header_lines_are_read_here_only_far_inside_the_general_parsers_bound(
+    filename: bytes, part_type: bytes, read_here: bool
+) -> None:
+    body = (
+        b"--B\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
+        b"Content-Type: " + part_type + b"\r\n\r\n" + IMAGE + b"\r\n--B--\r\n"
+    )
+    read = one_file_of_plain_form(body, b"B")
+    general = general_reading(b"multipart/form-data; boundary=B", body)
+    assert (read is not None) == read_here
+    if read is not None:
+        assert read == general == (filename.decode(), IMAGE)
+
+
 def test_a_body_larger_than_the_general_parser_keeps_in_memory_is_left_to_it() -> None:
     _, body = client_form("a.png", b"\0" * MOST_BYTES)
     form_type, _ = client_form("a.png", b"")
@@ -147,9 +173,13 @@ def test_only_a_plain_content_type_gives_its_boundary(
 NEAR_BYTES = st.sampled_from([b"\r", b"\n", b"\r\n", b"-", b"--", b'"', b";", b"\\", b"\x00", b" "])
 
 
+FORBIDDEN_IN_NAMES = frozenset(b'";\\') | frozenset(range(0x20)) | {0x7F}
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    filename=st.binary(max_size=12),
+    boundary=st.sampled_from([b"xYz-42", b"a", b"'()+_,-./:=?", b"9" * 70, b"--x--"]),
+    filename=st.one_of(st.binary(max_size=12), st.binary(min_size=250, max_size=260)),
     data=st.lists(st.one_of(NEAR_BYTES, st.binary(max_size=4)), max_size=8).map(b"".join),
     part_type=st.sampled_from([b"", b"Content-Type: image/png\r\n", b"content-type: x/y\r\n"]),
     cut=st.integers(min_value=0, max_value=400),
@@ -157,9 +187,14 @@ NEAR_BYTES = st.sampled_from([b"\r", b"\n", b"\r\n", b"-", b"--", b'"', b";", b"
     edit=st.sampled_from(["none", "cut", "insert"]),
 )
 def test_whatever_is_read_here_is_read_the_same_by_the_general_parser(
-    filename: bytes, data: bytes, part_type: bytes, cut: int, insert: tuple[int, bytes], edit: str
+    boundary: bytes,
+    filename: bytes,
+    data: bytes,
+    part_type: bytes,
+    cut: int,
+    insert: tuple[int, bytes],
+    edit: str,
 ) -> None:
-    boundary = b"xYz-42"
     body = (
         b"--" + boundary + b"\r\n"
         b'Content-Disposition: form-data; name="file"; filename="'
@@ -177,6 +212,11 @@ def test_whatever_is_read_here_is_read_the_same_by_the_general_parser(
     elif edit == "insert":
         at, extra = insert
         body = body[:at] + extra + body[at:]
+    form_type = b"multipart/form-data; boundary=" + boundary
+    assert plain_form_boundary(form_type) == boundary
     read = one_file_of_plain_form(body, boundary)
+    plain_name = len(filename) <= 255 and not FORBIDDEN_IN_NAMES & set(filename)
+    if edit == "none" and plain_name and b"\r\n--" + boundary not in data:
+        assert read is not None  # the plain shape, untouched, is read here
     if read is not None:
-        assert general_reading(b"multipart/form-data; boundary=" + boundary, body) == read
+        assert general_reading(form_type, body) == read

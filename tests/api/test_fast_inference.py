@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Match, Route
+from starlette.types import Message, Scope
 
 from app.api import fast_inference
 from app.api.fast_inference import FastInfer, FastPredict, PredictQuery, plain_query, read_form
@@ -188,29 +189,40 @@ def asgi_post(client: TestClient, content_type: bytes, messages: list[bytes]) ->
     """POST /predict straight to the client's app, in its event loop, with the body in these
     messages (a test client sends a body in one)."""
     body_length = str(sum(len(m) for m in messages)).encode()
-    scope = {
-        **{"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST"},
-        **{"scheme": "http", "path": "/predict", "raw_path": b"/predict", "root_path": ""},
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/predict",
+        "raw_path": b"/predict",
+        "root_path": "",
         "query_string": b"",
         "headers": [(b"content-type", content_type), (b"content-length", body_length)],
-        **{"client": ("127.0.0.1", 50000), "server": ("testserver", 80), "state": {}},
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+        "state": {},
     }
-    pending = [
+    pending: list[Message] = [
         {"type": "http.request", "body": chunk, "more_body": i < len(messages) - 1}
         for i, chunk in enumerate(messages)
     ]
     status, answer = 0, b""
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return pending.pop(0) if pending else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         nonlocal status, answer
         status = message.get("status", status)
         answer += message.get("body", b"")
 
+    async def call() -> None:
+        await client.app(scope, receive, send)
+
     assert client.portal is not None
-    client.portal.call(client.app, scope, receive, send)
+    client.portal.call(call)
     return status, answer
 
 

@@ -13,7 +13,9 @@ there.
 import re
 
 # The request's Content-Type with its boundary (RFC 2046's characters, unquoted) and nothing else.
-FORM_TYPE = re.compile(rb"(?i:multipart/form-data); ?boundary=([0-9A-Za-z'()+_,\-./:=?]{1,70})")
+# In lower case only: older releases of the general parser do not lower the media type, and read
+# no form from "Multipart/Form-Data".
+FORM_TYPE = re.compile(rb"multipart/form-data; ?boundary=([0-9A-Za-z'()+_,\-./:=?]{1,70})")
 # The part's headers: its disposition, a plain file name (no quotes, escapes, separators or
 # control bytes, so no reading of it can differ), and perhaps a Content-Type, which nothing reads.
 # Both lines are bounded far inside the general parser's own bound on a header line (4 KiB in

@@ -139,10 +139,16 @@ def forms_at_the_edges_of_the_plain_shape(image: bytes) -> list[dict[str, Any]]:
         form(b"a.png", image).replace(b'; filename="a.png"', b""),
         form(b"a.png", image)[:-20],
     ]
+    # Quoted, or in capitals: left to the general parser.
+    content_types = [
+        "multipart/form-data; boundary=b0undary",
+        'multipart/form-data; boundary="b0undary"',
+        "Multipart/Form-Data; boundary=b0undary",
+    ]
     return [
-        {"content": body, "headers": {"content-type": f"multipart/form-data; boundary={written}"}}
+        {"content": body, "headers": {"content-type": content_type}}
         for body in bodies
-        for written in ("b0undary", '"b0undary"')  # quoted: the general parser reads it
+        for content_type in content_types
     ]
 
 

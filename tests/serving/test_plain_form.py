@@ -154,7 +154,8 @@ def test_a_body_larger_than_the_general_parser_keeps_in_memory_is_left_to_it() -
     ("content_type", "boundary"),
     [
         (b"multipart/form-data; boundary=abc", b"abc"),
-        (b"Multipart/Form-Data;boundary=a'()+_,-./:=?Z", b"a'()+_,-./:=?Z"),
+        (b"multipart/form-data;boundary=a'()+_,-./:=?Z", b"a'()+_,-./:=?Z"),
+        (b"Multipart/Form-Data; boundary=abc", None),
         (b'multipart/form-data; boundary="abc"', None),
         (b"multipart/form-data; boundary=abc; charset=latin-1", None),
         (b"multipart/form-data; Boundary=abc", None),

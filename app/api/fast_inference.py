@@ -30,7 +30,7 @@ from app.oip.errors import PROTOCOL_PREFIX
 from app.oip.response import HEADER_LENGTH
 from app.registry.names import VERSION_MAX, is_name
 from app.serving.lookup import Target
-from app.serving.one_image import answer_one_image, answer_upload, the_one_file
+from app.serving.one_image import answer_upload, image_upload, the_one_file
 from app.serving.plain_form import one_file_of_plain_form, plain_form_boundary
 from app.serving.schemas import TOP_K_MAX
 from app.serving.uploads import display_name
@@ -129,39 +129,31 @@ class FastPredict:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         query: PredictQuery = scope[QUERY_KEY]
-        form_receive = receive  # what the general form parser reads the body from
-        boundary = plain_form_boundary(first_header(scope, b"content-type"))
-        if boundary is not None:
-            # A small form arrives whole in its first message: read in the plain shape it is
-            # answered here; otherwise the general parser gets the same messages in turn.
-            first = await receive()
-            upload = _whole_plain_form(first, boundary)
-            if upload is not None:
-                answer = await answer_upload(
-                    scope["app"].state.predictions,
-                    upload,
-                    query.target,
-                    query.top_k,
-                    query.resize,
-                )
-                await answer(scope, receive, send)
-                return
-            form_receive = _replaying(first, receive)
-            del first  # the parser lets go of it once read
-        request = Request(scope, form_receive, send)
-        form = await read_form(request)
-        try:
-            answer = await answer_one_image(
-                request,
-                scope["app"].state.predictions,
-                the_one_file(form),
-                query.target,
-                query.top_k,
-                query.resize,
-            )
-        finally:
-            await form.close()
+        upload = await _the_image(scope, receive, send)
+        answer = await answer_upload(
+            scope["app"].state.predictions, upload, query.target, query.top_k, query.resize
+        )
         await answer(scope, receive, send)
+
+
+async def _the_image(scope: Scope, receive: Receive, send: Send) -> tuple[str, bytes]:
+    """The request's one image (its name for messages, its bytes), as the documented route
+    reads it. A small form arrives whole in its first message: in the plain shape it is read
+    here; otherwise the general parser gets the same messages in turn."""
+    boundary = plain_form_boundary(first_header(scope, b"content-type"))
+    if boundary is not None:
+        first = await receive()
+        upload = _whole_plain_form(first, boundary)
+        if upload is not None:
+            return upload
+        receive = _replaying(first, receive)
+        del first  # the parser lets go of it once read
+    request = Request(scope, receive, send)
+    form = await read_form(request)
+    try:
+        return await image_upload(request, the_one_file(form))
+    finally:
+        await form.close()
 
 
 def _whole_plain_form(message: Message, boundary: bytes) -> tuple[str, bytes] | None:
